@@ -1,0 +1,12 @@
+//! Compiles podstart's own API (proto/podstart/v1) into Rust, with a file
+//! descriptor set for gRPC reflection. CRI bindings come from the k8s-cri crate.
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("podstart_v1_descriptor.bin"))
+        .compile_protos(&["proto/podstart/v1/podstart.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! podstart: a node agent that runs the kubelet's pod start flow against the
+//! node's CRI runtime and streams every step to the caller.
+#![forbid(unsafe_code)]
+
+pub mod proto {
+    //! podstart's own API, generated from proto/podstart/v1.
+    pub mod v1 {
+        tonic::include_proto!("podstart.v1");
+        /// Encoded file descriptor set, for gRPC reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            tonic::include_file_descriptor_set!("podstart_v1_descriptor");
+    }
+}
