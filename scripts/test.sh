@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# test.sh — every test podstart has, on a fresh machine: formatting and lints,
+# unit and integration tests (simulated runtime), then end-to-end tests
+# against a real containerd + runc + CNI + loopback registry brought up by
+# scripts/containerd-lab.sh and torn down afterwards, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$SECONDS
+say() { echo "[test $((SECONDS - t0))s] $*" >&2; }
+
+scripts/build-deps.sh
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+say "unit and integration tests (simulated runtime)"
+cargo test --locked -- --skip e2e_
+
+say "starting the containerd lab"
+# The lab must stop even when a test fails or the run is interrupted.
+trap 'say "stopping the containerd lab"; scripts/containerd-lab.sh stop >&2 || true' EXIT
+lab_env=$(scripts/containerd-lab.sh start)
+eval "$lab_env"
+export PODSTART_E2E_RUNTIME=$CONTAINER_RUNTIME_ENDPOINT
+export PODSTART_E2E_TEST_IMAGE=$TEST_IMAGE
+export PODSTART_E2E_REQUIRED=1
+
+say "end-to-end tests against containerd at $PODSTART_E2E_RUNTIME"
+cargo test --locked --test e2e -- --test-threads=1 e2e_
+say "all tests passed"
