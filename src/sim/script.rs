@@ -1,0 +1,302 @@
+//! What a simulated container "does" and what an ExecSync command "returns". A container's
+//! behaviour is scripted through its own env (`PODSTART_SIM_*`), so a test describes it in the pod
+//! spec and the script travels across process boundaries with the CRI request. Pure rules: no
+//! clocks, no state, no I/O; the store and the RuntimeService apply them.
+
+use std::time::Duration;
+
+use k8s_cri::v1::KeyValue;
+use thiserror::Error;
+
+/// Env key: the exit code the container ends with after StartContainer.
+pub const EXIT_CODE_ENV: &str = "PODSTART_SIM_EXIT_CODE";
+/// Env key: how many milliseconds the container runs before it exits on its own.
+pub const RUN_MS_ENV: &str = "PODSTART_SIM_RUN_MS";
+/// Env key: StartContainer fails with this message (UNKNOWN), as for a missing binary.
+pub const START_ERROR_ENV: &str = "PODSTART_SIM_START_ERROR";
+
+/// A `PODSTART_SIM_*` value that does not parse.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{key}={value:?} is not {expected}")]
+pub struct ScriptError {
+    key: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
+/// How long a started container runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunPlan {
+    /// Neither key set: runs until StopContainer.
+    UntilStopped,
+    /// Exits on its own `run_for` after start, with `exit_code`.
+    ExitAfter { run_for: Duration, exit_code: i32 },
+}
+
+/// A container's scripted behaviour, read once at CreateContainer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Script {
+    /// StartContainer fails with this message; the container ends EXITED 128 `StartError`.
+    pub(crate) start_error: Option<String>,
+    /// What happens after a successful start.
+    pub(crate) run: RunPlan,
+}
+
+impl Script {
+    /// Reads the script from a container's env. The last occurrence of a key wins, as in a pod
+    /// spec; an empty `PODSTART_SIM_START_ERROR` counts as unset.
+    pub(crate) fn from_env(envs: &[KeyValue]) -> Result<Self, ScriptError> {
+        let lookup = |key: &str| {
+            envs.iter()
+                .rev()
+                .find(|kv| kv.key == key)
+                .map(|kv| kv.value.as_str())
+        };
+        let exit_code = lookup(EXIT_CODE_ENV)
+            .map(|value| parse(EXIT_CODE_ENV, value, "an integer exit code"))
+            .transpose()?;
+        let run_ms: Option<u64> = lookup(RUN_MS_ENV)
+            .map(|value| parse(RUN_MS_ENV, value, "a number of milliseconds"))
+            .transpose()?;
+        let run = match (exit_code, run_ms) {
+            (None, None) => RunPlan::UntilStopped,
+            (exit_code, run_ms) => RunPlan::ExitAfter {
+                run_for: Duration::from_millis(run_ms.unwrap_or(0)),
+                exit_code: exit_code.unwrap_or(0),
+            },
+        };
+        let start_error = lookup(START_ERROR_ENV)
+            .filter(|message| !message.is_empty())
+            .map(str::to_owned);
+        Ok(Script { start_error, run })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    key: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, ScriptError> {
+    value.trim().parse().map_err(|_| ScriptError {
+        key,
+        value: value.to_owned(),
+        expected,
+    })
+}
+
+/// What an ExecSync command does in the sim.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ExecPlan {
+    /// Returns at once with this exit code.
+    Exit(i32),
+    /// Sleeps this long (subject to the request's timeout), then exits 0.
+    Sleep(Duration),
+}
+
+/// Decides an ExecSync result from the command alone:
+/// - joined text ending in `exit N` (e.g. `["sh", "-c", "exit 3"]`) exits N (mod 256, like sh);
+/// - `["false"]` exits 1;
+/// - `["sleep", "<secs>"]` sleeps (`s`/`m`/`h`/`d` suffixes as coreutils; unparsable exits 1);
+/// - anything else exits 0.
+pub(crate) fn exec_plan(cmd: &[String]) -> ExecPlan {
+    if let Some(code) = trailing_exit(cmd) {
+        return ExecPlan::Exit(code);
+    }
+    match cmd {
+        [program] if is_program(program, "false") => ExecPlan::Exit(1),
+        [program, secs] if is_program(program, "sleep") => {
+            parse_sleep(secs).map_or(ExecPlan::Exit(1), ExecPlan::Sleep)
+        }
+        _ => ExecPlan::Exit(0),
+    }
+}
+
+fn trailing_exit(cmd: &[String]) -> Option<i32> {
+    let joined = cmd.join(" ");
+    let mut words = joined.split_whitespace().rev();
+    let code = words.next()?;
+    if words.next()? != "exit" {
+        return None;
+    }
+    let code: i64 = code.parse().ok()?;
+    i32::try_from(code.rem_euclid(256)).ok()
+}
+
+fn is_program(arg: &str, name: &str) -> bool {
+    arg == name || arg.rsplit_once('/').is_some_and(|(_, base)| base == name)
+}
+
+fn parse_sleep(arg: &str) -> Option<Duration> {
+    let (number, unit) = match arg.char_indices().last()? {
+        (at, 's') => (&arg[..at], 1.0),
+        (at, 'm') => (&arg[..at], 60.0),
+        (at, 'h') => (&arg[..at], 3600.0),
+        (at, 'd') => (&arg[..at], 86400.0),
+        _ => (arg, 1.0),
+    };
+    let secs: f64 = number.parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs * unit).ok()
+}
+
+/// Formats whole seconds the way Go's `time.Duration` prints them (`1s`, `1m30s`, `1h0m0s`), as
+/// containerd does in its exec timeout message.
+pub(crate) fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
+        pairs
+            .iter()
+            .map(|(key, value)| KeyValue {
+                key: (*key).to_owned(),
+                value: (*value).to_owned(),
+            })
+            .collect()
+    }
+
+    fn cmd(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn no_script_runs_until_stopped() {
+        let script = Script::from_env(&env(&[("PATH", "/bin")])).unwrap();
+        assert_eq!(script.run, RunPlan::UntilStopped);
+        assert_eq!(script.start_error, None);
+    }
+
+    #[test]
+    fn exit_code_and_run_ms_combine() {
+        let script = Script::from_env(&env(&[(EXIT_CODE_ENV, "3"), (RUN_MS_ENV, "250")])).unwrap();
+        assert_eq!(
+            script.run,
+            RunPlan::ExitAfter {
+                run_for: Duration::from_millis(250),
+                exit_code: 3
+            }
+        );
+    }
+
+    #[test]
+    fn run_ms_alone_exits_zero_and_exit_code_alone_exits_at_once() {
+        let only_run = Script::from_env(&env(&[(RUN_MS_ENV, "40")])).unwrap();
+        assert_eq!(
+            only_run.run,
+            RunPlan::ExitAfter {
+                run_for: Duration::from_millis(40),
+                exit_code: 0
+            }
+        );
+        let only_code = Script::from_env(&env(&[(EXIT_CODE_ENV, "-1")])).unwrap();
+        assert_eq!(
+            only_code.run,
+            RunPlan::ExitAfter {
+                run_for: Duration::ZERO,
+                exit_code: -1
+            }
+        );
+    }
+
+    #[test]
+    fn last_occurrence_wins_and_empty_start_error_is_unset() {
+        let script = Script::from_env(&env(&[
+            (EXIT_CODE_ENV, "1"),
+            (EXIT_CODE_ENV, "7"),
+            (START_ERROR_ENV, ""),
+        ]))
+        .unwrap();
+        assert_eq!(
+            script.run,
+            RunPlan::ExitAfter {
+                run_for: Duration::ZERO,
+                exit_code: 7
+            }
+        );
+        assert_eq!(script.start_error, None);
+    }
+
+    #[test]
+    fn start_error_is_kept_verbatim() {
+        let script =
+            Script::from_env(&env(&[(START_ERROR_ENV, "exec: \"/nonexistent\": stat")])).unwrap();
+        assert_eq!(
+            script.start_error.as_deref(),
+            Some("exec: \"/nonexistent\": stat")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_key() {
+        let err = Script::from_env(&env(&[(RUN_MS_ENV, "soon")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "PODSTART_SIM_RUN_MS=\"soon\" is not a number of milliseconds"
+        );
+        let err = Script::from_env(&env(&[(EXIT_CODE_ENV, "1.5")])).unwrap_err();
+        assert!(err.to_string().starts_with("PODSTART_SIM_EXIT_CODE="));
+        assert!(Script::from_env(&env(&[(RUN_MS_ENV, "-5")])).is_err());
+    }
+
+    #[test]
+    fn exec_exit_rules() {
+        assert_eq!(exec_plan(&cmd(&["sh", "-c", "exit 3"])), ExecPlan::Exit(3));
+        assert_eq!(
+            exec_plan(&cmd(&["/bin/sh", "-c", "echo hi; exit 42"])),
+            ExecPlan::Exit(42)
+        );
+        assert_eq!(
+            exec_plan(&cmd(&["sh", "-c", "exit 256"])),
+            ExecPlan::Exit(0)
+        );
+        assert_eq!(
+            exec_plan(&cmd(&["sh", "-c", "exit -1"])),
+            ExecPlan::Exit(255)
+        );
+        assert_eq!(exec_plan(&cmd(&["false"])), ExecPlan::Exit(1));
+        assert_eq!(exec_plan(&cmd(&["/bin/false"])), ExecPlan::Exit(1));
+        assert_eq!(exec_plan(&cmd(&["false", "x"])), ExecPlan::Exit(0));
+        assert_eq!(exec_plan(&cmd(&["true"])), ExecPlan::Exit(0));
+        assert_eq!(exec_plan(&cmd(&["sh", "-c", "exit"])), ExecPlan::Exit(0));
+        assert_eq!(exec_plan(&[]), ExecPlan::Exit(0));
+    }
+
+    #[test]
+    fn exec_sleep_rules() {
+        assert_eq!(
+            exec_plan(&cmd(&["sleep", "2"])),
+            ExecPlan::Sleep(Duration::from_secs(2))
+        );
+        assert_eq!(
+            exec_plan(&cmd(&["/bin/sleep", "0.25"])),
+            ExecPlan::Sleep(Duration::from_millis(250))
+        );
+        assert_eq!(
+            exec_plan(&cmd(&["sleep", "1m"])),
+            ExecPlan::Sleep(Duration::from_secs(60))
+        );
+        assert_eq!(exec_plan(&cmd(&["sleep", "abc"])), ExecPlan::Exit(1));
+        assert_eq!(exec_plan(&cmd(&["sleep", "-1"])), ExecPlan::Exit(1));
+        assert_eq!(exec_plan(&cmd(&["sleep", "inf"])), ExecPlan::Exit(1));
+    }
+
+    #[test]
+    fn go_duration_matches_go_formatting() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(1), "1s");
+        assert_eq!(go_duration(90), "1m30s");
+        assert_eq!(go_duration(3600), "1h0m0s");
+        assert_eq!(go_duration(3725), "1h2m5s");
+    }
+}
