@@ -11,3 +11,5 @@ pub mod proto {
             tonic::include_file_descriptor_set!("podstart_v1_descriptor");
     }
 }
+
+pub mod spec;
