@@ -12,3 +12,4 @@ pub mod proto {
     }
 }
 pub mod sim;
+pub mod spec;

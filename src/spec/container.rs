@@ -1,0 +1,862 @@
+//! The CRI `ContainerConfig` for one container of a pod (the kubelet's
+//! `generateContainerConfig` with `generateLinuxContainerConfig`): expanded
+//! command, args and env, mounts, devices, labels and annotations, log path,
+//! Linux resources (CPU shares and CFS quota, memory limit, OOM score by QoS
+//! class) and the effective security context.
+
+use crate::proto::v1::{
+    Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile, seccomp_profile,
+};
+use crate::spec::{expand, labels, sandbox};
+use k8s_cri::v1 as cri;
+use std::sync::OnceLock;
+
+/// CPU shares of one CPU.
+const SHARES_PER_CPU: i64 = 1024;
+/// Smallest CPU shares value (also used when nothing is requested).
+pub const MIN_SHARES: i64 = 2;
+/// Largest CPU shares value.
+pub const MAX_SHARES: i64 = 262_144;
+/// CFS period the kubelet uses, in microseconds.
+pub const CPU_PERIOD_US: i64 = 100_000;
+/// Smallest CFS quota, in microseconds.
+pub const MIN_QUOTA_US: i64 = 1000;
+/// OOM score adjustment of Guaranteed pods (what the kubelet asks for).
+pub const GUARANTEED_OOM_SCORE_ADJ: i64 = -997;
+/// OOM score adjustment of BestEffort pods.
+pub const BEST_EFFORT_OOM_SCORE_ADJ: i64 = 1000;
+/// Memory capacity assumed when /proc/meminfo cannot be read: 16 GiB.
+pub const FALLBACK_MEMORY_BYTES: i64 = 1 << 34;
+/// Device permissions when none are given.
+pub const DEFAULT_DEVICE_PERMISSIONS: &str = "rwm";
+
+/// Everything [`container_config`] needs about one container start.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerContext<'a> {
+    /// The pod the container belongs to.
+    pub pod: &'a PodSpec,
+    /// The container, as specified.
+    pub container: &'a Container,
+    /// Which list the container comes from (init containers with restart
+    /// policy ALWAYS are sidecars).
+    pub kind: ContainerKind,
+    /// Restart count; also the CRI attempt and the log file number.
+    pub restart_count: u32,
+    /// The image to run: the reference or id the image step resolved.
+    pub image: &'a str,
+    /// For an ephemeral container with a target: the target's container id.
+    pub target_container_id: Option<&'a str>,
+}
+
+/// The container's log path, relative to the sandbox's log directory:
+/// `<name>/<restart_count>.log`.
+pub fn log_path(name: &str, restart_count: u32) -> String {
+    format!("{name}/{restart_count}.log")
+}
+
+/// The CRI config for the container in `ctx`.
+pub fn container_config(ctx: &ContainerContext) -> cri::ContainerConfig {
+    let c = ctx.container;
+    let meta = ctx.pod.metadata.clone().unwrap_or_default();
+    let env = expand::container_env(c);
+    let (command, args) = expand::expand_command_and_args(c, &env);
+
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: c.name.clone(),
+            attempt: ctx.restart_count,
+        }),
+        image: Some(cri::ImageSpec {
+            image: ctx.image.to_string(),
+            user_specified_image: c.image.clone(),
+            ..Default::default()
+        }),
+        command,
+        args,
+        working_dir: c.working_dir.clone(),
+        envs: env
+            .into_iter()
+            .map(|(key, value)| cri::KeyValue { key, value })
+            .collect(),
+        mounts: c
+            .mounts
+            .iter()
+            .map(|m| cri::Mount {
+                container_path: m.container_path.clone(),
+                host_path: m.host_path.clone(),
+                readonly: m.read_only,
+                selinux_relabel: m.selinux_relabel,
+                propagation: cri_propagation(m.propagation()),
+                ..Default::default()
+            })
+            .collect(),
+        devices: c
+            .devices
+            .iter()
+            .map(|d| cri::Device {
+                container_path: d.container_path.clone(),
+                host_path: d.host_path.clone(),
+                permissions: if d.permissions.is_empty() {
+                    DEFAULT_DEVICE_PERMISSIONS.to_string()
+                } else {
+                    d.permissions.clone()
+                },
+            })
+            .collect(),
+        labels: labels::container_labels(&meta, &c.name, ctx.kind),
+        annotations: labels::container_annotations(ctx.pod, c, ctx.restart_count),
+        log_path: log_path(&c.name, ctx.restart_count),
+        stdin: c.stdin,
+        stdin_once: c.stdin_once,
+        tty: c.tty,
+        linux: Some(cri::LinuxContainerConfig {
+            resources: Some(linux_resources(ctx.pod, c, ctx.kind, node_memory_bytes())),
+            security_context: Some(security_context(ctx)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn cri_propagation(p: MountPropagation) -> i32 {
+    let m = match p {
+        MountPropagation::HostToContainer => cri::MountPropagation::PropagationHostToContainer,
+        MountPropagation::Bidirectional => cri::MountPropagation::PropagationBidirectional,
+        MountPropagation::Private | MountPropagation::Unspecified => {
+            cri::MountPropagation::PropagationPrivate
+        }
+    };
+    m as i32
+}
+
+// ---------------------------------------------------------------- resources
+
+/// The kubelet's `MilliCPUToShares`: 0 → 2 (the minimum), else
+/// `milli * 1024 / 1000` clamped to [2, 262144].
+pub fn milli_cpu_to_shares(milli_cpu: i64) -> i64 {
+    if milli_cpu <= 0 {
+        return MIN_SHARES;
+    }
+    (milli_cpu.saturating_mul(SHARES_PER_CPU) / 1000).clamp(MIN_SHARES, MAX_SHARES)
+}
+
+/// The kubelet's `milliCPUToQuota`: 0 for no limit, else
+/// `milli * period / 1000`, at least 1000 µs.
+pub fn milli_cpu_to_quota(milli_cpu: i64, period: i64) -> i64 {
+    if milli_cpu <= 0 {
+        return 0;
+    }
+    (milli_cpu.saturating_mul(period) / 1000).max(MIN_QUOTA_US)
+}
+
+/// The node's memory capacity in bytes, from /proc/meminfo (read once);
+/// [`FALLBACK_MEMORY_BYTES`] when it cannot be read.
+pub fn node_memory_bytes() -> i64 {
+    static CAPACITY: OnceLock<i64> = OnceLock::new();
+    *CAPACITY.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| parse_mem_total(&s))
+            .unwrap_or(FALLBACK_MEMORY_BYTES)
+    })
+}
+
+fn parse_mem_total(meminfo: &str) -> Option<i64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024).filter(|b| *b > 0)
+}
+
+/// A pod's Kubernetes QoS class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QosClass {
+    /// Every container has CPU and memory limits equal to its requests.
+    Guaranteed,
+    /// Anything between.
+    Burstable,
+    /// No container requests or limits anything.
+    BestEffort,
+}
+
+/// A container's requests with Kubernetes' defaulting applied: an unset
+/// (zero) request takes the limit.
+fn effective_requests(c: &Container) -> (i64, i64) {
+    let r = c.resources.unwrap_or_default();
+    let cpu = if r.cpu_request_millis > 0 {
+        r.cpu_request_millis
+    } else {
+        r.cpu_limit_millis.max(0)
+    };
+    let mem = if r.memory_request_bytes > 0 {
+        r.memory_request_bytes
+    } else {
+        r.memory_limit_bytes.max(0)
+    };
+    (cpu, mem)
+}
+
+/// The pod's QoS class over its init and app containers (`GetPodQOS`):
+/// requests and limits are summed per resource; Guaranteed needs CPU and
+/// memory limits on every container and summed requests equal to summed
+/// limits.
+pub fn pod_qos(pod: &PodSpec) -> QosClass {
+    let (mut req_cpu, mut req_mem, mut lim_cpu, mut lim_mem) = (0i64, 0i64, 0i64, 0i64);
+    let mut all_limited = true;
+    for c in pod.init_containers.iter().chain(&pod.containers) {
+        let r = c.resources.unwrap_or_default();
+        let (cpu, mem) = effective_requests(c);
+        req_cpu = req_cpu.saturating_add(cpu);
+        req_mem = req_mem.saturating_add(mem);
+        lim_cpu = lim_cpu.saturating_add(r.cpu_limit_millis.max(0));
+        lim_mem = lim_mem.saturating_add(r.memory_limit_bytes.max(0));
+        if r.cpu_limit_millis <= 0 || r.memory_limit_bytes <= 0 {
+            all_limited = false;
+        }
+    }
+    if req_cpu == 0 && req_mem == 0 && lim_cpu == 0 && lim_mem == 0 {
+        QosClass::BestEffort
+    } else if all_limited && req_cpu == lim_cpu && req_mem == lim_mem {
+        QosClass::Guaranteed
+    } else {
+        QosClass::Burstable
+    }
+}
+
+/// The OOM score adjustment the kubelet would ask for
+/// (`GetContainerOOMScoreAdjust`): Guaranteed -997, BestEffort 1000,
+/// Burstable `1000 - 1000 * memRequest / capacity` clamped to [3, 999], a
+/// sidecar never above the app container with the smallest memory request.
+/// May be negative; [`linux_resources`] clamps it for this node.
+pub fn oom_score_adj(
+    pod: &PodSpec,
+    c: &Container,
+    kind: ContainerKind,
+    memory_capacity: i64,
+) -> i64 {
+    match pod_qos(pod) {
+        QosClass::Guaranteed => return GUARANTEED_OOM_SCORE_ADJ,
+        QosClass::BestEffort => return BEST_EFFORT_OOM_SCORE_ADJ,
+        QosClass::Burstable => {}
+    }
+    let capacity = if memory_capacity > 0 {
+        memory_capacity
+    } else {
+        FALLBACK_MEMORY_BYTES
+    };
+    let score = |mem_request: i64| {
+        1000 - ((1000i128 * i128::from(mem_request)) / i128::from(capacity)) as i64
+    };
+    let mut adj = score(effective_requests(c).1);
+    if kind == ContainerKind::Sidecar
+        && let Some(min_app) = pod.containers.iter().map(|a| effective_requests(a).1).min()
+    {
+        adj = adj.min(score(min_app));
+    }
+    if adj < 1000 + GUARANTEED_OOM_SCORE_ADJ {
+        1000 + GUARANTEED_OOM_SCORE_ADJ
+    } else if adj >= BEST_EFFORT_OOM_SCORE_ADJ {
+        BEST_EFFORT_OOM_SCORE_ADJ - 1
+    } else {
+        adj
+    }
+}
+
+/// The container's Linux resources (`calculateLinuxResources`) for a node
+/// with `memory_capacity` bytes.
+pub fn linux_resources(
+    pod: &PodSpec,
+    c: &Container,
+    kind: ContainerKind,
+    memory_capacity: i64,
+) -> cri::LinuxContainerResources {
+    let r = c.resources.unwrap_or_default();
+    let (cpu_request, _) = effective_requests(c);
+    let mut out = cri::LinuxContainerResources {
+        cpu_shares: milli_cpu_to_shares(cpu_request),
+        // This lab's containerd runs with restrict_oom_score_adj (the VM
+        // lacks CAP_SYS_RESOURCE, without which runc cannot lower scores), so
+        // podstart must never ask for a negative oom_score_adj: a Guaranteed
+        // pod's -997 becomes 0, the node default. Positive scores are kept.
+        oom_score_adj: oom_score_adj(pod, c, kind, memory_capacity).max(0),
+        ..Default::default()
+    };
+    if r.cpu_limit_millis > 0 {
+        out.cpu_period = CPU_PERIOD_US;
+        out.cpu_quota = milli_cpu_to_quota(r.cpu_limit_millis, CPU_PERIOD_US);
+    }
+    if r.memory_limit_bytes > 0 {
+        out.memory_limit_in_bytes = r.memory_limit_bytes;
+    }
+    out
+}
+
+// ---------------------------------------------------------------- security
+
+/// A capability name as the CRI wants it: upper case, without the `CAP_`
+/// prefix (containerd prepends `CAP_` to every name it is given).
+pub fn cri_capability(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    match upper.strip_prefix("CAP_") {
+        Some(rest) => rest.to_string(),
+        None => upper,
+    }
+}
+
+fn cri_seccomp(p: &SeccompProfile) -> Option<cri::SecurityProfile> {
+    use cri::security_profile::ProfileType;
+    let (profile_type, localhost_ref) = match p.r#type() {
+        seccomp_profile::Type::Unspecified => return None,
+        seccomp_profile::Type::RuntimeDefault => (ProfileType::RuntimeDefault, String::new()),
+        seccomp_profile::Type::Unconfined => (ProfileType::Unconfined, String::new()),
+        seccomp_profile::Type::Localhost => (ProfileType::Localhost, p.localhost_profile.clone()),
+    };
+    Some(cri::SecurityProfile {
+        profile_type: profile_type as i32,
+        localhost_ref,
+    })
+}
+
+/// The effective security context (`determineEffectiveSecurityContext`):
+/// container settings over pod settings.
+fn security_context(ctx: &ContainerContext) -> cri::LinuxContainerSecurityContext {
+    let pod = ctx.pod;
+    let psc = pod.security_context.clone().unwrap_or_default();
+    let sc = ctx.container.security_context.clone().unwrap_or_default();
+
+    let seccomp = sc
+        .seccomp_profile
+        .as_ref()
+        .and_then(cri_seccomp)
+        .or_else(|| psc.seccomp_profile.as_ref().and_then(cri_seccomp))
+        .unwrap_or(cri::SecurityProfile {
+            profile_type: cri::security_profile::ProfileType::Unconfined as i32,
+            localhost_ref: String::new(),
+        });
+
+    // Kubernetes' default PID namespace for containers is their own; host_pid
+    // shares the node's; an ephemeral container with a target joins the
+    // target's (only where it would otherwise have its own, as the kubelet).
+    let mut namespace_options = cri::NamespaceOption {
+        network: sandbox::node_or_pod(pod.host_network),
+        ipc: sandbox::node_or_pod(pod.host_ipc),
+        pid: if pod.host_pid {
+            cri::NamespaceMode::Node as i32
+        } else {
+            cri::NamespaceMode::Container as i32
+        },
+        ..Default::default()
+    };
+    if let Some(target) = ctx.target_container_id
+        && namespace_options.pid == cri::NamespaceMode::Container as i32
+    {
+        namespace_options.pid = cri::NamespaceMode::Target as i32;
+        namespace_options.target_id = target.to_string();
+    }
+
+    cri::LinuxContainerSecurityContext {
+        capabilities: sc.capabilities.as_ref().map(|caps| cri::Capability {
+            add_capabilities: caps.add.iter().map(|c| cri_capability(c)).collect(),
+            drop_capabilities: caps.drop.iter().map(|c| cri_capability(c)).collect(),
+            ..Default::default()
+        }),
+        privileged: sc.privileged.unwrap_or(false),
+        namespace_options: Some(namespace_options),
+        run_as_user: sc
+            .run_as_user
+            .or(psc.run_as_user)
+            .map(|value| cri::Int64Value { value }),
+        run_as_group: sc
+            .run_as_group
+            .or(psc.run_as_group)
+            .map(|value| cri::Int64Value { value }),
+        readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
+        supplemental_groups: sandbox::supplemental_groups(pod),
+        no_new_privs: sc.allow_privilege_escalation == Some(false),
+        seccomp: Some(seccomp),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::{
+        Capabilities, Device, EnvVar, ExecAction, Handler, Lifecycle, Mount, PodMetadata,
+        PodSecurityContext, Resources, SecurityContext, handler::Action,
+    };
+    use cri::security_profile::ProfileType;
+
+    const GIB: i64 = 1 << 30;
+
+    fn app(name: &str, res: Option<Resources>) -> Container {
+        Container {
+            name: name.into(),
+            image: "busybox:1.36".into(),
+            resources: res,
+            ..Default::default()
+        }
+    }
+
+    fn res(cpu_req: i64, cpu_lim: i64, mem_req: i64, mem_lim: i64) -> Option<Resources> {
+        Some(Resources {
+            cpu_request_millis: cpu_req,
+            cpu_limit_millis: cpu_lim,
+            memory_request_bytes: mem_req,
+            memory_limit_bytes: mem_lim,
+        })
+    }
+
+    fn pod_with(containers: Vec<Container>) -> PodSpec {
+        PodSpec {
+            metadata: Some(PodMetadata {
+                name: "web".into(),
+                namespace: "prod".into(),
+                uid: "uid-1".into(),
+                labels: std::collections::HashMap::from([("app".into(), "web".into())]),
+                annotations: std::collections::HashMap::from([("pod-note".into(), "x".into())]),
+                ..Default::default()
+            }),
+            containers,
+            ..Default::default()
+        }
+    }
+
+    fn config(pod: &PodSpec, idx: usize, restart_count: u32) -> cri::ContainerConfig {
+        container_config(&ContainerContext {
+            pod,
+            container: &pod.containers[idx],
+            kind: ContainerKind::App,
+            restart_count,
+            image: "sha256:abc",
+            target_container_id: None,
+        })
+    }
+
+    fn sec(cfg: &cri::ContainerConfig) -> cri::LinuxContainerSecurityContext {
+        cfg.linux
+            .as_ref()
+            .and_then(|l| l.security_context.clone())
+            .expect("security context")
+    }
+
+    #[test]
+    fn shares_math() {
+        let cases = [
+            (0, 2),
+            (-5, 2),
+            (1, 2),
+            (2, 2),
+            (3, 3),
+            (100, 102),
+            (250, 256),
+            (1000, 1024),
+            (256_000, 262_144),
+            (300_000, 262_144),
+        ];
+        for (milli, want) in cases {
+            assert_eq!(milli_cpu_to_shares(milli), want, "{milli}m");
+        }
+    }
+
+    #[test]
+    fn quota_math() {
+        let cases = [
+            (0, 0),
+            (1, 1000),
+            (5, 1000),
+            (10, 1000),
+            (250, 25_000),
+            (1500, 150_000),
+        ];
+        for (milli, want) in cases {
+            assert_eq!(milli_cpu_to_quota(milli, CPU_PERIOD_US), want, "{milli}m");
+        }
+    }
+
+    #[test]
+    fn resources_table() {
+        // (resources, shares, period, quota, memory limit)
+        let cases = [
+            (None, 2, 0, 0, 0),
+            (res(250, 0, 0, 0), 256, 0, 0, 0),
+            (res(0, 500, 0, 0), 512, CPU_PERIOD_US, 50_000, 0),
+            (res(100, 500, 0, 0), 102, CPU_PERIOD_US, 50_000, 0),
+            (res(0, 0, 0, 64 << 20), 2, 0, 0, 64 << 20),
+        ];
+        for (r, shares, period, quota, mem) in cases {
+            let pod = pod_with(vec![app("c", r)]);
+            let lr = linux_resources(&pod, &pod.containers[0], ContainerKind::App, 8 * GIB);
+            assert_eq!(
+                (
+                    lr.cpu_shares,
+                    lr.cpu_period,
+                    lr.cpu_quota,
+                    lr.memory_limit_in_bytes
+                ),
+                (shares, period, quota, mem),
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn qos_classes() {
+        let cases = [
+            (vec![app("a", None)], QosClass::BestEffort),
+            (vec![app("a", res(0, 0, 0, 0))], QosClass::BestEffort),
+            (
+                vec![app("a", res(100, 100, GIB, GIB))],
+                QosClass::Guaranteed,
+            ),
+            // request defaults to limit
+            (vec![app("a", res(0, 100, 0, GIB))], QosClass::Guaranteed),
+            (vec![app("a", res(50, 100, GIB, GIB))], QosClass::Burstable),
+            (vec![app("a", res(100, 0, 0, 0))], QosClass::Burstable),
+            (
+                vec![app("a", res(0, 100, 0, GIB)), app("b", None)],
+                QosClass::Burstable,
+            ),
+        ];
+        for (containers, want) in cases {
+            assert_eq!(
+                pod_qos(&pod_with(containers.clone())),
+                want,
+                "{containers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oom_scores() {
+        let cap = 10 * GIB;
+        let cases = [
+            // Guaranteed: kubelet asks -997; clamped to 0 for this lab.
+            (res(100, 100, GIB, GIB), -997, 0),
+            (None, 1000, 1000),
+            // Burstable: 1000 - 1000 * 1 GiB / 10 GiB = 900
+            (res(100, 0, GIB, 0), 900, 900),
+            // tiny request → 999 at most
+            (res(100, 0, 1, 0), 999, 999),
+            // request above capacity → 3 at least
+            (res(100, 0, 20 * GIB, 0), 3, 3),
+        ];
+        for (r, kubelet, ours) in cases {
+            let pod = pod_with(vec![app("c", r)]);
+            let c = &pod.containers[0];
+            assert_eq!(
+                oom_score_adj(&pod, c, ContainerKind::App, cap),
+                kubelet,
+                "{r:?}"
+            );
+            let lr = linux_resources(&pod, c, ContainerKind::App, cap);
+            assert_eq!(lr.oom_score_adj, ours, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn sidecar_oom_capped_by_smallest_app() {
+        let cap = 10 * GIB;
+        let mut pod = pod_with(vec![
+            app("big", res(100, 0, 5 * GIB, 0)),
+            app("small", res(100, 0, 2 * GIB, 0)),
+        ]);
+        pod.init_containers = vec![app("side", res(100, 0, GIB, 0))];
+        let side = &pod.init_containers[0];
+        // Own score 900, smallest app 800 → 800.
+        assert_eq!(oom_score_adj(&pod, side, ContainerKind::Sidecar, cap), 800);
+        assert_eq!(oom_score_adj(&pod, side, ContainerKind::Init, cap), 900);
+    }
+
+    #[test]
+    fn meminfo_parsing() {
+        assert_eq!(
+            parse_mem_total("MemTotal:       24684084 kB\nMemFree: 1 kB\n"),
+            Some(24_684_084 * 1024)
+        );
+        assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(parse_mem_total("MemTotal: x kB\n"), None);
+        assert!(node_memory_bytes() > 0);
+    }
+
+    #[test]
+    fn basics_log_path_attempt_image() {
+        let mut c = app("main", None);
+        c.working_dir = "/work".into();
+        c.tty = true;
+        c.stdin = true;
+        c.stdin_once = true;
+        let pod = pod_with(vec![c]);
+        let cfg = config(&pod, 0, 4);
+        assert_eq!(cfg.log_path, "main/4.log");
+        let m = cfg.metadata.clone().expect("metadata");
+        assert_eq!((m.name.as_str(), m.attempt), ("main", 4));
+        let img = cfg.image.clone().expect("image");
+        assert_eq!(img.image, "sha256:abc");
+        assert_eq!(img.user_specified_image, "busybox:1.36");
+        assert_eq!(cfg.working_dir, "/work");
+        assert!(cfg.tty && cfg.stdin && cfg.stdin_once);
+        assert_eq!(config(&pod, 0, 0).log_path, "main/0.log");
+    }
+
+    #[test]
+    fn labels_and_annotations() {
+        let mut c = app("main", None);
+        c.lifecycle = Some(Lifecycle {
+            post_start: None,
+            pre_stop: Some(Handler {
+                action: Some(Action::Exec(ExecAction {
+                    command: vec!["/bin/sh".into(), "-c".into(), "sleep 1".into()],
+                })),
+            }),
+        });
+        let pod = pod_with(vec![c.clone()]);
+        let cfg = config(&pod, 0, 2);
+        assert_eq!(cfg.labels[labels::POD_NAME], "web");
+        assert_eq!(cfg.labels[labels::POD_NAMESPACE], "prod");
+        assert_eq!(cfg.labels[labels::POD_UID], "uid-1");
+        assert_eq!(cfg.labels[labels::CONTAINER_NAME], "main");
+        assert_eq!(cfg.labels[labels::CONTAINER_KIND], "app");
+        assert!(!cfg.labels.contains_key("app"));
+        assert!(!cfg.annotations.contains_key("pod-note"));
+        assert_eq!(cfg.annotations[labels::CONTAINER_RESTART_COUNT], "2");
+        // The hash depends on name and image only, so it is stable across
+        // restarts and unrelated spec changes.
+        let hash = cfg.annotations[labels::CONTAINER_HASH].clone();
+        assert_eq!(hash, format!("{:x}", labels::container_hash(&c)));
+        let mut changed = pod.clone();
+        changed.containers[0].args = vec!["other".into()];
+        assert_eq!(
+            config(&changed, 0, 7).annotations[labels::CONTAINER_HASH],
+            hash
+        );
+        changed.containers[0].image = "busybox:1.37".into();
+        assert_ne!(
+            config(&changed, 0, 7).annotations[labels::CONTAINER_HASH],
+            hash
+        );
+        // PreStop survives the trip through the annotations.
+        assert_eq!(
+            labels::prestop_from_annotations(&cfg.annotations),
+            c.lifecycle.and_then(|l| l.pre_stop)
+        );
+    }
+
+    #[test]
+    fn env_command_args_expanded() {
+        let mut c = app("main", None);
+        c.env = vec![
+            EnvVar {
+                name: "GREETING".into(),
+                value: "hello".into(),
+            },
+            EnvVar {
+                name: "MSG".into(),
+                value: "$(GREETING) world".into(),
+            },
+        ];
+        c.command = vec!["/bin/echo".into(), "$(MSG)".into()];
+        c.args = vec!["$$(MSG)".into(), "$(UNSET)".into()];
+        let pod = pod_with(vec![c]);
+        let cfg = config(&pod, 0, 0);
+        assert_eq!(cfg.command, vec!["/bin/echo", "hello world"]);
+        assert_eq!(cfg.args, vec!["$(MSG)", "$(UNSET)"]);
+        let envs: Vec<(&str, &str)> = cfg
+            .envs
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+            .collect();
+        assert_eq!(envs, vec![("GREETING", "hello"), ("MSG", "hello world")]);
+    }
+
+    #[test]
+    fn mounts_and_devices() {
+        let mut c = app("main", None);
+        c.mounts = vec![
+            Mount {
+                container_path: "/data".into(),
+                host_path: "/srv/data".into(),
+                read_only: true,
+                propagation: MountPropagation::HostToContainer as i32,
+                selinux_relabel: true,
+            },
+            Mount {
+                container_path: "/b".into(),
+                host_path: "/hb".into(),
+                propagation: MountPropagation::Bidirectional as i32,
+                ..Default::default()
+            },
+            Mount {
+                container_path: "/p".into(),
+                host_path: "/hp".into(),
+                ..Default::default()
+            },
+        ];
+        c.devices = vec![
+            Device {
+                container_path: "/dev/fuse".into(),
+                host_path: "/dev/fuse".into(),
+                permissions: String::new(),
+            },
+            Device {
+                container_path: "/dev/x".into(),
+                host_path: "/dev/y".into(),
+                permissions: "r".into(),
+            },
+        ];
+        let pod = pod_with(vec![c]);
+        let cfg = config(&pod, 0, 0);
+        let m: Vec<(&str, &str, bool, bool, i32)> = cfg
+            .mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.container_path.as_str(),
+                    m.host_path.as_str(),
+                    m.readonly,
+                    m.selinux_relabel,
+                    m.propagation,
+                )
+            })
+            .collect();
+        use cri::MountPropagation as P;
+        assert_eq!(
+            m,
+            vec![
+                (
+                    "/data",
+                    "/srv/data",
+                    true,
+                    true,
+                    P::PropagationHostToContainer as i32
+                ),
+                (
+                    "/b",
+                    "/hb",
+                    false,
+                    false,
+                    P::PropagationBidirectional as i32
+                ),
+                ("/p", "/hp", false, false, P::PropagationPrivate as i32),
+            ]
+        );
+        let d: Vec<&str> = cfg.devices.iter().map(|d| d.permissions.as_str()).collect();
+        assert_eq!(d, vec!["rwm", "r"]);
+        assert_eq!(cfg.devices[1].host_path, "/dev/y");
+    }
+
+    #[test]
+    fn security_context_defaults() {
+        let pod = pod_with(vec![app("c", None)]);
+        let s = sec(&config(&pod, 0, 0));
+        assert!(!s.privileged && !s.readonly_rootfs && !s.no_new_privs);
+        assert!(s.capabilities.is_none());
+        assert!(s.run_as_user.is_none() && s.run_as_group.is_none());
+        assert_eq!(s.run_as_username, "");
+        let seccomp = s.seccomp.expect("seccomp");
+        assert_eq!(seccomp.profile_type, ProfileType::Unconfined as i32);
+        let ns = s.namespace_options.expect("ns");
+        assert_eq!(ns.network, cri::NamespaceMode::Pod as i32);
+        assert_eq!(ns.ipc, cri::NamespaceMode::Pod as i32);
+        assert_eq!(ns.pid, cri::NamespaceMode::Container as i32);
+        assert!(s.masked_paths.is_empty() && s.readonly_paths.is_empty());
+    }
+
+    #[test]
+    fn security_context_container_over_pod() {
+        let mut c = app("c", None);
+        c.security_context = Some(SecurityContext {
+            privileged: Some(true),
+            run_as_user: Some(1001),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                add: vec!["net_admin".into(), "CAP_SYS_TIME".into()],
+                drop: vec!["all".into()],
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                r#type: seccomp_profile::Type::Localhost as i32,
+                localhost_profile: "/var/lib/seccomp/p.json".into(),
+            }),
+            ..Default::default()
+        });
+        let mut pod = pod_with(vec![c]);
+        pod.host_network = true;
+        pod.host_ipc = true;
+        pod.security_context = Some(PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(3000),
+            supplemental_groups: vec![7],
+            fs_group: Some(2000),
+            seccomp_profile: Some(SeccompProfile {
+                r#type: seccomp_profile::Type::RuntimeDefault as i32,
+                localhost_profile: String::new(),
+            }),
+            ..Default::default()
+        });
+        let s = sec(&config(&pod, 0, 0));
+        assert!(s.privileged && s.readonly_rootfs && s.no_new_privs);
+        assert_eq!(s.run_as_user.map(|v| v.value), Some(1001));
+        assert_eq!(s.run_as_group.map(|v| v.value), Some(3000));
+        assert_eq!(s.supplemental_groups, vec![2000, 7]);
+        let caps = s.capabilities.expect("caps");
+        assert_eq!(caps.add_capabilities, vec!["NET_ADMIN", "SYS_TIME"]);
+        assert_eq!(caps.drop_capabilities, vec!["ALL"]);
+        let seccomp = s.seccomp.expect("seccomp");
+        assert_eq!(seccomp.profile_type, ProfileType::Localhost as i32);
+        assert_eq!(seccomp.localhost_ref, "/var/lib/seccomp/p.json");
+        let ns = s.namespace_options.expect("ns");
+        assert_eq!(ns.network, cri::NamespaceMode::Node as i32);
+        assert_eq!(ns.ipc, cri::NamespaceMode::Node as i32);
+
+        // Without a container profile the pod's applies.
+        pod.containers[0].security_context = None;
+        let s = sec(&config(&pod, 0, 0));
+        assert_eq!(
+            s.seccomp.expect("seccomp").profile_type,
+            ProfileType::RuntimeDefault as i32
+        );
+        assert_eq!(s.run_as_user.map(|v| v.value), Some(1000));
+        assert!(!s.no_new_privs);
+    }
+
+    #[test]
+    fn pid_namespace_modes() {
+        let mut pod = pod_with(vec![app("c", None)]);
+        pod.ephemeral_containers = vec![app("dbg", None)];
+        let eph = |pod: &PodSpec, target: Option<&str>| {
+            let cfg = container_config(&ContainerContext {
+                pod,
+                container: &pod.ephemeral_containers[0],
+                kind: ContainerKind::Ephemeral,
+                restart_count: 0,
+                image: "busybox",
+                target_container_id: target,
+            });
+            assert_eq!(cfg.labels[labels::CONTAINER_KIND], "ephemeral");
+            sec(&cfg).namespace_options.expect("ns")
+        };
+        let ns = eph(&pod, Some("cid-1"));
+        assert_eq!(ns.pid, cri::NamespaceMode::Target as i32);
+        assert_eq!(ns.target_id, "cid-1");
+        let ns = eph(&pod, None);
+        assert_eq!(ns.pid, cri::NamespaceMode::Container as i32);
+        assert_eq!(ns.target_id, "");
+        pod.host_pid = true;
+        let ns = eph(&pod, Some("cid-1"));
+        assert_eq!(ns.pid, cri::NamespaceMode::Node as i32);
+        assert_eq!(ns.target_id, "");
+    }
+
+    #[test]
+    fn capability_names() {
+        let cases = [
+            ("net_admin", "NET_ADMIN"),
+            ("CAP_NET_ADMIN", "NET_ADMIN"),
+            ("cap_chown", "CHOWN"),
+            ("ALL", "ALL"),
+            ("all", "ALL"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(cri_capability(input), want, "{input}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Pod spec → CRI translation: what the kubelet's `generatePodSandboxConfig`
+//! and `generateContainerConfig` do, for podstart's request types.
+//!
+//! - [`validate`]: request validation, failures naming the field path;
+//! - [`image`]: image reference parsing, the `:latest` default tag, default pull policy;
+//! - [`expand`]: `$(VAR)` expansion of env, command and args;
+//! - [`labels`]: labels and annotations on sandboxes and containers, and their readers;
+//! - [`sandbox`]: `PodSandboxConfig`, the pod log directory, pod IPs;
+//! - [`container`]: `ContainerConfig`: resources, OOM score, security context.
+
+pub mod container;
+pub mod expand;
+pub mod image;
+pub mod labels;
+pub mod sandbox;
+pub mod validate;
+
+pub use container::{ContainerContext, QosClass, container_config, node_memory_bytes};
+pub use expand::{container_env, expand, expand_command_and_args};
+pub use image::{ImageRef, InvalidImageName, effective_pull_policy, parse_image, with_default_tag};
+pub use labels::{
+    container_kind_from_labels, grace_period_from_annotations, prestop_from_annotations,
+    restart_count_from_annotations,
+};
+pub use sandbox::{log_directory, pod_ips, pod_sandbox_config};
+pub use validate::{InvalidSpec, validate_container, validate_ephemeral, validate_start_pod};

@@ -1,0 +1,1104 @@
+//! Request validation: the subset of Kubernetes' pod validation that matters
+//! before anything reaches the runtime. Each failure names the field by its
+//! path in the request (`pod.containers[1].image`) and the rule in words.
+
+use crate::proto::v1::{
+    Container, ContainerRestartPolicy, Handler, MountPropagation, PodSpec, StartPodRequest,
+    handler::Action,
+};
+use crate::spec::image;
+use std::collections::HashSet;
+
+/// A request that breaks a validation rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct InvalidSpec {
+    /// Path of the offending field, e.g. `pod.containers[1].image`.
+    pub field: String,
+    /// The rule it breaks, in words.
+    pub rule: String,
+}
+
+fn invalid(field: impl Into<String>, rule: impl Into<String>) -> InvalidSpec {
+    InvalidSpec {
+        field: field.into(),
+        rule: rule.into(),
+    }
+}
+
+const DNS1123_LABEL_MAX: usize = 63;
+const DNS1123_SUBDOMAIN_MAX: usize = 253;
+const UID_MAX: usize = 128;
+const LABEL_RULE: &str = "must be a DNS-1123 label: at most 63 characters, lower-case \
+    letters, digits and '-', starting and ending with a letter or digit";
+const SUBDOMAIN_RULE: &str = "must be a DNS-1123 subdomain: at most 253 characters, \
+    dot-separated lower-case labels of letters, digits and '-', each starting and ending \
+    with a letter or digit";
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) => {
+            b.len() <= DNS1123_LABEL_MAX
+                && alnum(f)
+                && alnum(l)
+                && b.iter().all(|c| alnum(c) || *c == b'-')
+        }
+        _ => false,
+    }
+}
+
+/// Dot-separated DNS-1123 labels, at most 253 characters.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= DNS1123_SUBDOMAIN_MAX && s.split('.').all(is_dns1123_label)
+}
+
+/// A port name (`IANA_SVC_NAME`): at most 15 characters, lower-case letters,
+/// digits and '-', at least one letter, no leading, trailing or double '-'.
+fn is_port_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes().any(|c| c.is_ascii_lowercase())
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+/// Validates a whole StartPod request.
+pub fn validate_start_pod(req: &StartPodRequest) -> Result<(), InvalidSpec> {
+    let pod = req.pod.as_ref().ok_or_else(|| invalid("pod", "required"))?;
+    validate_pod(pod)
+}
+
+fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
+    let meta = pod
+        .metadata
+        .as_ref()
+        .ok_or_else(|| invalid("pod.metadata", "required"))?;
+    if meta.name.is_empty() {
+        return Err(invalid("pod.metadata.name", "required"));
+    }
+    if !is_dns1123_subdomain(&meta.name) {
+        return Err(invalid("pod.metadata.name", SUBDOMAIN_RULE));
+    }
+    if meta.namespace.is_empty() {
+        return Err(invalid("pod.metadata.namespace", "required"));
+    }
+    if !is_dns1123_label(&meta.namespace) {
+        return Err(invalid("pod.metadata.namespace", LABEL_RULE));
+    }
+    validate_uid("pod.metadata.uid", &meta.uid)?;
+
+    if !pod.hostname.is_empty() && !is_dns1123_label(&pod.hostname) {
+        return Err(invalid("pod.hostname", LABEL_RULE));
+    }
+    if !pod.subdomain.is_empty() && !is_dns1123_label(&pod.subdomain) {
+        return Err(invalid("pod.subdomain", LABEL_RULE));
+    }
+    if pod.termination_grace_period_seconds.is_some_and(|s| s < 0) {
+        return Err(invalid(
+            "pod.termination_grace_period_seconds",
+            "must be >= 0",
+        ));
+    }
+    if pod.sysctls.keys().any(|k| k.is_empty()) {
+        return Err(invalid("pod.sysctls", "names must not be empty"));
+    }
+    if pod.containers.is_empty() {
+        return Err(invalid(
+            "pod.containers",
+            "at least one container is required",
+        ));
+    }
+
+    let mut names = HashSet::new();
+    let lists = [
+        ("init_containers", &pod.init_containers),
+        ("containers", &pod.containers),
+        ("ephemeral_containers", &pod.ephemeral_containers),
+    ];
+    for (list, containers) in lists {
+        for (i, c) in containers.iter().enumerate() {
+            let path = format!("pod.{list}[{i}]");
+            match list {
+                "ephemeral_containers" => validate_ephemeral(&path, c)?,
+                _ => validate_container(&path, c)?,
+            }
+            if list == "containers" && c.restart_policy() == ContainerRestartPolicy::Always {
+                return Err(invalid(
+                    format!("{path}.restart_policy"),
+                    "ALWAYS is only allowed on init containers",
+                ));
+            }
+            if list != "ephemeral_containers" && !c.target_container_name.is_empty() {
+                return Err(invalid(
+                    format!("{path}.target_container_name"),
+                    "only allowed on ephemeral containers",
+                ));
+            }
+            if !names.insert(c.name.as_str()) {
+                return Err(invalid(
+                    format!("{path}.name"),
+                    format!("duplicate name {:?}", c.name),
+                ));
+            }
+        }
+    }
+
+    for (i, c) in pod.ephemeral_containers.iter().enumerate() {
+        let target = &c.target_container_name;
+        if !target.is_empty()
+            && !pod
+                .init_containers
+                .iter()
+                .chain(&pod.containers)
+                .any(|o| &o.name == target)
+        {
+            return Err(invalid(
+                format!("pod.ephemeral_containers[{i}].target_container_name"),
+                format!("must name an app or init container; {target:?} is neither"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_uid(path: &str, uid: &str) -> Result<(), InvalidSpec> {
+    if uid.is_empty() {
+        return Err(invalid(path, "required"));
+    }
+    if uid.chars().count() > UID_MAX {
+        return Err(invalid(path, "must be at most 128 characters"));
+    }
+    if uid.contains('/') {
+        return Err(invalid(path, "must not contain '/'"));
+    }
+    if uid.chars().any(char::is_whitespace) {
+        return Err(invalid(path, "must not contain whitespace"));
+    }
+    Ok(())
+}
+
+/// Validates an ephemeral container: [`validate_container`] plus what
+/// Kubernetes forbids on ephemeral containers (ports, lifecycle, resources,
+/// startup probe, restart policy). The target name is checked against the
+/// pod by [`validate_start_pod`]; for StartContainer the caller checks it
+/// against the running pod.
+pub fn validate_ephemeral(path: &str, c: &Container) -> Result<(), InvalidSpec> {
+    validate_container(path, c)?;
+    const NOT_ALLOWED: &str = "not allowed on ephemeral containers";
+    if !c.ports.is_empty() {
+        return Err(invalid(format!("{path}.ports"), NOT_ALLOWED));
+    }
+    if c.lifecycle.is_some() {
+        return Err(invalid(format!("{path}.lifecycle"), NOT_ALLOWED));
+    }
+    if c.resources
+        .as_ref()
+        .is_some_and(|r| *r != Default::default())
+    {
+        return Err(invalid(format!("{path}.resources"), NOT_ALLOWED));
+    }
+    if c.startup_probe.is_some() {
+        return Err(invalid(format!("{path}.startup_probe"), NOT_ALLOWED));
+    }
+    if c.restart_policy() != ContainerRestartPolicy::Unspecified {
+        return Err(invalid(format!("{path}.restart_policy"), NOT_ALLOWED));
+    }
+    Ok(())
+}
+
+/// Validates one container, `path` naming it (`pod.containers[1]`, or
+/// `container` for StartContainer). Rules that depend on the container's
+/// list (restart policy, uniqueness, target) are checked by
+/// [`validate_start_pod`] and [`validate_ephemeral`].
+pub fn validate_container(path: &str, c: &Container) -> Result<(), InvalidSpec> {
+    let field = |f: &str| format!("{path}.{f}");
+
+    if c.name.is_empty() {
+        return Err(invalid(field("name"), "required"));
+    }
+    if !is_dns1123_label(&c.name) {
+        return Err(invalid(field("name"), LABEL_RULE));
+    }
+    if c.image.is_empty() {
+        return Err(invalid(field("image"), "required"));
+    }
+    if let Err(e) = image::parse_image(&c.image) {
+        return Err(invalid(
+            field("image"),
+            format!("invalid image reference: {}", e.reason),
+        ));
+    }
+
+    let privileged = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.privileged)
+        .unwrap_or(false);
+    for (i, m) in c.mounts.iter().enumerate() {
+        let p = field(&format!("mounts[{i}]"));
+        check_path(&format!("{p}.container_path"), &m.container_path)?;
+        check_path(&format!("{p}.host_path"), &m.host_path)?;
+        if m.propagation() == MountPropagation::Bidirectional && !privileged {
+            return Err(invalid(
+                format!("{p}.propagation"),
+                "BIDIRECTIONAL is only allowed on privileged containers",
+            ));
+        }
+    }
+    for (i, d) in c.devices.iter().enumerate() {
+        let p = field(&format!("devices[{i}]"));
+        check_path(&format!("{p}.container_path"), &d.container_path)?;
+        check_path(&format!("{p}.host_path"), &d.host_path)?;
+        if !d
+            .permissions
+            .chars()
+            .all(|ch| matches!(ch, 'r' | 'w' | 'm'))
+        {
+            return Err(invalid(
+                format!("{p}.permissions"),
+                "must only contain 'r', 'w' and 'm'",
+            ));
+        }
+    }
+
+    let mut port_names = HashSet::new();
+    for (i, p) in c.ports.iter().enumerate() {
+        let pp = field(&format!("ports[{i}]"));
+        if !(1..=65535).contains(&p.container_port) {
+            return Err(invalid(
+                format!("{pp}.container_port"),
+                "must be between 1 and 65535",
+            ));
+        }
+        if !(0..=65535).contains(&p.host_port) {
+            return Err(invalid(
+                format!("{pp}.host_port"),
+                "must be between 0 and 65535",
+            ));
+        }
+        if !p.name.is_empty() {
+            if !is_port_name(&p.name) {
+                return Err(invalid(
+                    format!("{pp}.name"),
+                    "must be at most 15 lower-case letters, digits and '-', with at least \
+                     one letter and no leading, trailing or double '-'",
+                ));
+            }
+            if !port_names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    format!("{pp}.name"),
+                    format!("duplicate port name {:?}", p.name),
+                ));
+            }
+        }
+    }
+
+    for (i, e) in c.env.iter().enumerate() {
+        let p = field(&format!("env[{i}].name"));
+        if e.name.is_empty() {
+            return Err(invalid(p, "required"));
+        }
+        if e.name.contains('=') {
+            return Err(invalid(p, "must not contain '='"));
+        }
+    }
+
+    if let Some(l) = c.lifecycle.as_ref() {
+        if let Some(h) = l.post_start.as_ref() {
+            validate_hook(&field("lifecycle.post_start"), h, c)?;
+        }
+        if let Some(h) = l.pre_stop.as_ref() {
+            validate_hook(&field("lifecycle.pre_stop"), h, c)?;
+        }
+    }
+
+    if let Some(r) = c.resources.as_ref() {
+        let rp = field("resources");
+        let values = [
+            ("cpu_request_millis", r.cpu_request_millis),
+            ("cpu_limit_millis", r.cpu_limit_millis),
+            ("memory_request_bytes", r.memory_request_bytes),
+            ("memory_limit_bytes", r.memory_limit_bytes),
+        ];
+        for (name, v) in values {
+            if v < 0 {
+                return Err(invalid(format!("{rp}.{name}"), "must be >= 0"));
+            }
+        }
+        if r.cpu_request_millis > 0
+            && r.cpu_limit_millis > 0
+            && r.cpu_request_millis > r.cpu_limit_millis
+        {
+            return Err(invalid(
+                format!("{rp}.cpu_request_millis"),
+                "must be <= cpu_limit_millis",
+            ));
+        }
+        if r.memory_request_bytes > 0
+            && r.memory_limit_bytes > 0
+            && r.memory_request_bytes > r.memory_limit_bytes
+        {
+            return Err(invalid(
+                format!("{rp}.memory_request_bytes"),
+                "must be <= memory_limit_bytes",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An absolute path without a `..` component.
+fn check_path(path: &str, value: &str) -> Result<(), InvalidSpec> {
+    if !value.starts_with('/') {
+        return Err(invalid(path, "must be an absolute path"));
+    }
+    if value.split('/').any(|part| part == "..") {
+        return Err(invalid(path, "must not contain a '..' component"));
+    }
+    Ok(())
+}
+
+fn validate_hook(path: &str, h: &Handler, c: &Container) -> Result<(), InvalidSpec> {
+    match h.action.as_ref() {
+        None => Err(invalid(path, "must specify one of exec, http_get or sleep")),
+        Some(Action::TcpSocket(_)) => Err(invalid(
+            format!("{path}.tcp_socket"),
+            "not supported as a lifecycle hook",
+        )),
+        Some(Action::Exec(e)) => {
+            if e.command.is_empty() {
+                Err(invalid(format!("{path}.exec.command"), "must not be empty"))
+            } else {
+                Ok(())
+            }
+        }
+        Some(Action::Sleep(s)) => {
+            if s.seconds < 0 {
+                Err(invalid(format!("{path}.sleep.seconds"), "must be >= 0"))
+            } else {
+                Ok(())
+            }
+        }
+        Some(Action::HttpGet(g)) => {
+            let p = format!("{path}.http_get.port");
+            if g.port.is_empty() {
+                return Err(invalid(p, "required"));
+            }
+            let numeric_ok = g
+                .port
+                .parse::<u32>()
+                .is_ok_and(|n| (1..=65535).contains(&n));
+            let named_ok = c
+                .ports
+                .iter()
+                .any(|cp| !cp.name.is_empty() && cp.name == g.port);
+            if numeric_ok || named_ok {
+                Ok(())
+            } else {
+                Err(invalid(
+                    p,
+                    format!(
+                        "must be a number between 1 and 65535 or the name of a container port; \
+                         {:?} is neither",
+                        g.port
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::{
+        ContainerPort, Device, EnvVar, ExecAction, HttpGetAction, Lifecycle, Mount, PodMetadata,
+        Probe, Resources, SecurityContext, SleepAction, TcpSocketAction,
+    };
+
+    fn good_container(name: &str) -> Container {
+        Container {
+            name: name.into(),
+            image: "localhost/lab/busybox:1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn good() -> StartPodRequest {
+        StartPodRequest {
+            pod: Some(PodSpec {
+                metadata: Some(PodMetadata {
+                    name: "web-1.prod".into(),
+                    namespace: "default".into(),
+                    uid: "0b6a-4c1e".into(),
+                    ..Default::default()
+                }),
+                containers: vec![good_container("app"), good_container("app2")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn pod(r: &mut StartPodRequest) -> &mut PodSpec {
+        r.pod.as_mut().expect("pod")
+    }
+
+    fn meta(r: &mut StartPodRequest) -> &mut PodMetadata {
+        pod(r).metadata.as_mut().expect("metadata")
+    }
+
+    fn c1(r: &mut StartPodRequest) -> &mut Container {
+        &mut pod(r).containers[1]
+    }
+
+    fn hook(action: Action) -> Option<Lifecycle> {
+        Some(Lifecycle {
+            post_start: Some(Handler {
+                action: Some(action),
+            }),
+            pre_stop: None,
+        })
+    }
+
+    fn http(port: &str) -> Action {
+        Action::HttpGet(HttpGetAction {
+            port: port.into(),
+            ..Default::default()
+        })
+    }
+
+    type Mutation = Box<dyn Fn(&mut StartPodRequest)>;
+
+    /// (description, mutation, expected field path, expected rule fragment)
+    fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
+        vec![
+            ("pod missing", Box::new(|r| r.pod = None), "pod", "required"),
+            (
+                "metadata missing",
+                Box::new(|r| pod(r).metadata = None),
+                "pod.metadata",
+                "required",
+            ),
+            (
+                "name empty",
+                Box::new(|r| meta(r).name.clear()),
+                "pod.metadata.name",
+                "required",
+            ),
+            (
+                "name upper-case",
+                Box::new(|r| meta(r).name = "Web".into()),
+                "pod.metadata.name",
+                "DNS-1123 subdomain",
+            ),
+            (
+                "name label ends in '-'",
+                Box::new(|r| meta(r).name = "web-.x".into()),
+                "pod.metadata.name",
+                "DNS-1123 subdomain",
+            ),
+            (
+                "name too long",
+                Box::new(|r| meta(r).name = vec!["a".repeat(63); 4].join(".") + "a"),
+                "pod.metadata.name",
+                "DNS-1123 subdomain",
+            ),
+            (
+                "namespace empty",
+                Box::new(|r| meta(r).namespace.clear()),
+                "pod.metadata.namespace",
+                "required",
+            ),
+            (
+                "namespace with dot",
+                Box::new(|r| meta(r).namespace = "a.b".into()),
+                "pod.metadata.namespace",
+                "DNS-1123 label",
+            ),
+            (
+                "namespace too long",
+                Box::new(|r| meta(r).namespace = "a".repeat(64)),
+                "pod.metadata.namespace",
+                "DNS-1123 label",
+            ),
+            (
+                "uid empty",
+                Box::new(|r| meta(r).uid.clear()),
+                "pod.metadata.uid",
+                "required",
+            ),
+            (
+                "uid too long",
+                Box::new(|r| meta(r).uid = "u".repeat(129)),
+                "pod.metadata.uid",
+                "128",
+            ),
+            (
+                "uid with slash",
+                Box::new(|r| meta(r).uid = "a/b".into()),
+                "pod.metadata.uid",
+                "'/'",
+            ),
+            (
+                "uid with space",
+                Box::new(|r| meta(r).uid = "a b".into()),
+                "pod.metadata.uid",
+                "whitespace",
+            ),
+            (
+                "hostname invalid",
+                Box::new(|r| pod(r).hostname = "host.name".into()),
+                "pod.hostname",
+                "DNS-1123 label",
+            ),
+            (
+                "subdomain invalid",
+                Box::new(|r| pod(r).subdomain = "-x".into()),
+                "pod.subdomain",
+                "DNS-1123 label",
+            ),
+            (
+                "negative grace period",
+                Box::new(|r| pod(r).termination_grace_period_seconds = Some(-1)),
+                "pod.termination_grace_period_seconds",
+                ">= 0",
+            ),
+            (
+                "empty sysctl name",
+                Box::new(|r| {
+                    pod(r).sysctls.insert(String::new(), "1".into());
+                }),
+                "pod.sysctls",
+                "empty",
+            ),
+            (
+                "no app containers",
+                Box::new(|r| pod(r).containers.clear()),
+                "pod.containers",
+                "at least one",
+            ),
+            (
+                "container name empty",
+                Box::new(|r| c1(r).name.clear()),
+                "pod.containers[1].name",
+                "required",
+            ),
+            (
+                "container name invalid",
+                Box::new(|r| c1(r).name = "App_2".into()),
+                "pod.containers[1].name",
+                "DNS-1123 label",
+            ),
+            (
+                "duplicate app name",
+                Box::new(|r| c1(r).name = "app".into()),
+                "pod.containers[1].name",
+                "duplicate name \"app\"",
+            ),
+            (
+                "duplicate across init and app",
+                Box::new(|r| pod(r).init_containers = vec![good_container("app2")]),
+                "pod.containers[1].name",
+                "duplicate name \"app2\"",
+            ),
+            (
+                "duplicate across app and ephemeral",
+                Box::new(|r| pod(r).ephemeral_containers = vec![good_container("app")]),
+                "pod.ephemeral_containers[0].name",
+                "duplicate name \"app\"",
+            ),
+            (
+                "image empty",
+                Box::new(|r| c1(r).image.clear()),
+                "pod.containers[1].image",
+                "required",
+            ),
+            (
+                "image invalid",
+                Box::new(|r| c1(r).image = "Busybox:latest".into()),
+                "pod.containers[1].image",
+                "invalid image reference",
+            ),
+            (
+                "init image invalid",
+                Box::new(|r| {
+                    pod(r).init_containers = vec![Container {
+                        image: "x:".into(),
+                        ..good_container("init")
+                    }]
+                }),
+                "pod.init_containers[0].image",
+                "invalid image reference",
+            ),
+            (
+                "mount container path relative",
+                Box::new(|r| {
+                    c1(r).mounts = vec![Mount {
+                        container_path: "data".into(),
+                        host_path: "/srv".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].mounts[0].container_path",
+                "absolute",
+            ),
+            (
+                "mount host path with ..",
+                Box::new(|r| {
+                    c1(r).mounts = vec![Mount {
+                        container_path: "/data".into(),
+                        host_path: "/srv/../etc".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].mounts[0].host_path",
+                "'..'",
+            ),
+            (
+                "bidirectional unprivileged",
+                Box::new(|r| {
+                    c1(r).mounts = vec![Mount {
+                        container_path: "/data".into(),
+                        host_path: "/srv".into(),
+                        propagation: MountPropagation::Bidirectional as i32,
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].mounts[0].propagation",
+                "privileged",
+            ),
+            (
+                "device host path relative",
+                Box::new(|r| {
+                    c1(r).devices = vec![Device {
+                        container_path: "/dev/x".into(),
+                        host_path: "dev/x".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].devices[0].host_path",
+                "absolute",
+            ),
+            (
+                "device container path with ..",
+                Box::new(|r| {
+                    c1(r).devices = vec![Device {
+                        container_path: "/dev/../x".into(),
+                        host_path: "/dev/x".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].devices[0].container_path",
+                "'..'",
+            ),
+            (
+                "device permissions",
+                Box::new(|r| {
+                    c1(r).devices = vec![Device {
+                        container_path: "/dev/x".into(),
+                        host_path: "/dev/x".into(),
+                        permissions: "rx".into(),
+                    }]
+                }),
+                "pod.containers[1].devices[0].permissions",
+                "'r', 'w' and 'm'",
+            ),
+            (
+                "container port 0",
+                Box::new(|r| {
+                    c1(r).ports = vec![ContainerPort {
+                        container_port: 0,
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].ports[0].container_port",
+                "between 1 and 65535",
+            ),
+            (
+                "container port too big",
+                Box::new(|r| {
+                    c1(r).ports = vec![ContainerPort {
+                        container_port: 65536,
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].ports[0].container_port",
+                "between 1 and 65535",
+            ),
+            (
+                "host port negative",
+                Box::new(|r| {
+                    c1(r).ports = vec![ContainerPort {
+                        container_port: 80,
+                        host_port: -1,
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].ports[0].host_port",
+                "between 0 and 65535",
+            ),
+            (
+                "port name invalid",
+                Box::new(|r| {
+                    c1(r).ports = vec![ContainerPort {
+                        name: "HTTP".into(),
+                        container_port: 80,
+                        ..Default::default()
+                    }]
+                }),
+                "pod.containers[1].ports[0].name",
+                "lower-case",
+            ),
+            (
+                "port name duplicate",
+                Box::new(|r| {
+                    let p = ContainerPort {
+                        name: "http".into(),
+                        container_port: 80,
+                        ..Default::default()
+                    };
+                    c1(r).ports = vec![p.clone(), p];
+                }),
+                "pod.containers[1].ports[1].name",
+                "duplicate port name",
+            ),
+            (
+                "env name empty",
+                Box::new(|r| {
+                    c1(r).env = vec![EnvVar {
+                        name: String::new(),
+                        value: "x".into(),
+                    }]
+                }),
+                "pod.containers[1].env[0].name",
+                "required",
+            ),
+            (
+                "env name with =",
+                Box::new(|r| {
+                    c1(r).env = vec![
+                        EnvVar {
+                            name: "OK".into(),
+                            value: String::new(),
+                        },
+                        EnvVar {
+                            name: "A=B".into(),
+                            value: "x".into(),
+                        },
+                    ]
+                }),
+                "pod.containers[1].env[1].name",
+                "'='",
+            ),
+            (
+                "hook without action",
+                Box::new(|r| {
+                    c1(r).lifecycle = Some(Lifecycle {
+                        post_start: None,
+                        pre_stop: Some(Handler { action: None }),
+                    })
+                }),
+                "pod.containers[1].lifecycle.pre_stop",
+                "one of exec, http_get or sleep",
+            ),
+            (
+                "tcp_socket hook",
+                Box::new(|r| {
+                    c1(r).lifecycle = hook(Action::TcpSocket(TcpSocketAction {
+                        host: String::new(),
+                        port: "80".into(),
+                    }))
+                }),
+                "pod.containers[1].lifecycle.post_start.tcp_socket",
+                "not supported",
+            ),
+            (
+                "exec hook without command",
+                Box::new(|r| c1(r).lifecycle = hook(Action::Exec(ExecAction { command: vec![] }))),
+                "pod.containers[1].lifecycle.post_start.exec.command",
+                "must not be empty",
+            ),
+            (
+                "sleep hook negative",
+                Box::new(|r| c1(r).lifecycle = hook(Action::Sleep(SleepAction { seconds: -1 }))),
+                "pod.containers[1].lifecycle.post_start.sleep.seconds",
+                ">= 0",
+            ),
+            (
+                "http hook without port",
+                Box::new(|r| c1(r).lifecycle = hook(http(""))),
+                "pod.containers[1].lifecycle.post_start.http_get.port",
+                "required",
+            ),
+            (
+                "http hook port out of range",
+                Box::new(|r| c1(r).lifecycle = hook(http("70000"))),
+                "pod.containers[1].lifecycle.post_start.http_get.port",
+                "between 1 and 65535",
+            ),
+            (
+                "http hook port unknown name",
+                Box::new(|r| c1(r).lifecycle = hook(http("admin"))),
+                "pod.containers[1].lifecycle.post_start.http_get.port",
+                "name of a container port",
+            ),
+            (
+                "negative cpu request",
+                Box::new(|r| {
+                    c1(r).resources = Some(Resources {
+                        cpu_request_millis: -1,
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].resources.cpu_request_millis",
+                ">= 0",
+            ),
+            (
+                "negative memory limit",
+                Box::new(|r| {
+                    c1(r).resources = Some(Resources {
+                        memory_limit_bytes: -1,
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].resources.memory_limit_bytes",
+                ">= 0",
+            ),
+            (
+                "cpu request above limit",
+                Box::new(|r| {
+                    c1(r).resources = Some(Resources {
+                        cpu_request_millis: 200,
+                        cpu_limit_millis: 100,
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].resources.cpu_request_millis",
+                "<= cpu_limit_millis",
+            ),
+            (
+                "memory request above limit",
+                Box::new(|r| {
+                    c1(r).resources = Some(Resources {
+                        memory_request_bytes: 2,
+                        memory_limit_bytes: 1,
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].resources.memory_request_bytes",
+                "<= memory_limit_bytes",
+            ),
+            (
+                "restart policy ALWAYS on app container",
+                Box::new(|r| c1(r).restart_policy = ContainerRestartPolicy::Always as i32),
+                "pod.containers[1].restart_policy",
+                "only allowed on init containers",
+            ),
+            (
+                "target on app container",
+                Box::new(|r| c1(r).target_container_name = "app".into()),
+                "pod.containers[1].target_container_name",
+                "only allowed on ephemeral",
+            ),
+            (
+                "ephemeral with ports",
+                Box::new(|r| {
+                    pod(r).ephemeral_containers = vec![Container {
+                        ports: vec![ContainerPort {
+                            container_port: 80,
+                            ..Default::default()
+                        }],
+                        ..good_container("dbg")
+                    }]
+                }),
+                "pod.ephemeral_containers[0].ports",
+                "not allowed on ephemeral",
+            ),
+            (
+                "ephemeral with lifecycle",
+                Box::new(|r| {
+                    pod(r).ephemeral_containers = vec![Container {
+                        lifecycle: hook(Action::Sleep(SleepAction { seconds: 1 })),
+                        ..good_container("dbg")
+                    }]
+                }),
+                "pod.ephemeral_containers[0].lifecycle",
+                "not allowed on ephemeral",
+            ),
+            (
+                "ephemeral with resources",
+                Box::new(|r| {
+                    pod(r).ephemeral_containers = vec![Container {
+                        resources: Some(Resources {
+                            cpu_limit_millis: 100,
+                            ..Default::default()
+                        }),
+                        ..good_container("dbg")
+                    }]
+                }),
+                "pod.ephemeral_containers[0].resources",
+                "not allowed on ephemeral",
+            ),
+            (
+                "ephemeral with startup probe",
+                Box::new(|r| {
+                    pod(r).ephemeral_containers = vec![Container {
+                        startup_probe: Some(Probe::default()),
+                        ..good_container("dbg")
+                    }]
+                }),
+                "pod.ephemeral_containers[0].startup_probe",
+                "not allowed on ephemeral",
+            ),
+            (
+                "ephemeral with restart policy",
+                Box::new(|r| {
+                    pod(r).ephemeral_containers = vec![Container {
+                        restart_policy: ContainerRestartPolicy::Always as i32,
+                        ..good_container("dbg")
+                    }]
+                }),
+                "pod.ephemeral_containers[0].restart_policy",
+                "not allowed on ephemeral",
+            ),
+            (
+                "ephemeral target unknown",
+                Box::new(|r| {
+                    pod(r).ephemeral_containers = vec![Container {
+                        target_container_name: "nope".into(),
+                        ..good_container("dbg")
+                    }]
+                }),
+                "pod.ephemeral_containers[0].target_container_name",
+                "\"nope\"",
+            ),
+            (
+                "ephemeral targeting another ephemeral",
+                Box::new(|r| {
+                    pod(r).ephemeral_containers = vec![
+                        good_container("dbg"),
+                        Container {
+                            target_container_name: "dbg".into(),
+                            ..good_container("dbg2")
+                        },
+                    ]
+                }),
+                "pod.ephemeral_containers[1].target_container_name",
+                "must name an app or init container",
+            ),
+        ]
+    }
+
+    #[test]
+    fn valid_request_passes() {
+        assert_eq!(validate_start_pod(&good()), Ok(()));
+    }
+
+    #[test]
+    fn valid_variants_pass() {
+        let mut r = good();
+        let p = pod(&mut r);
+        p.hostname = "h-1".into();
+        p.termination_grace_period_seconds = Some(0);
+        p.init_containers = vec![Container {
+            restart_policy: ContainerRestartPolicy::Always as i32,
+            ..good_container("sidecar")
+        }];
+        p.ephemeral_containers = vec![Container {
+            target_container_name: "sidecar".into(),
+            ..good_container("dbg")
+        }];
+        let c = &mut p.containers[1];
+        c.ports = vec![ContainerPort {
+            name: "http".into(),
+            container_port: 8080,
+            host_port: 0,
+            ..Default::default()
+        }];
+        c.lifecycle = Some(Lifecycle {
+            post_start: Some(Handler {
+                action: Some(http("http")),
+            }),
+            pre_stop: Some(Handler {
+                action: Some(http("8080")),
+            }),
+        });
+        c.mounts = vec![Mount {
+            container_path: "/a/..b".into(),
+            host_path: "/".into(),
+            propagation: MountPropagation::Bidirectional as i32,
+            ..Default::default()
+        }];
+        c.security_context = Some(SecurityContext {
+            privileged: Some(true),
+            ..Default::default()
+        });
+        c.resources = Some(Resources {
+            cpu_request_millis: 100,
+            cpu_limit_millis: 100,
+            memory_request_bytes: 0,
+            memory_limit_bytes: 10,
+        });
+        assert_eq!(validate_start_pod(&r), Ok(()));
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        for (what, mutate, field, rule) in cases() {
+            let mut r = good();
+            mutate(&mut r);
+            match validate_start_pod(&r) {
+                Ok(()) => panic!("{what}: accepted"),
+                Err(e) => {
+                    assert_eq!(e.field, field, "{what}: {e}");
+                    assert!(e.rule.contains(rule), "{what}: rule {:?}", e.rule);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn start_container_paths() {
+        let c = Container {
+            image: String::new(),
+            ..good_container("dbg")
+        };
+        let e = validate_container("container", &c).expect_err("invalid");
+        assert_eq!(e.field, "container.image");
+        assert_eq!(e.to_string(), "container.image: required");
+
+        let c = Container {
+            ports: vec![ContainerPort {
+                container_port: 80,
+                ..Default::default()
+            }],
+            ..good_container("dbg")
+        };
+        assert_eq!(validate_container("container", &c), Ok(()));
+        let e = validate_ephemeral("container", &c).expect_err("invalid");
+        assert_eq!(e.field, "container.ports");
+    }
+
+    #[test]
+    fn dns_helpers() {
+        for ok in ["a", "a-b", "0", &"a".repeat(63)] {
+            assert!(is_dns1123_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a.b", "a_b", &"a".repeat(64)] {
+            assert!(!is_dns1123_label(bad), "{bad}");
+        }
+        for ok in ["a.b", "a-1.b-2.c", "web"] {
+            assert!(is_dns1123_subdomain(ok), "{ok}");
+        }
+        for bad in ["", ".a", "a.", "a..b", "a.-b", "a_b"] {
+            assert!(!is_dns1123_subdomain(bad), "{bad}");
+        }
+    }
+}
