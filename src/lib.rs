@@ -2,6 +2,8 @@
 //! node's CRI runtime and streams every step to the caller.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+
 pub mod proto {
     //! podstart's own API, generated from proto/podstart/v1.
     pub mod v1 {
