@@ -2,7 +2,16 @@
 //! node's CRI runtime and streams every step to the caller.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod cri;
+pub mod server;
+pub mod sim;
+pub mod spec;
+pub mod start;
+pub mod state;
+pub mod telemetry;
 
 pub mod proto {
     //! podstart's own API, generated from proto/podstart/v1.
@@ -13,5 +22,3 @@ pub mod proto {
             tonic::include_file_descriptor_set!("podstart_v1_descriptor");
     }
 }
-pub mod sim;
-pub mod spec;

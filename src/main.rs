@@ -1,1 +1,46 @@
-fn main() {}
+//! The `podstart` binary: parse the command line, set up logging, run the
+//! chosen subcommand.
+use std::process::ExitCode;
+
+use clap::Parser;
+use podstart::config::{Cli, Command};
+use podstart::{cli::commands, server, sim, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(&cli.log_level, cli.log_format);
+    let endpoint = cli.endpoint.as_str();
+    let result = match cli.command {
+        Command::Serve(args) => server::serve(args)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
+        Command::SimRuntime(args) => sim::run(&args.listen)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
+        Command::Run(args) => commands::run(endpoint, args)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Stop(args) => commands::stop(endpoint, args)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Get(args) => commands::get(endpoint, args)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Ls(args) => commands::ls(endpoint, args)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Events(args) => commands::events(endpoint, args)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("podstart: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

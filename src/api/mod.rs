@@ -1,0 +1,168 @@
+//! The PodStarter gRPC service: checks requests, hands them to the start
+//! flow, and turns its events into response streams. Holds no pod state.
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status};
+
+use crate::proto::v1::{
+    GetPodRequest, ListPodsRequest, ListPodsResponse, Pod, PodMetadata, StartContainerRequest,
+    StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
+    pod_starter_server::PodStarter,
+};
+use crate::spec::validate::validate_start_pod;
+use crate::start::{EventSink, StartError, Starter};
+use crate::state::view;
+
+/// Events buffered per stream before a slow caller holds the flow up.
+const STREAM_BUFFER: usize = 64;
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<StartEvent, Status>> + Send>>;
+
+pub struct PodStarterService {
+    starter: Starter,
+    tasks: TaskTracker,
+}
+
+impl PodStarterService {
+    /// `tasks` tracks every start and stop, so shutdown can drain them.
+    pub fn new(starter: Starter, tasks: TaskTracker) -> PodStarterService {
+        PodStarterService { starter, tasks }
+    }
+
+    fn stream(&self, meta: &PodMetadata) -> (EventSink, EventStream) {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let sink = EventSink::new(meta, Some(tx), self.starter.bus());
+        (sink, Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+#[tonic::async_trait]
+impl PodStarter for PodStarterService {
+    type StartPodStream = EventStream;
+    type StartContainerStream = EventStream;
+    type StopPodStream = EventStream;
+    type WatchEventsStream = EventStream;
+
+    async fn start_pod(
+        &self,
+        request: Request<StartPodRequest>,
+    ) -> Result<Response<Self::StartPodStream>, Status> {
+        let req = request.into_inner();
+        validate_start_pod(&req).map_err(StartError::from)?;
+        let meta = req
+            .pod
+            .as_ref()
+            .and_then(|p| p.metadata.clone())
+            .unwrap_or_default();
+        let (sink, stream) = self.stream(&meta);
+        let starter = self.starter.clone();
+        self.tasks
+            .spawn(async move { starter.start_pod(req, sink).await });
+        Ok(Response::new(stream))
+    }
+
+    async fn start_container(
+        &self,
+        _request: Request<StartContainerRequest>,
+    ) -> Result<Response<Self::StartContainerStream>, Status> {
+        Err(Status::unimplemented(
+            "StartContainer (one container into a running sandbox) is not available yet; \
+             give ephemeral containers in StartPod's pod.ephemeral_containers",
+        ))
+    }
+
+    async fn stop_pod(
+        &self,
+        request: Request<StopPodRequest>,
+    ) -> Result<Response<Self::StopPodStream>, Status> {
+        let req = request.into_inner();
+        let pod_ref = req.pod.unwrap_or_default();
+        if pod_ref.uid.is_empty() && (pod_ref.namespace.is_empty() || pod_ref.name.is_empty()) {
+            return Err(Status::invalid_argument(
+                "pod: give the uid, or both namespace and name",
+            ));
+        }
+        if let Some(g) = req.grace_period_seconds.filter(|g| *g < 0) {
+            return Err(Status::invalid_argument(format!(
+                "grace_period_seconds: must be >= 0, got {g}"
+            )));
+        }
+        let meta = self.starter.find_pod(&pod_ref).await?;
+        let (sink, stream) = self.stream(&meta);
+        let starter = self.starter.clone();
+        let grace = req.grace_period_seconds;
+        self.tasks
+            .spawn(async move { starter.stop_pod(meta, grace, sink).await });
+        Ok(Response::new(stream))
+    }
+
+    async fn get_pod(&self, request: Request<GetPodRequest>) -> Result<Response<Pod>, Status> {
+        let pod_ref = request.into_inner().pod.unwrap_or_default();
+        if pod_ref.uid.is_empty() && (pod_ref.namespace.is_empty() || pod_ref.name.is_empty()) {
+            return Err(Status::invalid_argument(
+                "pod: give the uid, or both namespace and name",
+            ));
+        }
+        let pods = view::pods(self.starter.cri(), &view::PodFilter::from(&pod_ref), true)
+            .await
+            .map_err(|e| Status::from(StartError::Runtime(e)))?;
+        match pods.into_iter().next() {
+            Some(pod) => Ok(Response::new(pod)),
+            None => Err(StartError::PodNotFound {
+                pod: if pod_ref.uid.is_empty() {
+                    format!("{}/{}", pod_ref.namespace, pod_ref.name)
+                } else {
+                    pod_ref.uid
+                },
+            }
+            .into()),
+        }
+    }
+
+    async fn list_pods(
+        &self,
+        request: Request<ListPodsRequest>,
+    ) -> Result<Response<ListPodsResponse>, Status> {
+        let req = request.into_inner();
+        let filter = view::PodFilter {
+            namespace: (!req.namespace.is_empty()).then_some(req.namespace),
+            labels: req.label_selector,
+            ..Default::default()
+        };
+        let pods = view::pods(self.starter.cri(), &filter, false)
+            .await
+            .map_err(|e| Status::from(StartError::Runtime(e)))?;
+        Ok(Response::new(ListPodsResponse { pods }))
+    }
+
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let req = request.into_inner();
+        let mut feed = self.starter.subscribe();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                let event = match feed.recv().await {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "a WatchEvents caller fell behind");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let wanted = (req.pod_uid.is_empty() || req.pod_uid == event.pod_uid)
+                    && (req.namespace.is_empty() || req.namespace == event.pod_namespace);
+                if wanted && tx.send(Ok(event)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

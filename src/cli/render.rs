@@ -1,0 +1,232 @@
+//! Turning events and pods into lines for people (`--output text`) or
+//! scripts (`--output json`, one object per line).
+use serde_json::{Value, json};
+
+use crate::proto::v1::{
+    ContainerKind, ContainerState, EventType, Pod, SandboxState, StartEvent, Step,
+    start_event::Payload,
+};
+
+fn enum_name(full: &str, prefix: &str) -> String {
+    full.strip_prefix(prefix)
+        .unwrap_or(full)
+        .to_ascii_lowercase()
+}
+
+pub fn step_name(s: Step) -> String {
+    enum_name(s.as_str_name(), "STEP_")
+}
+
+pub fn kind_name(k: ContainerKind) -> String {
+    enum_name(k.as_str_name(), "CONTAINER_KIND_")
+}
+
+fn secs(micros: u64) -> f64 {
+    micros as f64 / 1e6
+}
+
+/// `[  0.189s] init/setup   Pulled   message (12ms)`; `since` is the first
+/// event's time, so lines show the time into the request.
+pub fn event_line(e: &StartEvent, since: i64) -> String {
+    let at = (e.time_unix_nano - since).max(0) as f64 / 1e9;
+    let who = if e.container_name.is_empty() {
+        "pod".to_string()
+    } else {
+        format!("{}/{}", kind_name(e.container_kind()), e.container_name)
+    };
+    let took = if e.duration_micros > 0 {
+        format!(" ({})", human_micros(e.duration_micros))
+    } else {
+        String::new()
+    };
+    let mark = if e.r#type() == EventType::Warning {
+        "!"
+    } else {
+        " "
+    };
+    let mut line = format!(
+        "[{at:8.3}s]{mark}{who:<20} {reason:<22} {message}{took}",
+        reason = e.reason,
+        message = e.message
+    );
+    if let Some(Payload::PodStarted(p)) = &e.payload {
+        line.push_str(&format!(
+            "\n  sandbox {} ip {} containers {}",
+            p.sandbox_id,
+            if p.ips.is_empty() {
+                "-".to_string()
+            } else {
+                p.ips.join(",")
+            },
+            p.containers
+                .iter()
+                .map(|c| format!(
+                    "{}={}",
+                    c.name,
+                    &c.container_id[..c.container_id.len().min(13)]
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    line
+}
+
+fn human_micros(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.3}s", secs(us))
+    }
+}
+
+pub fn event_json(e: &StartEvent) -> Value {
+    let payload = match &e.payload {
+        None => Value::Null,
+        Some(Payload::Sandbox(s)) => json!({"sandbox": {
+            "sandbox_id": s.sandbox_id, "ips": s.ips, "log_directory": s.log_directory}}),
+        Some(Payload::Image(i)) => json!({"image": {
+            "image": i.image, "image_ref": i.image_ref, "size_bytes": i.size_bytes,
+            "already_present": i.already_present}}),
+        Some(Payload::Container(c)) => json!({"container": {
+            "container_id": c.container_id, "restart_count": c.restart_count, "log_path": c.log_path}}),
+        Some(Payload::Exit(x)) => json!({"exit": {
+            "container_id": x.container_id, "exit_code": x.exit_code, "reason": x.reason,
+            "message": x.message}}),
+        Some(Payload::PodStarted(p)) => json!({"pod_started": {
+            "sandbox_id": p.sandbox_id, "ips": p.ips,
+            "containers": p.containers.iter().map(|c| json!({
+                "name": c.name, "kind": kind_name(c.kind()), "container_id": c.container_id})).collect::<Vec<_>>(),
+            "timings": p.timings.iter().map(|t| json!({
+                "container": t.container_name, "step": step_name(t.step()),
+                "seconds": secs(t.duration_micros)})).collect::<Vec<_>>(),
+            "total_seconds": secs(p.total_duration_micros),
+            "already_running": p.already_running}}),
+        Some(Payload::PodFailed(f)) => json!({"pod_failed": {
+            "reason": f.reason, "code": tonic::Code::from_i32(f.code).description(),
+            "grpc_code": f.code, "step": step_name(f.step()), "container": f.container_name,
+            "message": f.message}}),
+        Some(Payload::PodStopped(s)) => json!({"pod_stopped": {
+            "sandbox_id": s.sandbox_id, "containers_stopped": s.containers_stopped,
+            "total_seconds": secs(s.total_duration_micros)}}),
+    };
+    json!({
+        "time_unix_nano": e.time_unix_nano,
+        "pod_uid": e.pod_uid,
+        "pod": format!("{}/{}", e.pod_namespace, e.pod_name),
+        "container": e.container_name,
+        "kind": kind_name(e.container_kind()),
+        "step": step_name(e.step()),
+        "type": enum_name(e.r#type().as_str_name(), "EVENT_TYPE_"),
+        "reason": e.reason,
+        "message": e.message,
+        "duration_seconds": secs(e.duration_micros),
+        "payload": payload,
+    })
+}
+
+pub fn pod_json(p: &Pod) -> Value {
+    json!({
+        "uid": p.uid, "name": p.name, "namespace": p.namespace, "attempt": p.attempt,
+        "sandbox_id": p.sandbox_id,
+        "state": enum_name(p.state().as_str_name(), "SANDBOX_STATE_"),
+        "ips": p.ips, "created_at_unix_nano": p.created_at_unix_nano, "labels": p.labels,
+        "containers": p.containers.iter().map(|c| json!({
+            "name": c.name, "kind": kind_name(c.kind()), "id": c.id,
+            "state": enum_name(c.state().as_str_name(), "CONTAINER_STATE_"),
+            "exit_code": c.exit_code, "reason": c.reason, "message": c.message,
+            "image": c.image, "image_ref": c.image_ref, "restart_count": c.restart_count,
+            "created_at_unix_nano": c.created_at_unix_nano,
+            "started_at_unix_nano": c.started_at_unix_nano,
+            "finished_at_unix_nano": c.finished_at_unix_nano,
+            "log_path": c.log_path})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn pod_text(p: &Pod) -> String {
+    let mut out = format!(
+        "pod {}/{} uid {}\n  sandbox {} {} ip {}\n",
+        p.namespace,
+        p.name,
+        p.uid,
+        p.sandbox_id,
+        sandbox_state(p.state()),
+        if p.ips.is_empty() {
+            "-".to_string()
+        } else {
+            p.ips.join(",")
+        }
+    );
+    for c in &p.containers {
+        out.push_str(&format!(
+            "  {:<9} {:<20} {:<8} restarts {:<3} exit {:<4} {} {}\n",
+            kind_name(c.kind()),
+            c.name,
+            container_state(c.state()),
+            c.restart_count,
+            c.exit_code,
+            c.id.get(..13).unwrap_or(&c.id),
+            c.image
+        ));
+    }
+    out
+}
+
+pub fn pod_row(p: &Pod) -> String {
+    let running = p
+        .containers
+        .iter()
+        .filter(|c| c.state() == ContainerState::Running)
+        .count();
+    format!(
+        "{:<16} {:<24} {:<38} {:<9} {:<16} {}/{}",
+        p.namespace,
+        p.name,
+        p.uid,
+        sandbox_state(p.state()),
+        p.ips.first().map_or("-", String::as_str),
+        running,
+        p.containers.len()
+    )
+}
+
+fn sandbox_state(s: SandboxState) -> String {
+    enum_name(s.as_str_name(), "SANDBOX_STATE_")
+}
+
+fn container_state(s: ContainerState) -> String {
+    enum_name(s.as_str_name(), "CONTAINER_STATE_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::PodFailed;
+
+    #[test]
+    fn failure_renders_reason_code_and_step() {
+        let mut e = StartEvent::at(Step::Image, "ErrImageNeverPull", "not present")
+            .warning()
+            .with(Payload::PodFailed(PodFailed {
+                reason: "ErrImageNeverPull".into(),
+                code: tonic::Code::FailedPrecondition as i32,
+                step: Step::Image as i32,
+                container_name: "web".into(),
+                message: "not present".into(),
+            }));
+        e.container_name = "web".into();
+        e.set_container_kind(ContainerKind::App);
+        let v = event_json(&e);
+        assert_eq!(v["step"], "image");
+        assert_eq!(v["kind"], "app");
+        assert_eq!(v["type"], "warning");
+        assert_eq!(v["payload"]["pod_failed"]["grpc_code"], 9);
+        assert_eq!(v["payload"]["pod_failed"]["step"], "image");
+        let line = event_line(&e, e.time_unix_nano);
+        assert!(line.contains("app/web"), "{line}");
+        assert!(line.contains("ErrImageNeverPull"), "{line}");
+        assert!(line.contains('!'), "warnings are marked: {line}");
+    }
+}

@@ -1,0 +1,218 @@
+//! The command line: every flag (and its environment variable) of every
+//! subcommand. Nothing else in podstart reads the environment.
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "podstart",
+    version,
+    about = "Starts pods on this node the way the kubelet does, over the CRI, and streams every step."
+)]
+pub struct Cli {
+    /// Log level (an EnvFilter directive such as `info` or `podstart=debug`).
+    #[arg(
+        long,
+        global = true,
+        env = "PODSTART_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "PODSTART_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// The podstart API to talk to (client commands).
+    #[arg(
+        long,
+        global = true,
+        env = "PODSTART_ENDPOINT",
+        default_value = "unix:///run/podstart/podstart.sock"
+    )]
+    pub endpoint: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the podstart daemon.
+    Serve(ServeArgs),
+    /// Run a simulated CRI runtime (in memory) for tests and trials.
+    SimRuntime(SimRuntimeArgs),
+    /// Start the pod of a Kubernetes Pod manifest and follow it.
+    Run(RunArgs),
+    /// Stop and remove a pod.
+    Stop(StopArgs),
+    /// Show one pod as the node runs it.
+    Get(GetArgs),
+    /// List the pods podstart runs on this node.
+    Ls(LsArgs),
+    /// Follow every start and stop on the node.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// CRI runtime endpoint; `sim` runs the built-in simulated runtime.
+    #[arg(
+        long,
+        env = "PODSTART_RUNTIME_ENDPOINT",
+        default_value = "unix:///run/containerd/containerd.sock"
+    )]
+    pub runtime_endpoint: String,
+    /// CRI image endpoint (defaults to the runtime endpoint).
+    #[arg(long, env = "PODSTART_IMAGE_ENDPOINT")]
+    pub image_endpoint: Option<String>,
+    /// Where podstart's API listens (a unix socket, mode 0660).
+    #[arg(
+        long,
+        env = "PODSTART_LISTEN",
+        default_value = "unix:///run/podstart/podstart.sock"
+    )]
+    pub listen: String,
+    /// Root of the pod log directories.
+    #[arg(long, env = "PODSTART_POD_LOG_ROOT", default_value = "/var/log/pods")]
+    pub pod_log_root: PathBuf,
+    /// Address of the /metrics, /healthz and /readyz HTTP server.
+    #[arg(
+        long,
+        env = "PODSTART_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Deadline of a CRI call (RunPodSandbox gets twice this).
+    #[arg(long, env = "PODSTART_RUNTIME_REQUEST_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub runtime_request_timeout: Duration,
+    /// Deadline of exec and HTTP lifecycle hooks; 0 for none (the kubelet's
+    /// exec hooks have none).
+    #[arg(long, env = "PODSTART_HOOK_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub hook_timeout: Duration,
+    /// First back-off before a failed init container is restarted.
+    #[arg(long, env = "PODSTART_RESTART_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub restart_backoff: Duration,
+    /// Longest back-off before a failed init container is restarted.
+    #[arg(long, env = "PODSTART_RESTART_BACKOFF_MAX", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub restart_backoff_max: Duration,
+    /// How long SIGTERM waits for open streams before cancelling them.
+    #[arg(long, env = "PODSTART_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SimRuntimeArgs {
+    /// Where the simulated CRI runtime listens.
+    #[arg(
+        long,
+        env = "PODSTART_SIM_LISTEN",
+        default_value = "unix:///run/podstart/sim-runtime.sock"
+    )]
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A Kubernetes Pod manifest (YAML or JSON).
+    pub file: PathBuf,
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Start app containers at once instead of one after another.
+    #[arg(long)]
+    pub parallel: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PodSelector {
+    /// The manifest the pod was started from.
+    #[arg(conflicts_with_all = ["uid", "name"])]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub uid: Option<String>,
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    #[arg(long, requires = "namespace")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub pod: PodSelector,
+    /// Seconds each container gets to stop (default: the pod's own).
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub pod: PodSelector,
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only this namespace.
+    #[arg(long, short)]
+    pub namespace: Option<String>,
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this pod.
+    #[arg(long)]
+    pub uid: Option<String>,
+    /// Only this namespace.
+    #[arg(long, short)]
+    pub namespace: Option<String>,
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_match_crictl_and_the_kubelet() {
+        let cli = Cli::try_parse_from(["podstart", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(
+            args.runtime_endpoint,
+            "unix:///run/containerd/containerd.sock"
+        );
+        assert_eq!(args.image_endpoint, None);
+        assert_eq!(args.listen, "unix:///run/podstart/podstart.sock");
+        assert_eq!(args.pod_log_root, PathBuf::from("/var/log/pods"));
+        assert_eq!(args.runtime_request_timeout, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,322 @@
+//! `podstart serve`: wires the CRI client, the start flow, the gRPC API
+//! (with health and reflection) and the metrics port; watches the runtime's
+//! readiness; drains open streams on SIGTERM.
+use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+
+use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::api::PodStarterService;
+use crate::config::ServeArgs;
+use crate::cri::{Address, Cri, CriError, Timeouts};
+use crate::proto::v1::pod_starter_server::PodStarterServer;
+use crate::start::{FlowConfig, Starter};
+use crate::telemetry::{self, Metrics};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "--listen {0:?}: only unix:///absolute/path sockets are served (TCP arrives with mTLS)"
+    )]
+    ListenAddress(String),
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Endpoint(#[from] CriError),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("simulated runtime: {0}")]
+    Sim(#[from] crate::sim::SimError),
+}
+
+/// Name of the gRPC health entry for the PodStarter service.
+const SERVICE_NAME: &str = "podstart.v1.PodStarter";
+
+pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+
+    let metrics = Metrics::new()?;
+    let (runtime_addr, _sim) = runtime_address(&args.runtime_endpoint, &shutdown).await?;
+    let image_addr = match &args.image_endpoint {
+        Some(e) if args.runtime_endpoint != "sim" => Address::parse(e)?,
+        _ => runtime_addr.clone(),
+    };
+    let cri = Cri::new(
+        &runtime_addr,
+        &image_addr,
+        Timeouts {
+            request: args.runtime_request_timeout,
+        },
+        metrics.clone(),
+    )?;
+    let starter = Starter::new(
+        cri.clone(),
+        FlowConfig {
+            pod_log_root: args.pod_log_root.clone(),
+            hook_timeout: args.hook_timeout,
+            restart_backoff_initial: args.restart_backoff,
+            restart_backoff_max: args.restart_backoff_max,
+            ..FlowConfig::default()
+        },
+        metrics.clone(),
+    );
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    let (ready_tx, ready_rx) = watch::channel(false);
+    tokio::spawn(watch_runtime(
+        cri,
+        runtime_addr.clone(),
+        reporter.clone(),
+        metrics.clone(),
+        ready_tx,
+        shutdown.clone(),
+    ));
+
+    {
+        let token = shutdown.clone();
+        let (addr, m, r) = (args.metrics_listen, metrics.clone(), ready_rx);
+        tokio::spawn(async move {
+            if let Err(e) = telemetry::serve_http(addr, m, r, token.cancelled_owned()).await {
+                tracing::error!(%addr, error = %e, "metrics server failed");
+            }
+        });
+    }
+
+    let path = unix_path(&args.listen)?;
+    let listener = bind(&path)?;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let tasks = TaskTracker::new();
+    let service = PodStarterService::new(starter.clone(), tasks.clone());
+    tracing::info!(
+        listen = %path.display(),
+        runtime = %runtime_addr,
+        image = %image_addr,
+        pod_log_root = %args.pod_log_root.display(),
+        "podstart serving"
+    );
+
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(PodStarterServer::new(service))
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(listener),
+                server_shutdown.cancelled_owned(),
+            ),
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!(open = tasks.len(), grace = ?args.shutdown_grace, "shutting down: draining open streams");
+    reporter
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    tasks.close();
+    if tokio::time::timeout(args.shutdown_grace, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tasks.len(),
+            "grace period over: cancelling what is left"
+        );
+        starter.cancel_all();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+    }
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => tracing::error!(error = %join, "gRPC server task failed"),
+        Err(_) => tracing::warn!("gRPC connections still open after drain; exiting"),
+    }
+    let _ = std::fs::remove_file(&path);
+    tracing::info!("podstart stopped");
+    Ok(())
+}
+
+/// The runtime to talk to; `sim` starts the built-in simulated runtime on a
+/// private socket (kept alive by the returned guard).
+async fn runtime_address(
+    endpoint: &str,
+    shutdown: &CancellationToken,
+) -> Result<(Address, Option<tempfile::TempDir>), ServeError> {
+    if endpoint != "sim" {
+        return Ok((Address::parse(endpoint)?, None));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("podstart-sim")
+        .tempdir()
+        .map_err(|source| ServeError::Bind {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let path = dir.path().join("runtime.sock");
+    let sim = crate::sim::SimRuntime::new(crate::sim::SimConfig::default());
+    let token = shutdown.clone();
+    let sock = path.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sim.serve_unix(&sock, token.cancelled_owned()).await {
+            tracing::error!(error = %e, "simulated runtime failed");
+        }
+    });
+    // Wait until the socket exists so the first call does not race it.
+    for _ in 0..100 {
+        if path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::info!(socket = %path.display(), "serving against the built-in simulated runtime");
+    Ok((Address::Unix(path), Some(dir)))
+}
+
+fn unix_path(listen: &str) -> Result<PathBuf, ServeError> {
+    match Address::parse(listen) {
+        Ok(Address::Unix(p)) => Ok(p),
+        _ => Err(ServeError::ListenAddress(listen.to_string())),
+    }
+}
+
+/// Binds a unix socket with mode 0660, replacing a stale socket file.
+fn bind(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServeError> {
+    let err = |source| ServeError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    if path.exists() {
+        // A live podstart on this socket would answer a connect.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another process serves this socket",
+            )));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Polls CRI Version and Status: logs what the runtime is, reports
+/// readiness through gRPC health, `/readyz` and a gauge, and keeps trying
+/// (never exits) while the runtime is away.
+async fn watch_runtime(
+    cri: Cri,
+    addr: Address,
+    reporter: HealthReporter,
+    metrics: Metrics,
+    ready_tx: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut was_ready: Option<bool> = None;
+    loop {
+        let ready = match cri.version().await {
+            Err(e) => {
+                if was_ready != Some(false) {
+                    tracing::error!(runtime = %addr, error = %e, "CRI runtime unreachable; retrying every second, reporting not ready");
+                }
+                false
+            }
+            Ok(v) => {
+                if was_ready != Some(true) {
+                    tracing::info!(
+                        runtime = %addr,
+                        name = %v.runtime_name,
+                        version = %v.runtime_version,
+                        api = %v.runtime_api_version,
+                        "CRI runtime found"
+                    );
+                }
+                match cri.status().await {
+                    Ok(s) => {
+                        let conditions = s.status.map(|st| st.conditions).unwrap_or_default();
+                        let runtime_ready = conditions
+                            .iter()
+                            .any(|c| c.r#type == "RuntimeReady" && c.status);
+                        if was_ready != Some(runtime_ready) {
+                            for c in &conditions {
+                                tracing::info!(condition = %c.r#type, status = c.status, reason = %c.reason, message = %c.message, "runtime condition");
+                            }
+                        }
+                        runtime_ready
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "CRI Status failed");
+                        false
+                    }
+                }
+            }
+        };
+        if was_ready != Some(ready) {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter.set_service_status(SERVICE_NAME, status).await;
+            reporter.set_service_status("", status).await;
+            metrics.set_runtime_ready(ready);
+            let _ = ready_tx.send(ready);
+            if was_ready.is_some() {
+                tracing::info!(ready, "runtime readiness changed");
+            }
+            was_ready = Some(ready);
+        }
+        let pause = if ready {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}

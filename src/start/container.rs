@@ -1,0 +1,438 @@
+//! The four steps of one container start, as the kubelet's startContainer:
+//! image, CreateContainer (with the restart count the kubelet would use),
+//! StartContainer, PostStart hook (killing the container if it fails).
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use k8s_cri::v1 as cri;
+
+use super::{
+    ContainerRef, StartError, Starter, events::micros, hooks, pod::PodContext, pod::Started,
+};
+use crate::proto::v1::{
+    Container, ContainerInfo, ContainerKind, StartEvent, StartedContainer, Step, StepTiming,
+    start_event::Payload,
+};
+use crate::spec::container::{ContainerContext, container_config};
+use crate::spec::labels;
+
+/// The kubelet's minimum grace period when it kills a container.
+const MIN_GRACE: Duration = Duration::from_secs(2);
+
+impl Starter {
+    /// Starts one container once (no restarts), unless an instance of it
+    /// already runs (or, for init containers, already completed) in the
+    /// sandbox, in which case that instance is reported and kept.
+    pub(super) async fn start_once(
+        &self,
+        ctx: &PodContext,
+        c: &Container,
+        kind: ContainerKind,
+    ) -> Result<Started, StartError> {
+        let cref = ContainerRef {
+            name: c.name.clone(),
+            kind,
+        };
+        let previous = self
+            .previous_instances(ctx, &c.name)
+            .await
+            .map_err(|source| StartError::CreateContainer {
+                container: c.name.clone(),
+                source,
+            })?;
+        if let Some(kept) = self.reusable(ctx, &cref, &previous).await {
+            return Ok(kept);
+        }
+        self.inner
+            .metrics
+            .container_start_attempted(cref.kind_label());
+        let result = self.four_steps(ctx, &cref, c, &previous).await;
+        if let Err(e) = &result {
+            self.inner
+                .metrics
+                .container_start_failed(cref.kind_label(), e.reason());
+        }
+        result
+    }
+
+    /// An instance that needs no new start: running, or (init containers)
+    /// exited 0.
+    async fn reusable(
+        &self,
+        ctx: &PodContext,
+        cref: &ContainerRef,
+        previous: &[cri::Container],
+    ) -> Option<Started> {
+        let newest = previous.first()?;
+        let running = newest.state == cri::ContainerState::ContainerRunning as i32;
+        let completed_init = cref.kind == ContainerKind::Init
+            && newest.state == cri::ContainerState::ContainerExited as i32
+            && matches!(self.inner.cri.container_status(&newest.id).await, Ok(s) if s.exit_code == 0);
+        if !running && !completed_init {
+            return None;
+        }
+        let what = if running { "running" } else { "completed" };
+        ctx.sink
+            .emit(
+                StartEvent::at(
+                    Step::Start,
+                    "AlreadyStarted",
+                    format!("Container {} already {what}", cref.name),
+                )
+                .of(cref)
+                .with(Payload::Container(ContainerInfo {
+                    container_id: newest.id.clone(),
+                    restart_count: newest.metadata.as_ref().map_or(0, |m| m.attempt),
+                    log_path: String::new(),
+                })),
+            )
+            .await;
+        Some(Started {
+            container: started_container(cref, &newest.id),
+            timings: Vec::new(),
+            adopted: true,
+        })
+    }
+
+    async fn four_steps(
+        &self,
+        ctx: &PodContext,
+        cref: &ContainerRef,
+        c: &Container,
+        previous: &[cri::Container],
+    ) -> Result<Started, StartError> {
+        let cri = &self.inner.cri;
+        let mut timings = Vec::new();
+        let mut timed = |step: Step, took: Duration| {
+            timings.push(StepTiming {
+                container_name: c.name.clone(),
+                step: step as i32,
+                duration_micros: micros(took),
+            });
+        };
+
+        // 1. Image.
+        let t = Instant::now();
+        let image_ref = self.ensure_image(ctx, cref, c).await?;
+        timed(Step::Image, t.elapsed());
+        ctx.check_cancelled()?;
+
+        // 2. Create. Instances that never started (CREATED, UNKNOWN) hold
+        // their name; remove them first.
+        for stale in previous.iter().filter(|p| {
+            p.state == cri::ContainerState::ContainerCreated as i32
+                || p.state == cri::ContainerState::ContainerUnknown as i32
+        }) {
+            if let Err(e) = cri.remove_container(&stale.id).await {
+                tracing::warn!(container = %stale.id, error = %e, "removing a stale container");
+            }
+        }
+        let restart_count = restart_count(previous, &ctx.log_dir, &c.name);
+        let target = self.target_id(ctx, cref, c).await?;
+        let config = container_config(&ContainerContext {
+            pod: &ctx.pod,
+            container: c,
+            kind: cref.kind,
+            restart_count,
+            image: &image_ref,
+            target_container_id: target.as_deref(),
+        });
+        let log_path = ctx.log_dir.join(&config.log_path).display().to_string();
+        let t = Instant::now();
+        let id = match cri
+            .create_container(&ctx.sandbox_id, config, ctx.sandbox_config.clone())
+            .await
+        {
+            Ok(id) => id,
+            Err(source) => {
+                self.remove_reserved(ctx, &c.name, restart_count).await;
+                let err = StartError::CreateContainer {
+                    container: c.name.clone(),
+                    source,
+                };
+                ctx.sink
+                    .emit(
+                        StartEvent::at(Step::Create, "Failed", err.to_string())
+                            .of(cref)
+                            .took(t.elapsed())
+                            .warning(),
+                    )
+                    .await;
+                return Err(err);
+            }
+        };
+        timed(Step::Create, t.elapsed());
+        ctx.sink
+            .emit(
+                StartEvent::at(
+                    Step::Create,
+                    "Created",
+                    format!("Created container: {}", c.name),
+                )
+                .of(cref)
+                .took(t.elapsed())
+                .with(Payload::Container(ContainerInfo {
+                    container_id: id.clone(),
+                    restart_count,
+                    log_path,
+                })),
+            )
+            .await;
+
+        // 3. Start.
+        let t = Instant::now();
+        if let Err(source) = cri.start_container(&id).await {
+            let err = StartError::RunContainer {
+                container: c.name.clone(),
+                source,
+            };
+            ctx.sink
+                .emit(
+                    StartEvent::at(Step::Start, "Failed", err.to_string())
+                        .of(cref)
+                        .took(t.elapsed())
+                        .warning(),
+                )
+                .await;
+            return Err(err);
+        }
+        timed(Step::Start, t.elapsed());
+        ctx.sink
+            .emit(
+                StartEvent::at(
+                    Step::Start,
+                    "Started",
+                    format!("Started container {}", c.name),
+                )
+                .of(cref)
+                .took(t.elapsed()),
+            )
+            .await;
+
+        // 4. PostStart.
+        if let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let t = Instant::now();
+            let run = hooks::HookRun {
+                cri,
+                container_id: &id,
+                container: c,
+                pod_ip: ctx.ips.first().map(String::as_str),
+                timeout: self.inner.config.hook_timeout,
+                cancel: &ctx.cancel,
+            };
+            match run.run(handler).await {
+                Ok(()) => {
+                    timed(Step::PostStart, t.elapsed());
+                    ctx.sink
+                        .emit(
+                            StartEvent::at(
+                                Step::PostStart,
+                                "PostStartHookSucceeded",
+                                format!("PostStart hook of container {} completed", c.name),
+                            )
+                            .of(cref)
+                            .took(t.elapsed()),
+                        )
+                        .await;
+                }
+                Err(hook_error) => {
+                    // The kubelet leaves the hook's message out of the event
+                    // (it may carry secrets); ours says only what failed.
+                    ctx.sink
+                        .emit(
+                            StartEvent::at(
+                                Step::PostStart,
+                                "FailedPostStartHook",
+                                "PostStartHook failed",
+                            )
+                            .of(cref)
+                            .took(t.elapsed())
+                            .warning(),
+                        )
+                        .await;
+                    self.kill_container(ctx, cref, &id, "FailedPostStartHook")
+                        .await;
+                    return Err(StartError::PostStartHook {
+                        container: c.name.clone(),
+                        detail: hook_error.to_string(),
+                    });
+                }
+            }
+        }
+
+        Ok(Started {
+            container: started_container(cref, &id),
+            timings,
+            adopted: false,
+        })
+    }
+
+    /// For an ephemeral container with a target: the target's running
+    /// container id.
+    async fn target_id(
+        &self,
+        ctx: &PodContext,
+        cref: &ContainerRef,
+        c: &Container,
+    ) -> Result<Option<String>, StartError> {
+        if cref.kind != ContainerKind::Ephemeral || c.target_container_name.is_empty() {
+            return Ok(None);
+        }
+        let found = self
+            .previous_instances(ctx, &c.target_container_name)
+            .await
+            .map_err(|source| StartError::CreateContainer {
+                container: c.name.clone(),
+                source,
+            })?;
+        found
+            .into_iter()
+            .find(|t| t.state == cri::ContainerState::ContainerRunning as i32)
+            .map(|t| Some(t.id))
+            .ok_or_else(|| StartError::CreateContainerConfig {
+                container: c.name.clone(),
+                message: format!(
+                    "target container {:?} is not running",
+                    c.target_container_name
+                ),
+            })
+    }
+
+    /// After a failed CreateContainer the runtime may still hold the name
+    /// (a half-created container); remove what carries it.
+    async fn remove_reserved(&self, ctx: &PodContext, name: &str, attempt: u32) {
+        let Ok(found) = self.previous_instances(ctx, name).await else {
+            return;
+        };
+        for c in found
+            .iter()
+            .filter(|c| c.metadata.as_ref().is_some_and(|m| m.attempt == attempt))
+        {
+            if let Err(e) = self.inner.cri.remove_container(&c.id).await {
+                tracing::warn!(container = %c.id, error = %e, "removing a half-created container");
+            }
+        }
+    }
+
+    /// Stops a container with the pod's grace period (at least 2 s),
+    /// reporting a `Killing` event with `message`.
+    pub(super) async fn kill_container(
+        &self,
+        ctx: &PodContext,
+        cref: &ContainerRef,
+        id: &str,
+        message: &str,
+    ) {
+        let grace = ctx
+            .pod
+            .termination_grace_period_seconds
+            .unwrap_or(labels::DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
+        let grace = Duration::from_secs(grace.max(0) as u64).max(MIN_GRACE);
+        let t = Instant::now();
+        let result = self.inner.cri.stop_container(id, grace).await;
+        let event = StartEvent::at(Step::StopContainer, "Killing", message)
+            .of(cref)
+            .took(t.elapsed());
+        match result {
+            Ok(()) => ctx.sink.emit(event).await,
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "killing container");
+                ctx.sink
+                    .emit(event.warning().with(Payload::Container(ContainerInfo {
+                        container_id: id.to_string(),
+                        ..Default::default()
+                    })))
+                    .await;
+            }
+        }
+    }
+}
+
+fn started_container(cref: &ContainerRef, id: &str) -> StartedContainer {
+    let mut s = StartedContainer {
+        name: cref.name.clone(),
+        container_id: id.to_string(),
+        ..Default::default()
+    };
+    s.set_kind(cref.kind);
+    s
+}
+
+/// The kubelet's restart count: the previous instance's + 1; without one,
+/// the highest `N.log` in the container's log directory + 1 (this survives
+/// a runtime that lost its state); else 0.
+pub(super) fn restart_count(previous: &[cri::Container], log_dir: &Path, name: &str) -> u32 {
+    if let Some(max) = previous
+        .iter()
+        .filter_map(|c| c.metadata.as_ref().map(|m| m.attempt))
+        .max()
+    {
+        return max + 1;
+    }
+    let Ok(entries) = std::fs::read_dir(log_dir.join(name)) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| log_number(&e.file_name().to_string_lossy()))
+        .max()
+        .map_or(0, |n| n + 1)
+}
+
+/// `N` from a log file name `N.log` or `N.log.<suffix>` (rotated).
+fn log_number(file: &str) -> Option<u32> {
+    let (digits, rest) = file.split_at(file.find(|ch: char| !ch.is_ascii_digit())?);
+    if digits.is_empty() || !(rest == ".log" || rest.starts_with(".log.")) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(attempt: u32) -> cri::Container {
+        cri::Container {
+            metadata: Some(cri::ContainerMetadata {
+                name: "c".into(),
+                attempt,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn log_numbers_follow_the_kubelet_pattern() {
+        let cases = [
+            ("0.log", Some(0)),
+            ("12.log", Some(12)),
+            ("3.log.20240101-000000", Some(3)),
+            ("3.log.gz", Some(3)),
+            ("x.log", None),
+            ("3.txt", None),
+            ("3log", None),
+            (".log", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(log_number(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn restart_count_prefers_previous_instances_then_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(restart_count(&[], dir.path(), "c"), 0);
+        std::fs::create_dir_all(dir.path().join("c")).unwrap();
+        for f in ["0.log", "4.log", "2.log.20250101", "notes.txt"] {
+            std::fs::write(dir.path().join("c").join(f), "").unwrap();
+        }
+        assert_eq!(restart_count(&[], dir.path(), "c"), 5);
+        assert_eq!(
+            restart_count(&[instance(1), instance(7)], dir.path(), "c"),
+            8
+        );
+    }
+}

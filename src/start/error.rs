@@ -1,0 +1,303 @@
+//! Every way a start or stop can fail, and — in one place — the gRPC code,
+//! the kubelet-style reason and the step each failure is reported with.
+use tonic::Code;
+
+use crate::cri::CriError;
+use crate::proto::v1::Step;
+use crate::spec::InvalidSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The request breaks a rule; nothing reached the runtime.
+    #[error("{0}")]
+    InvalidSpec(#[from] InvalidSpec),
+    /// No sandbox on this node carries the pod's uid (or namespace/name).
+    #[error("pod {pod} is not known on this node")]
+    PodNotFound { pod: String },
+    /// The pod's log directory could not be created.
+    #[error("failed to create pod log directory {path}: {source}")]
+    LogDirectory {
+        path: String,
+        source: std::io::Error,
+    },
+    /// RunPodSandbox failed.
+    #[error("Failed to create pod sandbox: {0}")]
+    CreateSandbox(CriError),
+    /// PodSandboxStatus failed right after the sandbox was created.
+    #[error("Unable to get pod sandbox status: {0}")]
+    SandboxStatus(CriError),
+    /// ImageStatus failed.
+    #[error("Failed to inspect image {image:?}: {source}")]
+    ImageInspect {
+        container: String,
+        image: String,
+        source: CriError,
+    },
+    /// Pull policy Never and the image is not on the node.
+    #[error("Container image {image:?} is not present with pull policy of Never")]
+    ImageNeverPull { container: String, image: String },
+    /// PullImage failed.
+    #[error("Failed to pull image {image:?}: {source}")]
+    ImagePull {
+        container: String,
+        image: String,
+        source: CriError,
+    },
+    /// The container's config could not be produced (e.g. an ephemeral
+    /// container's target does not run).
+    #[error("{message}")]
+    CreateContainerConfig { container: String, message: String },
+    /// CreateContainer failed.
+    #[error("Error: {source}")]
+    CreateContainer { container: String, source: CriError },
+    /// StartContainer failed.
+    #[error("Error: {source}")]
+    RunContainer { container: String, source: CriError },
+    /// The PostStart hook failed; the container was killed.
+    #[error("PostStartHook failed: {detail}")]
+    PostStartHook { container: String, detail: String },
+    /// A regular init container exited non-zero under restartPolicy Never.
+    #[error("init container {container:?} exited with code {exit_code} ({reason})")]
+    InitContainerFailed {
+        container: String,
+        exit_code: i32,
+        reason: String,
+    },
+    /// Reading a container's state failed while waiting on it.
+    #[error("Unable to get status of container {container:?}: {source}")]
+    ContainerStatus { container: String, source: CriError },
+    /// One or more app containers failed; the first failure is the cause.
+    #[error("{failed} of {total} containers failed to start; first: {first}")]
+    AppContainers {
+        failed: usize,
+        total: usize,
+        first: Box<StartError>,
+    },
+    /// A runtime call outside the start steps (listing, lookup) failed.
+    #[error("runtime call failed: {0}")]
+    Runtime(CriError),
+    /// A stop or remove call failed.
+    #[error("Failed to stop pod: {0}")]
+    Stop(CriError),
+    /// The pod's log directory could not be removed after the pod was.
+    #[error("failed to remove pod log directory {path}: {source}")]
+    RemoveLogDirectory {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The start was cancelled (StopPod, shutdown).
+    #[error("start cancelled: {why}")]
+    Cancelled { why: &'static str },
+    /// The start task ended without a result (a bug).
+    #[error("start task ended unexpectedly: {0}")]
+    TaskFailed(String),
+}
+
+impl StartError {
+    /// The gRPC code a caller sees for this failure.
+    pub fn code(&self) -> Code {
+        match self {
+            StartError::InvalidSpec(_) => Code::InvalidArgument,
+            StartError::PodNotFound { .. } => Code::NotFound,
+            StartError::LogDirectory { .. } | StartError::RemoveLogDirectory { .. } => {
+                Code::Internal
+            }
+            StartError::CreateSandbox(e)
+            | StartError::SandboxStatus(e)
+            | StartError::ImageInspect { source: e, .. }
+            | StartError::ImagePull { source: e, .. }
+            | StartError::CreateContainer { source: e, .. }
+            | StartError::RunContainer { source: e, .. }
+            | StartError::ContainerStatus { source: e, .. }
+            | StartError::Runtime(e)
+            | StartError::Stop(e) => e.code(),
+            StartError::ImageNeverPull { .. } => Code::FailedPrecondition,
+            StartError::CreateContainerConfig { .. } => Code::FailedPrecondition,
+            StartError::PostStartHook { .. } => Code::Aborted,
+            StartError::InitContainerFailed { .. } => Code::Aborted,
+            StartError::AppContainers { first, .. } => first.code(),
+            StartError::Cancelled { .. } => Code::Cancelled,
+            StartError::TaskFailed(_) => Code::Internal,
+        }
+    }
+
+    /// The kubelet's reason string for this failure (its waiting reasons and
+    /// sync errors), so people and tools read it without a dictionary.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StartError::InvalidSpec(_) => "InvalidSpec",
+            StartError::PodNotFound { .. } => "PodNotFound",
+            StartError::LogDirectory { .. } | StartError::CreateSandbox(_) => {
+                "CreatePodSandboxError"
+            }
+            StartError::SandboxStatus(_) => "FailedPodSandBoxStatus",
+            StartError::ImageInspect { .. } => "ImageInspectError",
+            StartError::ImageNeverPull { .. } => "ErrImageNeverPull",
+            StartError::ImagePull { source, .. } => match source.code() {
+                Code::Unavailable => "RegistryUnavailable",
+                _ => "ErrImagePull",
+            },
+            StartError::CreateContainerConfig { .. } => "CreateContainerConfigError",
+            StartError::CreateContainer { .. } => "CreateContainerError",
+            StartError::RunContainer { .. } => "RunContainerError",
+            StartError::PostStartHook { .. } => "PostStartHookError",
+            StartError::InitContainerFailed { .. } => "InitContainerFailed",
+            StartError::ContainerStatus { .. } => "ContainerStatusError",
+            StartError::AppContainers { first, .. } => first.reason(),
+            StartError::Runtime(_) => "RuntimeError",
+            StartError::Stop(_) => "KillPodError",
+            StartError::RemoveLogDirectory { .. } => "RemoveLogDirectoryError",
+            StartError::Cancelled { .. } => "Cancelled",
+            StartError::TaskFailed(_) => "InternalError",
+        }
+    }
+
+    /// The step that failed.
+    pub fn step(&self) -> Step {
+        match self {
+            StartError::InvalidSpec(_) => Step::Validate,
+            StartError::PodNotFound { .. } | StartError::Runtime(_) => Step::Unspecified,
+            StartError::LogDirectory { .. }
+            | StartError::CreateSandbox(_)
+            | StartError::SandboxStatus(_) => Step::Sandbox,
+            StartError::ImageInspect { .. }
+            | StartError::ImageNeverPull { .. }
+            | StartError::ImagePull { .. } => Step::Image,
+            StartError::CreateContainerConfig { .. } | StartError::CreateContainer { .. } => {
+                Step::Create
+            }
+            StartError::RunContainer { .. } => Step::Start,
+            StartError::PostStartHook { .. } => Step::PostStart,
+            StartError::InitContainerFailed { .. } | StartError::ContainerStatus { .. } => {
+                Step::WaitExit
+            }
+            StartError::AppContainers { first, .. } => first.step(),
+            StartError::Stop(_) => Step::StopSandbox,
+            StartError::RemoveLogDirectory { .. } => Step::Remove,
+            StartError::Cancelled { .. } | StartError::TaskFailed(_) => Step::Unspecified,
+        }
+    }
+
+    /// The container the failure belongs to, if any.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            StartError::ImageInspect { container, .. }
+            | StartError::ImageNeverPull { container, .. }
+            | StartError::ImagePull { container, .. }
+            | StartError::CreateContainerConfig { container, .. }
+            | StartError::CreateContainer { container, .. }
+            | StartError::RunContainer { container, .. }
+            | StartError::PostStartHook { container, .. }
+            | StartError::InitContainerFailed { container, .. }
+            | StartError::ContainerStatus { container, .. } => Some(container),
+            StartError::AppContainers { first, .. } => first.container(),
+            StartError::InvalidSpec(_)
+            | StartError::PodNotFound { .. }
+            | StartError::LogDirectory { .. }
+            | StartError::CreateSandbox(_)
+            | StartError::SandboxStatus(_)
+            | StartError::Runtime(_)
+            | StartError::Stop(_)
+            | StartError::RemoveLogDirectory { .. }
+            | StartError::Cancelled { .. }
+            | StartError::TaskFailed(_) => None,
+        }
+    }
+}
+
+impl From<StartError> for tonic::Status {
+    fn from(e: StartError) -> tonic::Status {
+        tonic::Status::new(e.code(), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cri(code: Code) -> CriError {
+        CriError::Call {
+            op: "pull_image",
+            status: tonic::Status::new(code, "boom"),
+        }
+    }
+
+    #[test]
+    fn maps_failures_to_codes_reasons_and_steps() {
+        let cases: Vec<(StartError, Code, &str, Step)> = vec![
+            (
+                StartError::InvalidSpec(InvalidSpec {
+                    field: "pod.metadata.name".into(),
+                    rule: "must be a DNS-1123 subdomain".into(),
+                }),
+                Code::InvalidArgument,
+                "InvalidSpec",
+                Step::Validate,
+            ),
+            (
+                StartError::CreateSandbox(cri(Code::Unknown)),
+                Code::Unknown,
+                "CreatePodSandboxError",
+                Step::Sandbox,
+            ),
+            (
+                StartError::ImagePull {
+                    container: "c".into(),
+                    image: "i".into(),
+                    source: cri(Code::Unavailable),
+                },
+                Code::Unavailable,
+                "RegistryUnavailable",
+                Step::Image,
+            ),
+            (
+                StartError::ImagePull {
+                    container: "c".into(),
+                    image: "i".into(),
+                    source: cri(Code::Unknown),
+                },
+                Code::Unknown,
+                "ErrImagePull",
+                Step::Image,
+            ),
+            (
+                StartError::ImageNeverPull {
+                    container: "c".into(),
+                    image: "i".into(),
+                },
+                Code::FailedPrecondition,
+                "ErrImageNeverPull",
+                Step::Image,
+            ),
+            (
+                StartError::PostStartHook {
+                    container: "c".into(),
+                    detail: "exit 1".into(),
+                },
+                Code::Aborted,
+                "PostStartHookError",
+                Step::PostStart,
+            ),
+        ];
+        for (err, code, reason, step) in cases {
+            assert_eq!(err.code(), code, "{err}");
+            assert_eq!(err.reason(), reason, "{err}");
+            assert_eq!(err.step(), step, "{err}");
+        }
+    }
+
+    #[test]
+    fn app_container_failures_report_the_first() {
+        let e = StartError::AppContainers {
+            failed: 1,
+            total: 2,
+            first: Box::new(StartError::RunContainer {
+                container: "web".into(),
+                source: cri(Code::Unknown),
+            }),
+        };
+        assert_eq!(e.reason(), "RunContainerError");
+        assert_eq!(e.container(), Some("web"));
+        assert_eq!(e.step(), Step::Start);
+    }
+}

@@ -1,0 +1,138 @@
+//! StartEvent construction and delivery. Every event goes to the caller's
+//! stream (while the caller listens) and to the node-wide bus that
+//! WatchEvents reads.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+use tonic::Status;
+
+use crate::proto::v1::StartEvent;
+use crate::proto::v1::{ContainerKind, EventType, PodMetadata, Step, start_event::Payload};
+
+/// Where a request's events go.
+#[derive(Clone)]
+pub struct EventSink {
+    uid: String,
+    name: String,
+    namespace: String,
+    caller: Option<mpsc::Sender<Result<StartEvent, Status>>>,
+    bus: broadcast::Sender<StartEvent>,
+}
+
+impl EventSink {
+    pub fn new(
+        pod: &PodMetadata,
+        caller: Option<mpsc::Sender<Result<StartEvent, Status>>>,
+        bus: broadcast::Sender<StartEvent>,
+    ) -> EventSink {
+        EventSink {
+            uid: pod.uid.clone(),
+            name: pod.name.clone(),
+            namespace: pod.namespace.clone(),
+            caller,
+            bus,
+        }
+    }
+
+    /// Stamps the event with the time and the pod, then delivers it. A
+    /// caller that went away does not stop the work: the events still reach
+    /// the bus and the log.
+    pub async fn emit(&self, mut event: StartEvent) {
+        event.time_unix_nano = now_unix_nano();
+        event.pod_uid.clone_from(&self.uid);
+        event.pod_name.clone_from(&self.name);
+        event.pod_namespace.clone_from(&self.namespace);
+        tracing::info!(
+            pod_uid = %event.pod_uid,
+            container = %event.container_name,
+            step = ?event.step(),
+            reason = %event.reason,
+            duration_ms = event.duration_micros / 1000,
+            "{}",
+            event.message
+        );
+        // No receivers is the normal case for the bus.
+        let _ = self.bus.send(event.clone());
+        if let Some(tx) = &self.caller
+            && tx.send(Ok(event)).await.is_err()
+        {
+            tracing::debug!(pod_uid = %self.uid, "caller stopped listening; carrying on");
+        }
+    }
+}
+
+pub fn now_unix_nano() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default()
+}
+
+pub fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// A container's name and kind, as events name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub name: String,
+    pub kind: ContainerKind,
+}
+
+impl ContainerRef {
+    pub fn kind_label(&self) -> &'static str {
+        kind_label(self.kind)
+    }
+}
+
+/// The kubelet's `container_type` metric label for a kind.
+pub fn kind_label(kind: ContainerKind) -> &'static str {
+    match kind {
+        ContainerKind::Init | ContainerKind::Sidecar => "init_container",
+        ContainerKind::App | ContainerKind::Unspecified => "container",
+        ContainerKind::Ephemeral => "ephemeral_container",
+    }
+}
+
+impl StartEvent {
+    /// A Normal event of a pod-level step.
+    pub fn at(step: Step, reason: &str, message: impl Into<String>) -> StartEvent {
+        let mut e = StartEvent {
+            reason: reason.to_string(),
+            message: message.into(),
+            ..Default::default()
+        };
+        e.set_step(step);
+        e.set_type(EventType::Normal);
+        e
+    }
+
+    pub fn of(mut self, c: &ContainerRef) -> StartEvent {
+        self.container_name.clone_from(&c.name);
+        self.set_container_kind(c.kind);
+        self
+    }
+
+    pub fn took(mut self, d: Duration) -> StartEvent {
+        self.duration_micros = micros(d);
+        self
+    }
+
+    pub fn warning(mut self) -> StartEvent {
+        self.set_type(EventType::Warning);
+        self
+    }
+
+    pub fn with(mut self, payload: Payload) -> StartEvent {
+        self.payload = Some(payload);
+        self
+    }
+
+    /// True for the events that end a stream.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.payload,
+            Some(Payload::PodStarted(_) | Payload::PodFailed(_) | Payload::PodStopped(_))
+        )
+    }
+}

@@ -1,0 +1,111 @@
+//! The start flow: the kubelet's SyncPod steps for a new pod (sandbox,
+//! ephemeral, init, sidecar and app containers) and its startContainer steps
+//! for each container, plus the stop flow. Every step emits an event; every
+//! request ends with exactly one terminal event.
+//!
+//! - `pod.rs`: sandbox and ordering; `container.rs`: the four steps of one
+//!   container; `image.rs`: pull policy, credentials, pulling; `hooks.rs`:
+//!   lifecycle handlers; `stop.rs`: StopPod; `events.rs`: event delivery;
+//!   `error.rs`: failures and how they are reported.
+mod container;
+mod error;
+pub mod events;
+mod hooks;
+mod image;
+mod pod;
+mod stop;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::sync::broadcast;
+
+pub use error::StartError;
+pub use events::{ContainerRef, EventSink};
+
+use crate::cri::Cri;
+use crate::proto::v1::StartEvent;
+use crate::state::PodLocks;
+use crate::telemetry::Metrics;
+
+/// Tunables of the start flow, with the kubelet's defaults.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    /// Root of pod log directories (`<root>/<ns>_<name>_<uid>`).
+    pub pod_log_root: PathBuf,
+    /// Limit for exec and HTTP lifecycle hooks; zero means none, as in the
+    /// kubelet (whose exec hooks run without a deadline).
+    pub hook_timeout: Duration,
+    /// First delay before restarting a failed init container.
+    pub restart_backoff_initial: Duration,
+    /// Largest such delay.
+    pub restart_backoff_max: Duration,
+    /// Longest pause between two status polls while waiting for an init
+    /// container to exit.
+    pub status_poll_max: Duration,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            pod_log_root: PathBuf::from("/var/log/pods"),
+            hook_timeout: Duration::ZERO,
+            restart_backoff_initial: Duration::from_secs(10),
+            restart_backoff_max: Duration::from_secs(300),
+            status_poll_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Carries out StartPod and StopPod requests against one runtime.
+#[derive(Clone)]
+pub struct Starter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cri: Cri,
+    config: FlowConfig,
+    metrics: Metrics,
+    locks: PodLocks,
+    bus: broadcast::Sender<StartEvent>,
+}
+
+/// How many events the node-wide feed buffers for slow watchers.
+const BUS_CAPACITY: usize = 1024;
+
+impl Starter {
+    pub fn new(cri: Cri, config: FlowConfig, metrics: Metrics) -> Starter {
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        Starter {
+            inner: Arc::new(Inner {
+                cri,
+                config,
+                metrics,
+                locks: PodLocks::default(),
+                bus,
+            }),
+        }
+    }
+
+    pub fn cri(&self) -> &Cri {
+        &self.inner.cri
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.inner.config
+    }
+
+    /// The node-wide event feed.
+    pub fn subscribe(&self) -> broadcast::Receiver<StartEvent> {
+        self.inner.bus.subscribe()
+    }
+
+    pub fn bus(&self) -> broadcast::Sender<StartEvent> {
+        self.inner.bus.clone()
+    }
+
+    /// Asks every request in progress to stop (shutdown).
+    pub fn cancel_all(&self) {
+        self.inner.locks.cancel_all();
+    }
+}

@@ -1,0 +1,518 @@
+//! The pod-level flow: find or create the sandbox, then ephemeral, init
+//! (one at a time, each to exit 0; sidecars started and left running) and
+//! app containers, in the kubelet's order. Ends every request with exactly
+//! one terminal event.
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use k8s_cri::v1 as cri;
+use tokio_util::sync::CancellationToken;
+
+use super::{ContainerRef, EventSink, StartError, Starter, events::micros};
+use crate::proto::v1::{
+    AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
+    PodSpec, PodStarted, RegistryCredential, RestartPolicy, SandboxInfo, StartEvent,
+    StartPodRequest, StartedContainer, Step, StepTiming, start_event::Payload,
+};
+use crate::spec::{labels, sandbox as sandbox_spec};
+use crate::state::view;
+
+/// What one StartPod works with once the sandbox exists.
+pub(super) struct PodContext {
+    pub pod: PodSpec,
+    pub sandbox_id: String,
+    pub sandbox_config: cri::PodSandboxConfig,
+    pub ips: Vec<String>,
+    pub log_dir: PathBuf,
+    pub credentials: Vec<RegistryCredential>,
+    pub sink: EventSink,
+    pub cancel: CancellationToken,
+}
+
+impl PodContext {
+    pub fn check_cancelled(&self) -> Result<(), StartError> {
+        if self.cancel.is_cancelled() {
+            Err(StartError::Cancelled {
+                why: "the pod is being stopped or podstart is shutting down",
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sleeps unless cancelled first.
+    pub async fn pause(&self, d: Duration) -> Result<(), StartError> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => self.check_cancelled(),
+            _ = tokio::time::sleep(d) => Ok(()),
+        }
+    }
+}
+
+/// One container that was started (or found running).
+pub(super) struct Started {
+    pub container: StartedContainer,
+    pub timings: Vec<StepTiming>,
+    /// Nothing was created: the container already ran.
+    pub adopted: bool,
+}
+
+struct Sandbox {
+    id: String,
+    config: cri::PodSandboxConfig,
+    ips: Vec<String>,
+    log_dir: PathBuf,
+    adopted: bool,
+}
+
+impl Starter {
+    /// Carries out a validated StartPodRequest, emitting its events and, at
+    /// the end, exactly one PodStarted or PodFailed.
+    pub async fn start_pod(&self, req: StartPodRequest, sink: EventSink) {
+        let metrics = &self.inner.metrics;
+        let _in_flight = metrics.start_in_flight();
+        metrics.pod_start_attempted();
+        let began = Instant::now();
+        let this = self.clone();
+        let task_sink = sink.clone();
+        let result = tokio::spawn(async move { this.run_start(req, &task_sink).await })
+            .await
+            .unwrap_or_else(|e| Err(StartError::TaskFailed(e.to_string())));
+        let terminal = match result {
+            Ok(mut done) => {
+                metrics.pod_started(began.elapsed());
+                done.total_duration_micros = micros(began.elapsed());
+                let message = if done.already_running {
+                    "Pod already running; nothing to do".to_string()
+                } else {
+                    format!(
+                        "Pod started: {} container(s) in {}",
+                        done.containers.len(),
+                        super::image::go_duration(began.elapsed())
+                    )
+                };
+                StartEvent::at(Step::Done, "PodStarted", message)
+                    .took(began.elapsed())
+                    .with(Payload::PodStarted(done))
+            }
+            Err(e) => {
+                metrics.pod_start_failed(e.reason());
+                failed_event(&e).took(began.elapsed())
+            }
+        };
+        sink.emit(terminal).await;
+    }
+
+    async fn run_start(
+        &self,
+        req: StartPodRequest,
+        sink: &EventSink,
+    ) -> Result<PodStarted, StartError> {
+        let pod = req.pod.unwrap_or_default();
+        let meta = pod.metadata.clone().unwrap_or_default();
+        let guard = self.inner.locks.enter(&meta.uid).await;
+        let mut timings = Vec::new();
+
+        let sandbox = self.ensure_sandbox(&pod, sink, &mut timings).await?;
+        let ctx = PodContext {
+            pod,
+            sandbox_id: sandbox.id.clone(),
+            sandbox_config: sandbox.config,
+            ips: sandbox.ips.clone(),
+            log_dir: sandbox.log_dir,
+            credentials: req.credentials,
+            sink: sink.clone(),
+            cancel: guard.cancel.clone(),
+        };
+        let options = req.options.unwrap_or_default();
+        let mut started = Vec::new();
+        let mut all_adopted = sandbox.adopted;
+
+        // Ephemeral containers: started first, never restarted, and their
+        // failures (reported on the stream) do not fail the pod.
+        for c in &ctx.pod.ephemeral_containers {
+            ctx.check_cancelled()?;
+            if let Ok(s) = self.start_once(&ctx, c, ContainerKind::Ephemeral).await {
+                all_adopted &= s.adopted;
+                timings.extend(s.timings);
+                started.push(s.container);
+            }
+        }
+
+        for c in &ctx.pod.init_containers {
+            ctx.check_cancelled()?;
+            let s = if c.restart_policy() == ContainerRestartPolicy::Always {
+                self.start_once(&ctx, c, ContainerKind::Sidecar).await?
+            } else {
+                self.run_init_container(&ctx, c).await?
+            };
+            all_adopted &= s.adopted;
+            timings.extend(s.timings);
+            started.push(s.container);
+        }
+
+        ctx.check_cancelled()?;
+        let results = match options.app_start() {
+            AppStartMode::Parallel => {
+                futures::future::join_all(
+                    ctx.pod
+                        .containers
+                        .iter()
+                        .map(|c| self.start_once(&ctx, c, ContainerKind::App)),
+                )
+                .await
+            }
+            AppStartMode::Sequential | AppStartMode::Unspecified => {
+                let mut results = Vec::new();
+                for c in &ctx.pod.containers {
+                    results.push(self.start_once(&ctx, c, ContainerKind::App).await);
+                }
+                results
+            }
+        };
+        let total = results.len();
+        let mut failures = Vec::new();
+        for r in results {
+            match r {
+                Ok(s) => {
+                    all_adopted &= s.adopted;
+                    timings.extend(s.timings);
+                    started.push(s.container);
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        if !failures.is_empty() {
+            let failed = failures.len();
+            return Err(StartError::AppContainers {
+                failed,
+                total,
+                first: Box::new(failures.swap_remove(0)),
+            });
+        }
+
+        Ok(PodStarted {
+            sandbox_id: sandbox.id,
+            ips: sandbox.ips,
+            containers: started,
+            timings,
+            total_duration_micros: 0,
+            already_running: all_adopted,
+        })
+    }
+
+    /// Adopts the pod's ready sandbox, or removes leftovers (a failed or
+    /// stopped sandbox keeps its name reserved) and creates a new one.
+    async fn ensure_sandbox(
+        &self,
+        pod: &PodSpec,
+        sink: &EventSink,
+        timings: &mut Vec<StepTiming>,
+    ) -> Result<Sandbox, StartError> {
+        let cri = &self.inner.cri;
+        let meta = pod.metadata.clone().unwrap_or_default();
+        let log_dir = sandbox_spec::log_directory(&self.inner.config.pod_log_root, &meta);
+        let config = sandbox_spec::pod_sandbox_config(pod, &self.inner.config.pod_log_root);
+        let started = Instant::now();
+
+        let filter = view::PodFilter {
+            uid: Some(meta.uid.clone()),
+            ..Default::default()
+        };
+        let existing = view::sandboxes(cri, &filter)
+            .await
+            .map_err(StartError::CreateSandbox)?;
+        let ready = existing.iter().find(|s| {
+            s.state == cri::PodSandboxState::SandboxReady as i32
+                && s.metadata
+                    .as_ref()
+                    .is_some_and(|m| m.attempt == meta.attempt)
+        });
+        if let Some(ready) = ready {
+            let ips = self.sandbox_ips(&ready.id, pod).await?;
+            sink.emit(
+                StartEvent::at(
+                    Step::Sandbox,
+                    "SandboxReady",
+                    format!(
+                        "Pod sandbox {} already running; continuing",
+                        short(&ready.id)
+                    ),
+                )
+                .took(started.elapsed())
+                .with(Payload::Sandbox(SandboxInfo {
+                    sandbox_id: ready.id.clone(),
+                    ips: ips.clone(),
+                    log_directory: log_dir.display().to_string(),
+                })),
+            )
+            .await;
+            return Ok(Sandbox {
+                id: ready.id.clone(),
+                config,
+                ips,
+                log_dir,
+                adopted: true,
+            });
+        }
+        if !existing.is_empty() {
+            sink.emit(StartEvent::at(
+                Step::Sandbox,
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            ))
+            .await;
+            for old in &existing {
+                self.remove_sandbox(&old.id)
+                    .await
+                    .map_err(StartError::CreateSandbox)?;
+            }
+        }
+
+        std::fs::create_dir_all(&log_dir).map_err(|source| StartError::LogDirectory {
+            path: log_dir.display().to_string(),
+            source,
+        })?;
+        let id = match cri
+            .run_pod_sandbox(config.clone(), &pod.runtime_handler)
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                // A failed RunPodSandbox can leave a NOTREADY sandbox that
+                // keeps the name reserved: clean it so a retry can work.
+                if let Ok(left) = view::sandboxes(cri, &filter).await {
+                    for s in left {
+                        if let Err(err) = self.remove_sandbox(&s.id).await {
+                            tracing::warn!(sandbox = %s.id, error = %err, "cleaning a failed sandbox");
+                        }
+                    }
+                }
+                let err = StartError::CreateSandbox(e);
+                sink.emit(
+                    StartEvent::at(Step::Sandbox, "FailedCreatePodSandBox", err.to_string())
+                        .took(started.elapsed())
+                        .warning(),
+                )
+                .await;
+                return Err(err);
+            }
+        };
+        let ips = self.sandbox_ips(&id, pod).await?;
+        let took = started.elapsed();
+        timings.push(StepTiming {
+            container_name: String::new(),
+            step: Step::Sandbox as i32,
+            duration_micros: micros(took),
+        });
+        let ip_text = if ips.is_empty() {
+            String::new()
+        } else {
+            format!(" with IP {}", ips.join(", "))
+        };
+        sink.emit(
+            StartEvent::at(
+                Step::Sandbox,
+                "SandboxCreated",
+                format!("Created pod sandbox {}{ip_text}", short(&id)),
+            )
+            .took(took)
+            .with(Payload::Sandbox(SandboxInfo {
+                sandbox_id: id.clone(),
+                ips: ips.clone(),
+                log_directory: log_dir.display().to_string(),
+            })),
+        )
+        .await;
+        Ok(Sandbox {
+            id,
+            config,
+            ips,
+            log_dir,
+            adopted: false,
+        })
+    }
+
+    async fn sandbox_ips(&self, id: &str, pod: &PodSpec) -> Result<Vec<String>, StartError> {
+        let status = self
+            .inner
+            .cri
+            .pod_sandbox_status(id)
+            .await
+            .map_err(StartError::SandboxStatus)?;
+        Ok(sandbox_spec::pod_ips(&status, pod.host_network))
+    }
+
+    pub(super) async fn remove_sandbox(&self, id: &str) -> Result<(), crate::cri::CriError> {
+        let cri = &self.inner.cri;
+        match cri.stop_pod_sandbox(id).await {
+            Err(e) if !e.is_not_found() => return Err(e),
+            _ => {}
+        }
+        cri.remove_pod_sandbox(id).await
+    }
+
+    /// A regular init container: started (or found), then waited on until it
+    /// exits. Exit 0 completes it; otherwise restartPolicy Never fails the
+    /// pod and the other policies restart it after a growing back-off.
+    async fn run_init_container(
+        &self,
+        ctx: &PodContext,
+        c: &Container,
+    ) -> Result<Started, StartError> {
+        let cref = ContainerRef {
+            name: c.name.clone(),
+            kind: ContainerKind::Init,
+        };
+        let mut backoff = self.inner.config.restart_backoff_initial;
+        loop {
+            ctx.check_cancelled()?;
+            let started = Instant::now();
+            let s = self.start_once(ctx, c, ContainerKind::Init).await?;
+            let status = self
+                .wait_for_exit(ctx, &cref, &s.container.container_id)
+                .await?;
+            let mut timings = s.timings;
+            timings.push(StepTiming {
+                container_name: c.name.clone(),
+                step: Step::WaitExit as i32,
+                duration_micros: micros(started.elapsed()),
+            });
+            let exit = Payload::Exit(ContainerExit {
+                container_id: s.container.container_id.clone(),
+                exit_code: status.exit_code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            });
+            if status.exit_code == 0 {
+                ctx.sink
+                    .emit(
+                        StartEvent::at(
+                            Step::WaitExit,
+                            "Completed",
+                            format!("Init container {} completed", c.name),
+                        )
+                        .of(&cref)
+                        .took(started.elapsed())
+                        .with(exit),
+                    )
+                    .await;
+                return Ok(Started {
+                    container: s.container,
+                    timings,
+                    adopted: s.adopted,
+                });
+            }
+            ctx.sink
+                .emit(
+                    StartEvent::at(
+                        Step::WaitExit,
+                        "Error",
+                        format!(
+                            "Init container {} exited with code {} ({})",
+                            c.name, status.exit_code, status.reason
+                        ),
+                    )
+                    .of(&cref)
+                    .took(started.elapsed())
+                    .warning()
+                    .with(exit),
+                )
+                .await;
+            if ctx.pod.restart_policy() == RestartPolicy::Never {
+                return Err(StartError::InitContainerFailed {
+                    container: c.name.clone(),
+                    exit_code: status.exit_code,
+                    reason: status.reason,
+                });
+            }
+            let meta = ctx.pod.metadata.clone().unwrap_or_default();
+            ctx.sink
+                .emit(
+                    StartEvent::at(
+                        Step::WaitExit,
+                        "BackOff",
+                        format!(
+                            "Back-off restarting failed container {} in pod {}_{}({}): CrashLoopBackOff, next start in {}",
+                            c.name,
+                            meta.name,
+                            meta.namespace,
+                            meta.uid,
+                            humantime::format_duration(backoff)
+                        ),
+                    )
+                    .of(&cref)
+                    .warning(),
+                )
+                .await;
+            ctx.pause(backoff).await?;
+            backoff = (backoff * 2).min(self.inner.config.restart_backoff_max);
+        }
+    }
+
+    /// Polls the container until it has exited, backing off to
+    /// `status_poll_max` between polls.
+    async fn wait_for_exit(
+        &self,
+        ctx: &PodContext,
+        cref: &ContainerRef,
+        id: &str,
+    ) -> Result<cri::ContainerStatus, StartError> {
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let status = self
+                .inner
+                .cri
+                .container_status(id)
+                .await
+                .map_err(|source| StartError::ContainerStatus {
+                    container: cref.name.clone(),
+                    source,
+                })?;
+            if status.state == cri::ContainerState::ContainerExited as i32 {
+                return Ok(status);
+            }
+            ctx.pause(delay).await?;
+            delay = (delay * 2).min(self.inner.config.status_poll_max);
+        }
+    }
+
+    /// The containers of the sandbox that carry `name`, newest first.
+    pub(super) async fn previous_instances(
+        &self,
+        ctx: &PodContext,
+        name: &str,
+    ) -> Result<Vec<cri::Container>, crate::cri::CriError> {
+        let selector = HashMap::from([(labels::CONTAINER_NAME.to_string(), name.to_string())]);
+        let mut found = self
+            .inner
+            .cri
+            .list_containers(Some(&ctx.sandbox_id), selector)
+            .await?;
+        found.sort_by_key(|c| std::cmp::Reverse(c.metadata.as_ref().map_or(0, |m| m.attempt)));
+        Ok(found)
+    }
+}
+
+/// The PodFailed event for a failure.
+pub(super) fn failed_event(e: &StartError) -> StartEvent {
+    let container = e.container().unwrap_or_default().to_string();
+    let mut event = StartEvent::at(e.step(), e.reason(), e.to_string())
+        .warning()
+        .with(Payload::PodFailed(PodFailed {
+            reason: e.reason().to_string(),
+            code: e.code() as i32,
+            step: e.step() as i32,
+            container_name: container.clone(),
+            message: e.to_string(),
+        }));
+    event.container_name = container;
+    event
+}
+
+pub(super) fn short(id: &str) -> &str {
+    id.get(..13).unwrap_or(id)
+}

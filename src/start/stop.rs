@@ -1,0 +1,263 @@
+//! StopPod: PreStop hooks within the grace period, StopContainer with what
+//! is left of it (at least 2 s), StopPodSandbox, RemovePodSandbox, and the
+//! pod's log directory. Works from what the runtime reports (labels and
+//! annotations), so it needs no memory of the start.
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use k8s_cri::v1 as cri;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    ContainerRef, EventSink, StartError, Starter, events::micros, hooks, pod::failed_event,
+};
+use crate::proto::v1::{
+    Container, PodMetadata, PodRef, PodStopped, StartEvent, Step, start_event::Payload,
+};
+use crate::spec::{labels, sandbox as sandbox_spec};
+use crate::state::view;
+
+const MIN_GRACE: Duration = Duration::from_secs(2);
+
+impl Starter {
+    /// The metadata of the pod `r` names, from its newest sandbox.
+    pub async fn find_pod(&self, r: &PodRef) -> Result<PodMetadata, StartError> {
+        let found = view::sandboxes(&self.inner.cri, &view::PodFilter::from(r))
+            .await
+            .map_err(StartError::Runtime)?;
+        let describe = || {
+            if r.uid.is_empty() {
+                format!("{}/{}", r.namespace, r.name)
+            } else {
+                r.uid.clone()
+            }
+        };
+        let meta = found
+            .first()
+            .and_then(|s| s.metadata.clone())
+            .ok_or_else(|| StartError::PodNotFound { pod: describe() })?;
+        Ok(PodMetadata {
+            name: meta.name,
+            namespace: meta.namespace,
+            uid: meta.uid,
+            attempt: meta.attempt,
+            ..Default::default()
+        })
+    }
+
+    /// Stops and removes every sandbox of the pod, emitting its events and
+    /// exactly one PodStopped or PodFailed.
+    pub async fn stop_pod(&self, pod: PodMetadata, grace: Option<i64>, sink: EventSink) {
+        let began = Instant::now();
+        let terminal = match self.run_stop(&pod, grace, &sink).await {
+            Ok(mut stopped) => {
+                stopped.total_duration_micros = micros(began.elapsed());
+                StartEvent::at(
+                    Step::Done,
+                    "PodStopped",
+                    format!(
+                        "Pod stopped and removed ({} container(s) stopped)",
+                        stopped.containers_stopped
+                    ),
+                )
+                .took(began.elapsed())
+                .with(Payload::PodStopped(stopped))
+            }
+            Err(e) => failed_event(&e).took(began.elapsed()),
+        };
+        sink.emit(terminal).await;
+    }
+
+    async fn run_stop(
+        &self,
+        pod: &PodMetadata,
+        grace: Option<i64>,
+        sink: &EventSink,
+    ) -> Result<PodStopped, StartError> {
+        // A start in progress gives way: it is cancelled between steps.
+        self.inner.locks.cancel(&pod.uid);
+        let _guard = self.inner.locks.enter(&pod.uid).await;
+        let cri = &self.inner.cri;
+        let filter = view::PodFilter {
+            uid: Some(pod.uid.clone()),
+            ..Default::default()
+        };
+        let sandboxes = view::sandboxes(cri, &filter)
+            .await
+            .map_err(StartError::Stop)?;
+        let mut stopped = PodStopped::default();
+        for sandbox in &sandboxes {
+            let containers = cri
+                .list_containers(Some(&sandbox.id), HashMap::new())
+                .await
+                .map_err(StartError::Stop)?;
+            let pod_ip = if sandbox.state == cri::PodSandboxState::SandboxReady as i32 {
+                cri.pod_sandbox_status(&sandbox.id)
+                    .await
+                    .ok()
+                    .and_then(|s| s.network)
+                    .map(|n| n.ip)
+                    .filter(|ip| !ip.is_empty())
+            } else {
+                None
+            };
+            let running: Vec<_> = containers
+                .iter()
+                .filter(|c| c.state == cri::ContainerState::ContainerRunning as i32)
+                .collect();
+            // Containers stop in parallel, as the kubelet's killPodWithSyncResult.
+            let results = futures::future::join_all(
+                running
+                    .iter()
+                    .map(|c| self.stop_one(c, grace, pod_ip.as_deref(), sink)),
+            )
+            .await;
+            for r in results {
+                r?;
+                stopped.containers_stopped += 1;
+            }
+            let t = Instant::now();
+            self.remove_sandbox(&sandbox.id)
+                .await
+                .map_err(StartError::Stop)?;
+            sink.emit(
+                StartEvent::at(
+                    Step::StopSandbox,
+                    "SandboxRemoved",
+                    format!(
+                        "Stopped and removed pod sandbox {}",
+                        super::pod::short(&sandbox.id)
+                    ),
+                )
+                .took(t.elapsed()),
+            )
+            .await;
+            stopped.sandbox_id.clone_from(&sandbox.id);
+        }
+
+        let log_dir = sandbox_spec::log_directory(&self.inner.config.pod_log_root, pod);
+        match std::fs::remove_dir_all(&log_dir) {
+            Ok(()) => {
+                sink.emit(StartEvent::at(
+                    Step::Remove,
+                    "LogsRemoved",
+                    format!("Removed pod log directory {}", log_dir.display()),
+                ))
+                .await;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StartError::RemoveLogDirectory {
+                    path: log_dir.display().to_string(),
+                    source,
+                });
+            }
+        }
+        Ok(stopped)
+    }
+
+    /// PreStop (bounded by the grace period), then StopContainer with the
+    /// remaining grace, at least 2 s.
+    async fn stop_one(
+        &self,
+        c: &cri::Container,
+        grace_override: Option<i64>,
+        pod_ip: Option<&str>,
+        sink: &EventSink,
+    ) -> Result<(), StartError> {
+        let name = c
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let cref = ContainerRef {
+            name: name.clone(),
+            kind: labels::container_kind_from_labels(&c.labels),
+        };
+        let grace_secs = grace_override
+            .or_else(|| labels::grace_period_from_annotations(&c.annotations))
+            .unwrap_or(labels::DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS)
+            .max(0);
+        let grace = Duration::from_secs(grace_secs as u64);
+        let began = Instant::now();
+
+        if let Some(handler) = labels::prestop_from_annotations(&c.annotations) {
+            let cancel = CancellationToken::new();
+            // Named ports of an HTTP hook resolve through the ports
+            // annotation, as the kubelet restores them.
+            let spec = Container {
+                name: name.clone(),
+                ports: labels::ports_from_annotations(&c.annotations).unwrap_or_default(),
+                ..Default::default()
+            };
+            let run = hooks::HookRun {
+                cri: &self.inner.cri,
+                container_id: &c.id,
+                container: &spec,
+                pod_ip,
+                timeout: grace,
+                cancel: &cancel,
+            };
+            let outcome = tokio::time::timeout(grace.max(MIN_GRACE), run.run(&handler)).await;
+            match outcome {
+                Ok(Ok(())) => {
+                    sink.emit(
+                        StartEvent::at(
+                            Step::PreStop,
+                            "PreStopHookSucceeded",
+                            format!("PreStop hook of container {name} completed"),
+                        )
+                        .of(&cref)
+                        .took(began.elapsed()),
+                    )
+                    .await;
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(container = %name, error = %e, "PreStop hook failed");
+                    sink.emit(
+                        StartEvent::at(Step::PreStop, "FailedPreStopHook", "PreStopHook failed")
+                            .of(&cref)
+                            .took(began.elapsed())
+                            .warning(),
+                    )
+                    .await;
+                }
+                Err(_) => {
+                    cancel.cancel();
+                    sink.emit(
+                        StartEvent::at(
+                            Step::PreStop,
+                            "FailedPreStopHook",
+                            format!("PreStop hook did not finish within the grace period of {grace_secs}s"),
+                        )
+                        .of(&cref)
+                        .took(began.elapsed())
+                        .warning(),
+                    )
+                    .await;
+                }
+            }
+        }
+
+        let remaining = grace.saturating_sub(began.elapsed()).max(MIN_GRACE);
+        let t = Instant::now();
+        self.inner
+            .cri
+            .stop_container(&c.id, remaining)
+            .await
+            .map_err(StartError::Stop)?;
+        sink.emit(
+            StartEvent::at(
+                Step::StopContainer,
+                "Killing",
+                format!("Stopping container {name}"),
+            )
+            .of(&cref)
+            .took(t.elapsed()),
+        )
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! Test harness: podstart's API served in-process over a unix socket,
+//! against the simulated CRI runtime on another unix socket.
+#![allow(dead_code)]
+
+use std::{path::PathBuf, time::Duration};
+
+use podstart::api::PodStarterService;
+use podstart::cri::{Address, Cri, Timeouts};
+use podstart::proto::v1::{
+    Container, EnvVar, PodMetadata, PodRef, PodSpec, PullPolicy, StartEvent, StartPodRequest,
+    StopPodRequest, pod_starter_client::PodStarterClient, pod_starter_server::PodStarterServer,
+    start_event::Payload,
+};
+use podstart::sim::{SimConfig, SimRuntime};
+use podstart::start::{FlowConfig, Starter};
+use podstart::telemetry::Metrics;
+use tokio_stream::{StreamExt, wrappers::UnixListenerStream};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tonic::{Status, transport::Channel};
+
+/// An image the simulated node has from the start.
+pub const IMAGE: &str = "registry.test/podstart/busybox:1.0";
+
+pub struct Harness {
+    pub sim: SimRuntime,
+    pub client: PodStarterClient<Channel>,
+    pub log_root: PathBuf,
+    pub metrics: Metrics,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        Harness::with(|_| {}).await
+    }
+
+    /// A harness whose flow settings `tune` may change (back-offs are short
+    /// by default here).
+    pub async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = CancellationToken::new();
+
+        let sim_sock = dir.path().join("sim.sock");
+        let sim = SimRuntime::new(SimConfig {
+            preloaded_images: vec![IMAGE.to_string()],
+            ..Default::default()
+        });
+        let listener = SimRuntime::bind_unix(&sim_sock).unwrap();
+        tokio::spawn(
+            sim.clone()
+                .serve_unix_listener(listener, shutdown.clone().cancelled_owned()),
+        );
+
+        let metrics = Metrics::new().unwrap();
+        let runtime = Address::Unix(sim_sock);
+        let cri = Cri::new(&runtime, &runtime, Timeouts::default(), metrics.clone()).unwrap();
+        let mut flow = FlowConfig {
+            pod_log_root: dir.path().join("pods"),
+            restart_backoff_initial: Duration::from_millis(50),
+            restart_backoff_max: Duration::from_millis(200),
+            status_poll_max: Duration::from_millis(20),
+            ..FlowConfig::default()
+        };
+        tune(&mut flow);
+        let log_root = flow.pod_log_root.clone();
+        let starter = Starter::new(cri, flow, metrics.clone());
+        let service = PodStarterService::new(starter, TaskTracker::new());
+
+        let api_sock = dir.path().join("podstart.sock");
+        let api = tokio::net::UnixListener::bind(&api_sock).unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(PodStarterServer::new(service))
+                .serve_with_incoming_shutdown(
+                    UnixListenerStream::new(api),
+                    shutdown.clone().cancelled_owned(),
+                ),
+        );
+        let channel = podstart::cri::channel(&Address::Unix(api_sock)).unwrap();
+        Harness {
+            sim,
+            client: PodStarterClient::new(channel),
+            log_root,
+            metrics,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    /// Runs StartPod and collects the whole stream. Checks the stream's
+    /// promise: exactly one terminal event, and it comes last.
+    pub async fn start(&self, req: StartPodRequest) -> Result<Vec<StartEvent>, Status> {
+        let stream = self.client.clone().start_pod(req).await?.into_inner();
+        Ok(collect(stream).await)
+    }
+
+    pub async fn stop(&self, uid: &str) -> Result<Vec<StartEvent>, Status> {
+        let stream = self
+            .client
+            .clone()
+            .stop_pod(StopPodRequest {
+                pod: Some(PodRef {
+                    uid: uid.to_string(),
+                    ..Default::default()
+                }),
+                grace_period_seconds: None,
+            })
+            .await?
+            .into_inner();
+        Ok(collect(stream).await)
+    }
+}
+
+pub async fn collect(mut stream: tonic::Streaming<StartEvent>) -> Vec<StartEvent> {
+    let mut events = Vec::new();
+    while let Some(e) = stream.next().await {
+        events.push(e.expect("stream item"));
+    }
+    let terminals = events.iter().filter(|e| e.is_terminal()).count();
+    assert_eq!(
+        terminals,
+        1,
+        "exactly one terminal event: {:#?}",
+        reasons(&events)
+    );
+    assert!(
+        events.last().is_some_and(StartEvent::is_terminal),
+        "terminal event last"
+    );
+    events
+}
+
+/// `(who, reason)` per event; `who` is the container name or "pod".
+pub fn reasons(events: &[StartEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            let who = if e.container_name.is_empty() {
+                "pod".to_string()
+            } else {
+                e.container_name.clone()
+            };
+            (who, e.reason.clone())
+        })
+        .collect()
+}
+
+/// Shorthand for an expected `(who, reason)` list.
+pub fn seq(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+pub fn terminal(events: &[StartEvent]) -> &Payload {
+    events
+        .last()
+        .and_then(|e| e.payload.as_ref())
+        .expect("terminal payload")
+}
+
+pub fn container(name: &str) -> Container {
+    let mut c = Container {
+        name: name.to_string(),
+        image: IMAGE.to_string(),
+        command: vec!["sleep".into(), "3600".into()],
+        ..Default::default()
+    };
+    c.set_image_pull_policy(PullPolicy::IfNotPresent);
+    c
+}
+
+/// A container the simulated runtime runs for `run_ms` and then exits with
+/// `code`.
+pub fn exiting(name: &str, code: i32, run_ms: u64) -> Container {
+    let mut c = container(name);
+    c.env = vec![
+        EnvVar {
+            name: "PODSTART_SIM_EXIT_CODE".into(),
+            value: code.to_string(),
+        },
+        EnvVar {
+            name: "PODSTART_SIM_RUN_MS".into(),
+            value: run_ms.to_string(),
+        },
+    ];
+    c
+}
+
+pub fn pod(name: &str, uid: &str, containers: Vec<Container>) -> PodSpec {
+    PodSpec {
+        metadata: Some(PodMetadata {
+            name: name.to_string(),
+            namespace: "default".to_string(),
+            uid: uid.to_string(),
+            ..Default::default()
+        }),
+        containers,
+        termination_grace_period_seconds: Some(2),
+        ..Default::default()
+    }
+}
+
+pub fn request(pod: PodSpec) -> StartPodRequest {
+    StartPodRequest {
+        pod: Some(pod),
+        ..Default::default()
+    }
+}

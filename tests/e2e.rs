@@ -1,0 +1,468 @@
+//! End-to-end tests: the `podstart` binary serving against a real
+//! containerd, runc and CNI with a loopback registry
+//! (scripts/containerd-lab.sh). They run when PODSTART_E2E_RUNTIME names
+//! the lab's CRI endpoint (scripts/test.sh sets it); with
+//! PODSTART_E2E_REQUIRED=1 a missing lab is a failure, never a silent skip.
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use podstart::cri::{Address, Cri, Timeouts};
+use podstart::proto::v1::{
+    Container, ContainerKind, ContainerState, ExecAction, GetPodRequest, Handler, Lifecycle,
+    PodMetadata, PodRef, PodSpec, PullPolicy, RestartPolicy, StartEvent, StartPodRequest,
+    StopPodRequest, handler::Action, pod_starter_client::PodStarterClient, start_event::Payload,
+};
+use podstart::telemetry::Metrics;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+struct Lab {
+    runtime: String,
+    image: String,
+}
+
+fn lab() -> Option<Lab> {
+    match std::env::var("PODSTART_E2E_RUNTIME") {
+        Ok(runtime) if !runtime.is_empty() => Some(Lab {
+            runtime,
+            image: std::env::var("PODSTART_E2E_TEST_IMAGE")
+                .unwrap_or_else(|_| "localhost/podstart-lab/busybox:latest".into()),
+        }),
+        _ => {
+            assert!(
+                std::env::var("PODSTART_E2E_REQUIRED").as_deref() != Ok("1"),
+                "PODSTART_E2E_REQUIRED=1 but PODSTART_E2E_RUNTIME is not set: the containerd lab is missing"
+            );
+            eprintln!("skipping: PODSTART_E2E_RUNTIME is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// A `podstart serve` process with its own socket and log root.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    log_root: PathBuf,
+    client: PodStarterClient<Channel>,
+    cri: Cri,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    async fn start(lab: &Lab) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("podstart.sock");
+        let log_root = dir.path().join("pods");
+        let child = Command::new(env!("CARGO_BIN_EXE_podstart"))
+            .args(["serve", "--runtime-endpoint", &lab.runtime, "--listen"])
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--pod-log-root")
+            .arg(&log_root)
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn podstart serve");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "podstart did not create its socket"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let channel = podstart::cri::channel(&Address::Unix(socket.clone())).unwrap();
+        let runtime = Address::parse(&lab.runtime).unwrap();
+        let cri = Cri::new(
+            &runtime,
+            &runtime,
+            Timeouts::default(),
+            Metrics::new().unwrap(),
+        )
+        .unwrap();
+        Daemon {
+            child,
+            socket,
+            log_root,
+            client: PodStarterClient::new(channel),
+            cri,
+            _dir: dir,
+        }
+    }
+
+    async fn start_pod(&self, pod: PodSpec) -> Vec<StartEvent> {
+        let stream = self
+            .client
+            .clone()
+            .start_pod(StartPodRequest {
+                pod: Some(pod),
+                ..Default::default()
+            })
+            .await
+            .expect("StartPod accepted")
+            .into_inner();
+        collect(stream).await
+    }
+
+    async fn stop_pod(&self, uid: &str) -> Vec<StartEvent> {
+        let stream = self
+            .client
+            .clone()
+            .stop_pod(StopPodRequest {
+                pod: Some(PodRef {
+                    uid: uid.into(),
+                    ..Default::default()
+                }),
+                grace_period_seconds: Some(1),
+            })
+            .await
+            .expect("StopPod accepted")
+            .into_inner();
+        collect(stream).await
+    }
+
+    /// What the runtime still has for a pod uid (sandboxes, containers).
+    async fn leftovers(&self, uid: &str) -> (usize, usize) {
+        let sel = HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]);
+        let sandboxes = self.cri.list_pod_sandboxes(sel.clone()).await.unwrap();
+        let containers = self.cri.list_containers(None, sel).await.unwrap();
+        (sandboxes.len(), containers.len())
+    }
+}
+
+async fn collect(mut stream: tonic::Streaming<StartEvent>) -> Vec<StartEvent> {
+    let mut events = Vec::new();
+    while let Some(e) = stream.next().await {
+        events.push(e.expect("stream item"));
+    }
+    let terminals = events.iter().filter(|e| e.is_terminal()).count();
+    assert_eq!(terminals, 1, "one terminal event: {:#?}", summary(&events));
+    events
+}
+
+fn summary(events: &[StartEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| format!("{} {} {}", e.container_name, e.reason, e.message))
+        .collect()
+}
+
+fn unique(prefix: &str) -> (String, String) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    (format!("{prefix}-{}", &id[..8]), id)
+}
+
+fn container(lab: &Lab, name: &str, script: &str) -> Container {
+    let mut c = Container {
+        name: name.into(),
+        image: lab.image.clone(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    };
+    c.set_image_pull_policy(PullPolicy::IfNotPresent);
+    c
+}
+
+fn pod(name: &str, uid: &str, containers: Vec<Container>) -> PodSpec {
+    PodSpec {
+        metadata: Some(PodMetadata {
+            name: name.into(),
+            namespace: "e2e".into(),
+            uid: uid.into(),
+            ..Default::default()
+        }),
+        containers,
+        termination_grace_period_seconds: Some(1),
+        ..Default::default()
+    }
+}
+
+fn exec_post_start(cmd: &str) -> Option<Lifecycle> {
+    Some(Lifecycle {
+        post_start: Some(Handler {
+            action: Some(Action::Exec(ExecAction {
+                command: vec!["sh".into(), "-c".into(), cmd.into()],
+            })),
+        }),
+        pre_stop: None,
+    })
+}
+
+/// Waits until `path` exists and contains `text` (logs are written by the
+/// runtime asynchronously).
+async fn wait_for_text(path: &Path, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let content = std::fs::read_to_string(path).unwrap_or_default();
+        if content.contains(text) || Instant::now() > deadline {
+            return content;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn e2e_init_and_two_app_containers_start_log_and_stop_cleanly() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let (name, uid) = unique("full");
+    let mut init = container(&lab, "setup", "echo init-done");
+    init.set_image_pull_policy(PullPolicy::Always); // pulled from the loopback registry
+    let mut web = container(&lab, "web", "echo hello-from-$(WHO); exec sleep 3600");
+    web.env = vec![podstart::proto::v1::EnvVar {
+        name: "WHO".into(),
+        value: "web".into(),
+    }];
+    web.lifecycle = exec_post_start("echo hooked > /tmp/poststart");
+    let worker = container(&lab, "worker", "echo hello-from-worker; exec sleep 3600");
+    let mut spec = pod(&name, &uid, vec![web, worker]);
+    spec.init_containers = vec![init];
+
+    let events = d.start_pod(spec).await;
+    let Some(Payload::PodStarted(started)) = &events.last().unwrap().payload else {
+        panic!("pod did not start: {:#?}", summary(&events));
+    };
+    let reasons: Vec<_> = events
+        .iter()
+        .map(|e| (e.container_name.as_str(), e.reason.as_str()))
+        .collect();
+    for expected in [
+        ("", "SandboxCreated"),
+        ("setup", "Pulling"),
+        ("setup", "Pulled"),
+        ("setup", "Completed"),
+        ("web", "Started"),
+        ("web", "PostStartHookSucceeded"),
+        ("worker", "Started"),
+        ("", "PodStarted"),
+    ] {
+        assert!(
+            reasons.contains(&expected),
+            "missing {expected:?} in {reasons:?}"
+        );
+    }
+    let pos = |who: &str, reason: &str| reasons.iter().position(|r| *r == (who, reason)).unwrap();
+    assert!(
+        pos("setup", "Completed") < pos("web", "Created"),
+        "init finishes before apps start"
+    );
+    assert!(
+        pos("web", "Started") < pos("worker", "Created"),
+        "apps start one by one"
+    );
+
+    // The pod has an IP from the lab's CNI bridge.
+    assert_eq!(started.ips.len(), 1, "{started:?}");
+    assert!(started.ips[0].starts_with("10.219."), "{:?}", started.ips);
+
+    // Logs land in <log dir>/<container>/0.log with the expected text.
+    let log_dir = d.log_root.join(format!("e2e_{name}_{uid}"));
+    let init_log = wait_for_text(&log_dir.join("setup/0.log"), "init-done").await;
+    assert!(init_log.contains("stdout F init-done"), "{init_log:?}");
+    let web_log = wait_for_text(&log_dir.join("web/0.log"), "hello-from-web").await;
+    assert!(
+        web_log.contains("hello-from-web"),
+        "$(WHO) expanded: {web_log:?}"
+    );
+    let worker_log = wait_for_text(&log_dir.join("worker/0.log"), "hello-from-worker").await;
+    assert!(worker_log.contains("hello-from-worker"), "{worker_log:?}");
+
+    // The PostStart hook ran inside the container.
+    let web_id = &started
+        .containers
+        .iter()
+        .find(|c| c.name == "web")
+        .unwrap()
+        .container_id;
+    let out = d
+        .cri
+        .exec_sync(
+            web_id,
+            vec!["cat".into(), "/tmp/poststart".into()],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hooked");
+
+    // GetPod reads the node.
+    let got = d
+        .client
+        .clone()
+        .get_pod(GetPodRequest {
+            pod: Some(PodRef {
+                uid: uid.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let states: Vec<_> = got
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind(), c.state(), c.exit_code))
+        .collect();
+    assert!(
+        states.contains(&("setup", ContainerKind::Init, ContainerState::Exited, 0)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("web", ContainerKind::App, ContainerState::Running, 0)),
+        "{states:?}"
+    );
+
+    // StopPod leaves nothing behind.
+    let stop = d.stop_pod(&uid).await;
+    assert!(
+        matches!(stop.last().unwrap().payload, Some(Payload::PodStopped(_))),
+        "{:#?}",
+        summary(&stop)
+    );
+    assert_eq!(d.leftovers(&uid).await, (0, 0));
+    assert!(!log_dir.exists(), "log directory removed");
+}
+
+#[tokio::test]
+async fn e2e_failing_post_start_hook_kills_the_container() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let (name, uid) = unique("hookfail");
+    let mut c = container(&lab, "app", "exec sleep 3600");
+    c.lifecycle = exec_post_start("exit 7");
+    let events = d.start_pod(pod(&name, &uid, vec![c])).await;
+    let reasons: Vec<_> = events.iter().map(|e| e.reason.as_str()).collect();
+    assert!(reasons.contains(&"FailedPostStartHook"), "{reasons:?}");
+    assert!(reasons.contains(&"Killing"), "{reasons:?}");
+    let Some(Payload::PodFailed(failed)) = &events.last().unwrap().payload else {
+        panic!("expected PodFailed: {:#?}", summary(&events));
+    };
+    assert_eq!(failed.reason, "PostStartHookError");
+    let killed = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Some(Payload::Container(c)) if e.reason == "Created" => Some(c.container_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let status = d.cri.container_status(&killed).await.unwrap();
+    assert_eq!(
+        status.state,
+        k8s_cri::v1::ContainerState::ContainerExited as i32,
+        "the container was killed"
+    );
+    d.stop_pod(&uid).await;
+    assert_eq!(d.leftovers(&uid).await, (0, 0));
+}
+
+#[tokio::test]
+async fn e2e_failed_init_container_fails_the_pod_under_never() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let (name, uid) = unique("initfail");
+    let mut spec = pod(&name, &uid, vec![container(&lab, "app", "exec sleep 3600")]);
+    spec.set_restart_policy(RestartPolicy::Never);
+    spec.init_containers = vec![container(&lab, "check", "echo nope; exit 1")];
+    let events = d.start_pod(spec).await;
+    let Some(Payload::PodFailed(failed)) = &events.last().unwrap().payload else {
+        panic!("expected PodFailed: {:#?}", summary(&events));
+    };
+    assert_eq!(failed.reason, "InitContainerFailed");
+    assert_eq!(failed.container_name, "check");
+    assert!(
+        !events.iter().any(|e| e.container_name == "app"),
+        "the app container is never started"
+    );
+    d.stop_pod(&uid).await;
+    assert_eq!(d.leftovers(&uid).await, (0, 0));
+}
+
+#[tokio::test]
+async fn e2e_absent_image_with_never_fails_at_the_image_step() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let (name, uid) = unique("never");
+    let mut c = container(&lab, "app", "true");
+    c.image = "localhost/podstart-lab/absent:1".into();
+    c.set_image_pull_policy(PullPolicy::Never);
+    let events = d.start_pod(pod(&name, &uid, vec![c])).await;
+    let Some(Payload::PodFailed(failed)) = &events.last().unwrap().payload else {
+        panic!("expected PodFailed: {:#?}", summary(&events));
+    };
+    assert_eq!(failed.reason, "ErrImageNeverPull");
+    d.stop_pod(&uid).await;
+    assert_eq!(d.leftovers(&uid).await, (0, 0));
+}
+
+#[tokio::test]
+async fn e2e_cli_runs_and_stops_the_example_pod() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let endpoint = format!("unix://{}", d.socket.display());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pod.yaml");
+    let bin = env!("CARGO_BIN_EXE_podstart");
+    let run = tokio::process::Command::new(bin)
+        .args(["--endpoint", &endpoint, "run", "--output", "json"])
+        .arg(&example)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.last().unwrap()["reason"], "PodStarted");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["reason"] == "Completed" && l["container"] == "setup")
+    );
+
+    let get = tokio::process::Command::new(bin)
+        .args(["--endpoint", &endpoint, "get"])
+        .arg(&example)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&get.stdout);
+    assert!(get.status.success());
+    assert!(text.contains("pod default/hello"), "{text}");
+
+    let stop = tokio::process::Command::new(bin)
+        .args(["--endpoint", &endpoint, "stop"])
+        .arg(&example)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&stop.stdout);
+    assert!(stop.status.success(), "stop failed: {text}");
+    assert!(text.contains("PodStopped"), "{text}");
+}
