@@ -151,10 +151,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         starter.cancel_all();
         let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
     }
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
+    // Every stream is drained; idle client connections need not hold the
+    // exit up for long.
+    match tokio::time::timeout(Duration::from_secs(1), server).await {
         Ok(Ok(result)) => result?,
         Ok(Err(join)) => tracing::error!(error = %join, "gRPC server task failed"),
-        Err(_) => tracing::warn!("gRPC connections still open after drain; exiting"),
+        Err(_) => tracing::debug!("idle client connections still open at exit"),
     }
     let _ = std::fs::remove_file(&path);
     tracing::info!("podstart stopped");

@@ -18,11 +18,8 @@ use crate::proto::v1::{
 pub enum CliError {
     #[error("endpoint: {0}")]
     Endpoint(#[from] CriError),
-    #[error("cannot reach podstart at {endpoint}: {source}")]
-    Connect {
-        endpoint: String,
-        source: tonic::transport::Error,
-    },
+    #[error("is podstart serving there? {0}")]
+    Connect(#[from] crate::cri::ConnectError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("{}: {}", .0.code().description(), .0.message())]
@@ -35,15 +32,8 @@ pub enum CliError {
 
 async fn client(endpoint: &str) -> Result<PodStarterClient<Channel>, CliError> {
     let addr = Address::parse(endpoint)?;
-    let channel = crate::cri::channel(&addr)?;
     // Connect now, so an absent daemon is reported as such.
-    let mut ready = channel.clone();
-    std::future::poll_fn(|cx| tower::Service::poll_ready(&mut ready, cx))
-        .await
-        .map_err(|source| CliError::Connect {
-            endpoint: endpoint.to_string(),
-            source,
-        })?;
+    let channel = crate::cri::connect(&addr).await?;
     Ok(PodStarterClient::new(channel))
 }
 
@@ -56,7 +46,11 @@ async fn follow(
     let mut out = std::io::stdout().lock();
     while let Some(event) = stream.next().await {
         let event = event?;
-        let start = *since.get_or_insert(event.time_unix_nano);
+        // Lines show the time since the request began: the first event's
+        // time less its own duration.
+        let start = *since.get_or_insert(
+            event.time_unix_nano - i64::try_from(event.duration_micros * 1000).unwrap_or(0),
+        );
         let line = match output {
             Output::Text => render::event_line(&event, start),
             Output::Json => render::event_json(&event).to_string(),

@@ -47,31 +47,68 @@ impl std::fmt::Display for Address {
 /// A lazily connecting channel to `addr`, with the kubelet's dial settings
 /// (reconnect backoff handled by tonic, connect timeout 5 s).
 pub fn channel(addr: &Address) -> Result<Channel, CriError> {
-    match addr {
+    let endpoint = endpoint(addr)?;
+    Ok(match addr {
+        Address::Unix(path) => endpoint.connect_with_connector_lazy(unix_connector(path.clone())),
+        Address::Http(_) => endpoint.connect_lazy(),
+    })
+}
+
+/// A channel to `addr` that is connected before it is returned, so a
+/// missing server is reported at once.
+pub async fn connect(addr: &Address) -> Result<Channel, ConnectError> {
+    let endpoint = endpoint(addr).map_err(ConnectError::Endpoint)?;
+    let connected = match addr {
         Address::Unix(path) => {
-            let path = path.clone();
-            let endpoint = Endpoint::from_static("http://[::1]:50051")
-                .connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true);
-            Ok(
-                endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                })),
-            )
+            endpoint
+                .connect_with_connector(unix_connector(path.clone()))
+                .await
         }
+        Address::Http(_) => endpoint.connect().await,
+    };
+    connected.map_err(|e| ConnectError::Connect {
+        address: addr.to_string(),
+        cause: std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Endpoint(CriError),
+    #[error("cannot connect to {address}: {cause}")]
+    Connect { address: String, cause: String },
+}
+
+fn endpoint(addr: &Address) -> Result<Endpoint, CriError> {
+    let endpoint = match addr {
+        // The URI is not used for unix sockets; the connector decides.
+        Address::Unix(_) => Endpoint::from_static("http://[::1]:50051"),
         Address::Http(url) => {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|_| CriError::InvalidEndpoint {
-                    endpoint: url.clone(),
-                })?
-                .connect_timeout(Duration::from_secs(5));
-            Ok(endpoint.connect_lazy())
+            Endpoint::from_shared(url.clone()).map_err(|_| CriError::InvalidEndpoint {
+                endpoint: url.clone(),
+            })?
         }
-    }
+    };
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true))
+}
+
+fn unix_connector(
+    path: PathBuf,
+) -> impl tower::Service<
+    Uri,
+    Response = TokioIo<tokio::net::UnixStream>,
+    Error = std::io::Error,
+    Future = impl Future<Output = std::io::Result<TokioIo<tokio::net::UnixStream>>> + Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |_: Uri| {
+        let path = path.clone();
+        async move { Ok(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! socket, each with its deadline (the kubelet's defaults), a metrics record
 //! and a tracing span. Holds no pod state.
 mod connect;
-pub use connect::channel;
+pub use connect::{ConnectError, channel, connect};
 mod error;
 
 use std::{collections::HashMap, future::Future, time::Duration};
