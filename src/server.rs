@@ -46,7 +46,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
     let metrics = Metrics::new()?;
-    let (runtime_addr, _sim) = runtime_address(&args.runtime_endpoint, &shutdown).await?;
+    // A built-in simulated runtime outlives the drain: it stops last.
+    let sim_stop = CancellationToken::new();
+    let _sim_stop_on_exit = sim_stop.clone().drop_guard();
+    let (runtime_addr, _sim) = runtime_address(&args.runtime_endpoint, &sim_stop).await?;
     let image_addr = match &args.image_endpoint {
         Some(e) if args.runtime_endpoint != "sim" => Address::parse(e)?,
         _ => runtime_addr.clone(),

@@ -338,13 +338,15 @@ impl Converter {
         if let Some(policy) = s.string("dnsPolicy")?
             && policy != "None"
         {
-            return Err(field_error(
+            // The orchestrator resolves DNS; the common ClusterFirst of
+            // generated manifests should not stop a start.
+            self.warn(
                 s.path_of("dnsPolicy"),
                 format!(
-                    "{policy:?} is not supported: podstart takes the resolved DNS config; \
-                     set dnsPolicy: None and list nameservers, searches and options in spec.dnsConfig"
+                    "{policy:?} is not resolved by podstart: the sandbox gets spec.dnsConfig only \
+                     (none: the runtime's default resolv.conf)"
                 ),
-            ));
+            );
         }
         let runtime_handler = s.string("runtimeClassName")?.unwrap_or_default();
         if !runtime_handler.is_empty() {
@@ -1823,11 +1825,6 @@ spec:
                 "not supported",
             ),
             (
-                "{dnsPolicy: ClusterFirst, containers: [{name: a}]}",
-                "spec.dnsPolicy",
-                "\"ClusterFirst\" is not supported",
-            ),
-            (
                 "{dnsConfig: {options: [{name: ndots, value: \"2\", extra: 1}]}}",
                 "spec.dnsConfig.options[0].extra",
                 "not supported",
@@ -1945,6 +1942,7 @@ spec:
   automountServiceAccountToken: false
   enableServiceLinks: false
   imagePullSecrets: [{name: pull}]
+  dnsPolicy: ClusterFirst
   runtimeClassName: gvisor
   volumes:
     - {name: d, hostPath: {path: /d, type: DirectoryOrCreate}}
@@ -1987,6 +1985,7 @@ status:
             "spec.enableServiceLinks: podstart injects no service environment variables; ignored",
             "spec.imagePullSecrets: not read yet; pass --registry-config",
             "spec.volumes[0].hostPath.type: \"DirectoryOrCreate\" is not checked: podstart mounts the host path as given",
+            "spec.dnsPolicy: \"ClusterFirst\" is not resolved by podstart: the sandbox gets spec.dnsConfig only (none: the runtime's default resolv.conf)",
             "spec.runtimeClassName: used as the CRI runtime handler as-is (no RuntimeClass lookup)",
             "spec.containers[0].livenessProbe: podstart does not run liveness/readiness probes",
             "spec.containers[0].readinessProbe: podstart does not run liveness/readiness probes",

@@ -386,6 +386,17 @@ fn validate_hook(path: &str, h: &Handler, c: &Container) -> Result<(), InvalidSp
             }
         }
         Some(Action::HttpGet(g)) => {
+            // HTTPS hooks (with the kubelet's fallback to HTTP) come with
+            // the lifecycle work; until then they are refused up front.
+            if !(g.scheme.is_empty() || g.scheme.eq_ignore_ascii_case("http")) {
+                return Err(invalid(
+                    format!("{path}.http_get.scheme"),
+                    format!(
+                        "must be HTTP (HTTPS hooks are not supported yet); got {:?}",
+                        g.scheme
+                    ),
+                ));
+            }
             let p = format!("{path}.http_get.port");
             if g.port.is_empty() {
                 return Err(invalid(p, "required"));
@@ -836,6 +847,18 @@ mod tests {
                 Box::new(|r| c1(r).lifecycle = hook(http(""))),
                 "pod.containers[1].lifecycle.post_start.http_get.port",
                 "required",
+            ),
+            (
+                "https hook",
+                Box::new(|r| {
+                    let mut get = http("80");
+                    if let Action::HttpGet(g) = &mut get {
+                        g.scheme = "HTTPS".into();
+                    }
+                    c1(r).lifecycle = hook(get)
+                }),
+                "pod.containers[1].lifecycle.post_start.http_get.scheme",
+                "must be HTTP",
             ),
             (
                 "http hook port out of range",
