@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podstart::cri::{Address, Cri, Timeouts};
+use podstart::cri::{Address, Cri, CriSettings};
 use podstart::proto::v1::{
     Container, ContainerKind, PodMetadata, PodSpec, PullPolicy, StartPodRequest,
     pod_starter_client::PodStarterClient, start_event::Payload,
@@ -158,7 +158,13 @@ async fn main() {
         runtime.clone()
     };
     let addr = Address::parse(&runtime_addr).unwrap();
-    let cri = Cri::new(&addr, &addr, Timeouts::default(), Metrics::new().unwrap()).unwrap();
+    let cri = Cri::new(
+        &addr,
+        &addr,
+        CriSettings::default(),
+        Metrics::new().unwrap(),
+    )
+    .unwrap();
     let image_ref = cri
         .image_status(&image)
         .await

@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// Deadline of a CRI call (RunPodSandbox gets twice this).
     #[arg(long, env = "PODSTART_RUNTIME_REQUEST_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub runtime_request_timeout: Duration,
+    /// Most CRI calls in flight at once (protects the runtime).
+    #[arg(long, env = "PODSTART_RUNTIME_MAX_CONCURRENCY", default_value_t = crate::cri::stack::DEFAULT_MAX_CONCURRENCY)]
+    pub runtime_max_concurrency: usize,
     /// Deadline of exec and HTTP lifecycle hooks; 0 for none (the kubelet's
     /// exec hooks have none).
     #[arg(long, env = "PODSTART_HOOK_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]

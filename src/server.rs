@@ -10,7 +10,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::api::PodStarterService;
 use crate::config::ServeArgs;
-use crate::cri::{Address, Cri, CriError, Timeouts};
+use crate::cri::{Address, Cri, CriError, CriSettings};
 use crate::proto::v1::pod_starter_server::PodStarterServer;
 use crate::start::{FlowConfig, Starter};
 use crate::telemetry::{self, Metrics};
@@ -57,8 +57,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let cri = Cri::new(
         &runtime_addr,
         &image_addr,
-        Timeouts {
-            request: args.runtime_request_timeout,
+        CriSettings {
+            request_timeout: args.runtime_request_timeout,
+            max_concurrency: args.runtime_max_concurrency,
+            ..CriSettings::default()
         },
         metrics.clone(),
     )?;

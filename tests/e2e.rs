@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podstart::cri::{Address, Cri, Timeouts};
+use podstart::cri::{Address, Cri, CriSettings};
 use podstart::proto::v1::{
     Container, ContainerKind, ContainerState, ExecAction, GetPodRequest, Handler, Lifecycle,
     PodMetadata, PodRef, PodSpec, PullPolicy, RestartPolicy, StartEvent, StartPodRequest,
@@ -97,7 +97,7 @@ impl Daemon {
         let cri = Cri::new(
             &runtime,
             &runtime,
-            Timeouts::default(),
+            CriSettings::default(),
             Metrics::new().unwrap(),
         )
         .unwrap();

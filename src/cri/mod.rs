@@ -1,9 +1,11 @@
 //! The CRI client: typed calls to the runtime and image services over a unix
-//! socket, each with its deadline (the kubelet's defaults), a metrics record
-//! and a tracing span. Holds no pod state.
+//! socket. Every call goes through one tower stack (`stack.rs`: retry,
+//! tracing, metrics, deadline, concurrency limit) with the kubelet's
+//! deadlines. Holds no pod state.
+mod call;
 mod connect;
-pub use connect::{ConnectError, channel, connect};
 mod error;
+pub mod stack;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -11,30 +13,36 @@ use k8s_cri::v1 as cri;
 use k8s_cri::v1::{
     image_service_client::ImageServiceClient, runtime_service_client::RuntimeServiceClient,
 };
-use tokio::time::Instant;
 use tonic::transport::Channel;
-use tracing::Instrument;
+use tower::ServiceExt;
 
-pub use connect::Address;
+pub use call::{CriCall, Operation, Reply, Retry};
+pub use connect::{Address, ConnectError, channel, connect};
 pub use error::CriError;
 
+use crate::middleware::retry::RetrySettings;
 use crate::telemetry::Metrics;
 
 /// Largest message the runtime may send (as the kubelet's CRI client).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Per-call deadlines. The kubelet's `runtimeRequestTimeout` is 2 minutes;
-/// RunPodSandbox gets twice that, StopContainer and ExecSync add their own
-/// timeouts, PullImage has none (a stalled pull is the runtime's to cancel).
+/// How the client treats the runtime. Deadlines are the kubelet's:
+/// `request_timeout` (its `runtimeRequestTimeout`, 2 minutes) for most
+/// calls, twice that for RunPodSandbox, StopContainer's grace on top,
+/// ExecSync's own timeout on top (none when that is 0), none for PullImage.
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub request: Duration,
+pub struct CriSettings {
+    pub request_timeout: Duration,
+    pub retry: RetrySettings,
+    pub max_concurrency: usize,
 }
 
-impl Default for Timeouts {
+impl Default for CriSettings {
     fn default() -> Self {
-        Timeouts {
-            request: Duration::from_secs(120),
+        CriSettings {
+            request_timeout: Duration::from_secs(120),
+            retry: RetrySettings::default(),
+            max_concurrency: stack::DEFAULT_MAX_CONCURRENCY,
         }
     }
 }
@@ -43,8 +51,8 @@ impl Default for Timeouts {
 pub struct Cri {
     runtime: RuntimeServiceClient<Channel>,
     image: ImageServiceClient<Channel>,
-    timeouts: Timeouts,
-    metrics: Metrics,
+    settings: CriSettings,
+    stack: stack::CriService,
 }
 
 impl Cri {
@@ -53,7 +61,7 @@ impl Cri {
     pub fn new(
         runtime: &Address,
         image: &Address,
-        timeouts: Timeouts,
+        settings: CriSettings,
         metrics: Metrics,
     ) -> Result<Cri, CriError> {
         let runtime_channel = connect::channel(runtime)?;
@@ -67,58 +75,71 @@ impl Cri {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             image: ImageServiceClient::new(image_channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            timeouts,
-            metrics,
+            settings,
+            stack: stack::build(metrics, settings.retry, settings.max_concurrency),
         })
     }
 
-    /// Runs one CRI call under its deadline, recording its duration and
-    /// outcome.
-    async fn call<T>(
+    /// Sends one call through the stack: `send` makes the request on a
+    /// clone of `client` (again, if the call is retried).
+    async fn call<C, Req, Resp, F, Fut>(
         &self,
-        op: &'static str,
+        client: &C,
+        op: Operation,
         deadline: Option<Duration>,
-        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Result<T, CriError> {
-        let started = Instant::now();
-        let span = tracing::debug_span!("cri", operation = op, code = tracing::field::Empty);
-        let result = async {
-            match deadline {
-                Some(after) => match tokio::time::timeout(after, fut).await {
-                    Ok(r) => r.map_err(|status| CriError::Call { op, status }),
-                    Err(_) => Err(CriError::Timeout { op, after }),
-                },
-                None => fut.await.map_err(|status| CriError::Call { op, status }),
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(e) => e.code(),
-        };
-        span.record("code", tracing::field::debug(code));
-        self.metrics
-            .record_runtime_operation(op, code, started.elapsed());
-        result.map(tonic::Response::into_inner)
+        req: Req,
+        send: F,
+    ) -> Result<Resp, CriError>
+    where
+        C: Clone + Send + Sync + 'static,
+        Req: Clone + Send + Sync + 'static,
+        Resp: Send + 'static,
+        F: Fn(C, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send + 'static,
+    {
+        let client = client.clone();
+        let call = CriCall::new(op, deadline, move || {
+            let fut = send(client.clone(), req.clone());
+            Box::pin(async move { fut.await.map(|r| Box::new(r.into_inner()) as Reply) })
+        });
+        let reply = self.stack.clone().oneshot(call).await?;
+        reply
+            .downcast::<Resp>()
+            .map(|r| *r)
+            .map_err(|_| CriError::InvalidResponse {
+                op: op.name(),
+                missing: "reply of the expected type",
+            })
     }
 
     fn request(&self) -> Option<Duration> {
-        Some(self.timeouts.request)
+        Some(self.settings.request_timeout)
     }
 
     pub async fn version(&self) -> Result<cri::VersionResponse, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::VersionRequest {
             version: "v1".into(),
         };
-        self.call("version", self.request(), c.version(req)).await
+        self.call(
+            &self.runtime,
+            Operation::Version,
+            self.request(),
+            req,
+            |mut c, r| async move { c.version(r).await },
+        )
+        .await
     }
 
     pub async fn status(&self) -> Result<cri::StatusResponse, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::StatusRequest { verbose: false };
-        self.call("status", self.request(), c.status(req)).await
+        self.call(
+            &self.runtime,
+            Operation::Status,
+            self.request(),
+            req,
+            |mut c, r| async move { c.status(r).await },
+        )
+        .await
     }
 
     pub async fn run_pod_sandbox(
@@ -126,14 +147,19 @@ impl Cri {
         config: cri::PodSandboxConfig,
         runtime_handler: &str,
     ) -> Result<String, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::RunPodSandboxRequest {
             config: Some(config),
             runtime_handler: runtime_handler.to_string(),
         };
-        let deadline = Some(self.timeouts.request * 2);
+        let deadline = Some(self.settings.request_timeout * 2);
         let resp = self
-            .call("run_podsandbox", deadline, c.run_pod_sandbox(req))
+            .call(
+                &self.runtime,
+                Operation::RunPodSandbox,
+                deadline,
+                req,
+                |mut c, r| async move { c.run_pod_sandbox(r).await },
+            )
             .await?;
         non_empty("run_podsandbox", resp.pod_sandbox_id, "pod sandbox id")
     }
@@ -142,16 +168,17 @@ impl Cri {
         &self,
         pod_sandbox_id: &str,
     ) -> Result<cri::PodSandboxStatus, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::PodSandboxStatusRequest {
             pod_sandbox_id: pod_sandbox_id.to_string(),
             verbose: false,
         };
         let resp = self
             .call(
-                "podsandbox_status",
+                &self.runtime,
+                Operation::PodSandboxStatus,
                 self.request(),
-                c.pod_sandbox_status(req),
+                req,
+                |mut c, r| async move { c.pod_sandbox_status(r).await },
             )
             .await?;
         resp.status.ok_or(CriError::InvalidResponse {
@@ -161,24 +188,30 @@ impl Cri {
     }
 
     pub async fn stop_pod_sandbox(&self, pod_sandbox_id: &str) -> Result<(), CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::StopPodSandboxRequest {
             pod_sandbox_id: pod_sandbox_id.to_string(),
         };
-        self.call("stop_podsandbox", self.request(), c.stop_pod_sandbox(req))
-            .await
-            .map(drop)
+        self.call(
+            &self.runtime,
+            Operation::StopPodSandbox,
+            self.request(),
+            req,
+            |mut c, r| async move { c.stop_pod_sandbox(r).await },
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn remove_pod_sandbox(&self, pod_sandbox_id: &str) -> Result<(), CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::RemovePodSandboxRequest {
             pod_sandbox_id: pod_sandbox_id.to_string(),
         };
         self.call(
-            "remove_podsandbox",
+            &self.runtime,
+            Operation::RemovePodSandbox,
             self.request(),
-            c.remove_pod_sandbox(req),
+            req,
+            |mut c, r| async move { c.remove_pod_sandbox(r).await },
         )
         .await
         .map(drop)
@@ -189,7 +222,6 @@ impl Cri {
         &self,
         labels: HashMap<String, String>,
     ) -> Result<Vec<cri::PodSandbox>, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::ListPodSandboxRequest {
             filter: Some(cri::PodSandboxFilter {
                 label_selector: labels,
@@ -197,7 +229,13 @@ impl Cri {
             }),
         };
         let resp = self
-            .call("list_podsandbox", self.request(), c.list_pod_sandbox(req))
+            .call(
+                &self.runtime,
+                Operation::ListPodSandbox,
+                self.request(),
+                req,
+                |mut c, r| async move { c.list_pod_sandbox(r).await },
+            )
             .await?;
         Ok(resp.items)
     }
@@ -208,26 +246,36 @@ impl Cri {
         config: cri::ContainerConfig,
         sandbox_config: cri::PodSandboxConfig,
     ) -> Result<String, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::CreateContainerRequest {
             pod_sandbox_id: pod_sandbox_id.to_string(),
             config: Some(config),
             sandbox_config: Some(sandbox_config),
         };
         let resp = self
-            .call("create_container", self.request(), c.create_container(req))
+            .call(
+                &self.runtime,
+                Operation::CreateContainer,
+                self.request(),
+                req,
+                |mut c, r| async move { c.create_container(r).await },
+            )
             .await?;
         non_empty("create_container", resp.container_id, "container id")
     }
 
     pub async fn start_container(&self, container_id: &str) -> Result<(), CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::StartContainerRequest {
             container_id: container_id.to_string(),
         };
-        self.call("start_container", self.request(), c.start_container(req))
-            .await
-            .map(drop)
+        self.call(
+            &self.runtime,
+            Operation::StartContainer,
+            self.request(),
+            req,
+            |mut c, r| async move { c.start_container(r).await },
+        )
+        .await
+        .map(drop)
     }
 
     /// Stops a container, giving it `grace` before SIGKILL. NotFound counts
@@ -237,14 +285,19 @@ impl Cri {
         container_id: &str,
         grace: Duration,
     ) -> Result<(), CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::StopContainerRequest {
             container_id: container_id.to_string(),
             timeout: grace.as_secs() as i64,
         };
-        let deadline = Some(self.timeouts.request + grace);
+        let deadline = Some(self.settings.request_timeout + grace);
         match self
-            .call("stop_container", deadline, c.stop_container(req))
+            .call(
+                &self.runtime,
+                Operation::StopContainer,
+                deadline,
+                req,
+                |mut c, r| async move { c.stop_container(r).await },
+            )
             .await
         {
             Err(e) if e.is_not_found() => Ok(()),
@@ -253,26 +306,36 @@ impl Cri {
     }
 
     pub async fn remove_container(&self, container_id: &str) -> Result<(), CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::RemoveContainerRequest {
             container_id: container_id.to_string(),
         };
-        self.call("remove_container", self.request(), c.remove_container(req))
-            .await
-            .map(drop)
+        self.call(
+            &self.runtime,
+            Operation::RemoveContainer,
+            self.request(),
+            req,
+            |mut c, r| async move { c.remove_container(r).await },
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn container_status(
         &self,
         container_id: &str,
     ) -> Result<cri::ContainerStatus, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::ContainerStatusRequest {
             container_id: container_id.to_string(),
             verbose: false,
         };
         let resp = self
-            .call("container_status", self.request(), c.container_status(req))
+            .call(
+                &self.runtime,
+                Operation::ContainerStatus,
+                self.request(),
+                req,
+                |mut c, r| async move { c.container_status(r).await },
+            )
             .await?;
         resp.status.ok_or(CriError::InvalidResponse {
             op: "container_status",
@@ -287,7 +350,6 @@ impl Cri {
         pod_sandbox_id: Option<&str>,
         labels: HashMap<String, String>,
     ) -> Result<Vec<cri::Container>, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::ListContainersRequest {
             filter: Some(cri::ContainerFilter {
                 pod_sandbox_id: pod_sandbox_id.unwrap_or_default().to_string(),
@@ -296,7 +358,13 @@ impl Cri {
             }),
         };
         let resp = self
-            .call("list_containers", self.request(), c.list_containers(req))
+            .call(
+                &self.runtime,
+                Operation::ListContainers,
+                self.request(),
+                req,
+                |mut c, r| async move { c.list_containers(r).await },
+            )
             .await?;
         Ok(resp.containers)
     }
@@ -310,25 +378,36 @@ impl Cri {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<cri::ExecSyncResponse, CriError> {
-        let mut c = self.runtime.clone();
         let req = cri::ExecSyncRequest {
             container_id: container_id.to_string(),
             cmd,
             timeout: timeout.as_secs() as i64,
         };
-        let deadline = (!timeout.is_zero()).then(|| timeout + self.timeouts.request);
-        self.call("exec_sync", deadline, c.exec_sync(req)).await
+        let deadline = (!timeout.is_zero()).then(|| timeout + self.settings.request_timeout);
+        self.call(
+            &self.runtime,
+            Operation::ExecSync,
+            deadline,
+            req,
+            |mut c, r| async move { c.exec_sync(r).await },
+        )
+        .await
     }
 
     /// The image if the runtime has it.
     pub async fn image_status(&self, image: &str) -> Result<Option<cri::Image>, CriError> {
-        let mut c = self.image.clone();
         let req = cri::ImageStatusRequest {
             image: Some(image_spec(image)),
             verbose: false,
         };
         let resp = self
-            .call("image_status", self.request(), c.image_status(req))
+            .call(
+                &self.image,
+                Operation::ImageStatus,
+                self.request(),
+                req,
+                |mut c, r| async move { c.image_status(r).await },
+            )
             .await?;
         Ok(resp.image.filter(|i| !i.id.is_empty()))
     }
@@ -340,13 +419,20 @@ impl Cri {
         auth: Option<cri::AuthConfig>,
         sandbox_config: Option<cri::PodSandboxConfig>,
     ) -> Result<String, CriError> {
-        let mut c = self.image.clone();
         let req = cri::PullImageRequest {
             image: Some(image_spec(image)),
             auth,
             sandbox_config,
         };
-        let resp = self.call("pull_image", None, c.pull_image(req)).await?;
+        let resp = self
+            .call(
+                &self.image,
+                Operation::PullImage,
+                None,
+                req,
+                |mut c, r| async move { c.pull_image(r).await },
+            )
+            .await?;
         non_empty("pull_image", resp.image_ref, "image ref")
     }
 }

@@ -15,6 +15,31 @@ const POD_START_BUCKETS: &[f64] = &[
     300.0, 360.0, 480.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0,
 ];
 
+/// The kubelet's image pull buckets (`kubelet_image_pull_duration_seconds`).
+const IMAGE_PULL_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0, 360.0, 480.0, 600.0, 900.0,
+    1200.0, 1800.0, 2700.0, 3600.0,
+];
+
+/// The kubelet's image size label for a pull.
+pub fn size_bucket(bytes: u64) -> &'static str {
+    const MB: u64 = 1_000_000;
+    const GB: u64 = 1_000 * MB;
+    match bytes {
+        0 => "N/A",
+        b if b < 10 * MB => "0-10MB",
+        b if b < 100 * MB => "10MB-100MB",
+        b if b < 500 * MB => "100MB-500MB",
+        b if b < GB => "500MB-1GB",
+        b if b < 5 * GB => "1GB-5GB",
+        b if b < 10 * GB => "5GB-10GB",
+        b if b < 20 * GB => "10GB-20GB",
+        b if b < 50 * GB => "20GB-50GB",
+        b if b < 100 * GB => "50GB-100GB",
+        _ => "GT100GB",
+    }
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -30,6 +55,11 @@ struct Inner {
     started_containers: IntCounterVec,
     started_containers_errors: IntCounterVec,
     pod_start_duration: Histogram,
+    pod_start_sli_duration: Histogram,
+    image_pull_duration: HistogramVec,
+    image_pull_bytes: prometheus::IntCounter,
+    runtime_retries: IntCounterVec,
+    grpc_handled: IntCounterVec,
     in_flight_starts: IntGauge,
     runtime_ready: IntGauge,
 }
@@ -85,6 +115,34 @@ impl Metrics {
             )
             .buckets(POD_START_BUCKETS.to_vec()),
         )?;
+        let pod_start_sli_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "pod_start_sli_duration_seconds",
+                "Pod start time excluding image pulls and init containers (the kubelet's SLI).",
+            )
+            .buckets(POD_START_BUCKETS.to_vec()),
+        )?;
+        let image_pull_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "image_pull_duration_seconds",
+                "Image pull time, waiting included, by image size bucket.",
+            )
+            .buckets(IMAGE_PULL_BUCKETS.to_vec()),
+            &["image_size_in_bytes"],
+        )?;
+        let image_pull_bytes =
+            prometheus::IntCounter::new("image_pull_bytes_total", "Bytes of images pulled.")?;
+        let runtime_retries = IntCounterVec::new(
+            Opts::new("runtime_retries_total", "CRI calls retried, by operation."),
+            &["operation_type"],
+        )?;
+        let grpc_handled = IntCounterVec::new(
+            Opts::new(
+                "grpc_server_handled_total",
+                "podstart API calls completed, by service, method and gRPC code.",
+            ),
+            &["grpc_service", "grpc_method", "grpc_code"],
+        )?;
         let in_flight_starts = IntGauge::new(
             "start_pod_in_flight",
             "StartPod requests being carried out.",
@@ -109,6 +167,11 @@ impl Metrics {
         registry.register(Box::new(started_containers.clone()))?;
         registry.register(Box::new(started_containers_errors.clone()))?;
         registry.register(Box::new(pod_start_duration.clone()))?;
+        registry.register(Box::new(pod_start_sli_duration.clone()))?;
+        registry.register(Box::new(image_pull_duration.clone()))?;
+        registry.register(Box::new(image_pull_bytes.clone()))?;
+        registry.register(Box::new(runtime_retries.clone()))?;
+        registry.register(Box::new(grpc_handled.clone()))?;
         registry.register(Box::new(in_flight_starts.clone()))?;
         registry.register(Box::new(runtime_ready.clone()))?;
         registry.register(Box::new(build_info))?;
@@ -123,6 +186,11 @@ impl Metrics {
                 started_containers,
                 started_containers_errors,
                 pod_start_duration,
+                pod_start_sli_duration,
+                image_pull_duration,
+                image_pull_bytes,
+                runtime_retries,
+                grpc_handled,
                 in_flight_starts,
                 runtime_ready,
             }),
@@ -155,6 +223,33 @@ impl Metrics {
 
     pub fn pod_started(&self, took: Duration) {
         self.inner.pod_start_duration.observe(took.as_secs_f64());
+    }
+
+    /// A started pod's time without image pulls and init containers.
+    pub fn pod_started_sli(&self, took: Duration) {
+        self.inner
+            .pod_start_sli_duration
+            .observe(took.as_secs_f64());
+    }
+
+    /// A completed pull: its time (waiting included) and the image's size.
+    pub fn image_pulled(&self, size_bytes: u64, took: Duration) {
+        self.inner
+            .image_pull_duration
+            .with_label_values(&[size_bucket(size_bytes)])
+            .observe(took.as_secs_f64());
+        self.inner.image_pull_bytes.inc_by(size_bytes);
+    }
+
+    pub fn runtime_retry(&self, op: &str) {
+        self.inner.runtime_retries.with_label_values(&[op]).inc();
+    }
+
+    pub fn grpc_handled(&self, service: &str, method: &str, code: tonic::Code) {
+        self.inner
+            .grpc_handled
+            .with_label_values(&[service, method, &format!("{code:?}")])
+            .inc();
     }
 
     pub fn container_start_attempted(&self, container_type: &str) {
@@ -221,6 +316,15 @@ mod tests {
             "podstart_runtime_operations_errors_total{code=\"Unknown\",operation_type=\"run_podsandbox\"} 1"
         ));
         assert!(text.contains("podstart_build_info{version="));
+    }
+
+    #[test]
+    fn image_sizes_fall_in_the_kubelet_buckets() {
+        assert_eq!(size_bucket(0), "N/A");
+        assert_eq!(size_bucket(1_088_857), "0-10MB");
+        assert_eq!(size_bucket(20_000_000), "10MB-100MB");
+        assert_eq!(size_bucket(2_000_000_000), "1GB-5GB");
+        assert_eq!(size_bucket(200_000_000_000), "GT100GB");
     }
 
     #[test]

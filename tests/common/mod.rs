@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use podstart::api::PodStarterService;
-use podstart::cri::{Address, Cri, Timeouts};
+use podstart::cri::{Address, Cri, CriSettings};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodRef, PodSpec, PullPolicy, StartEvent, StartPodRequest,
     StopPodRequest, pod_starter_client::PodStarterClient, pod_starter_server::PodStarterServer,
@@ -60,7 +60,7 @@ impl Harness {
 
         let metrics = Metrics::new().unwrap();
         let runtime = Address::Unix(sim_sock);
-        let cri = Cri::new(&runtime, &runtime, Timeouts::default(), metrics.clone()).unwrap();
+        let cri = Cri::new(&runtime, &runtime, CriSettings::default(), metrics.clone()).unwrap();
         let mut flow = FlowConfig {
             pod_log_root: dir.path().join("pods"),
             restart_backoff_initial: Duration::from_millis(50),

@@ -1,0 +1,182 @@
+//! podstart's own gRPC server, counted: `podstart_grpc_server_handled_total`
+//! by service, method and final gRPC code. The code of a streaming call is
+//! only known at its end (the trailers), so the response body is watched;
+//! a stream the client drops counts as Cancelled.
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use futures::future::BoxFuture;
+use http_body::{Body, Frame};
+use tower::{Layer, Service};
+
+use crate::telemetry::Metrics;
+
+#[derive(Clone)]
+pub struct GrpcMetricsLayer {
+    metrics: Metrics,
+}
+
+impl GrpcMetricsLayer {
+    pub fn new(metrics: Metrics) -> GrpcMetricsLayer {
+        GrpcMetricsLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+    fn layer(&self, inner: S) -> GrpcMetrics<S> {
+        GrpcMetrics {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S, B> Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = Method::from_path(req.uri().path());
+        let metrics = self.metrics.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            // A trailers-only response (an error before any message) has
+            // its status in the headers.
+            if let Some(code) = grpc_status(resp.headers()) {
+                metrics.grpc_handled(&method.service, &method.method, code);
+                return Ok(resp);
+            }
+            Ok(resp.map(|body| {
+                tonic::body::Body::new(Watched {
+                    inner: body,
+                    method,
+                    metrics,
+                    recorded: false,
+                })
+            }))
+        })
+    }
+}
+
+struct Method {
+    service: String,
+    method: String,
+}
+
+impl Method {
+    fn from_path(path: &str) -> Method {
+        let mut parts = path.trim_start_matches('/').splitn(2, '/');
+        Method {
+            service: parts.next().unwrap_or_default().to_string(),
+            method: parts.next().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    let value = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    Some(tonic::Code::from_i32(value))
+}
+
+struct Watched {
+    inner: tonic::body::Body,
+    method: Method,
+    metrics: Metrics,
+    recorded: bool,
+}
+
+impl Watched {
+    fn record(&mut self, code: tonic::Code) {
+        if !self.recorded {
+            self.recorded = true;
+            self.metrics
+                .grpc_handled(&self.method.service, &self.method.method, code);
+        }
+    }
+}
+
+impl Body for Watched {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, tonic::Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                    self.record(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => {
+                let code = status.code();
+                self.record(code);
+            }
+            Poll::Ready(None) => self.record(tonic::Code::Ok),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away.
+        self.record(tonic::Code::Cancelled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        let m = Method::from_path("/podstart.v1.PodStarter/StartPod");
+        assert_eq!(m.service, "podstart.v1.PodStarter");
+        assert_eq!(m.method, "StartPod");
+    }
+
+    #[test]
+    fn status_header_parses() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(grpc_status(&h), None);
+        h.insert("grpc-status", http::HeaderValue::from_static("5"));
+        assert_eq!(grpc_status(&h), Some(tonic::Code::NotFound));
+    }
+}
