@@ -30,6 +30,10 @@ pub struct Cli {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Export traces over OTLP/gRPC to this collector (e.g.
+    /// http://127.0.0.1:4317); off when unset.
+    #[arg(long, global = true, env = "PODSTART_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// The podstart API to talk to (client commands).
     #[arg(
         long,

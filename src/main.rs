@@ -9,7 +9,15 @@ use podstart::{cli::commands, server, sim, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(&cli.log_level, cli.log_format);
+    let _tracing =
+        match telemetry::init_tracing(&cli.log_level, cli.log_format, cli.otlp_endpoint.as_deref())
+        {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("podstart: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let endpoint = cli.endpoint.as_str();
     let result = match cli.command {
         Command::Serve(args) => server::serve(args)

@@ -11,6 +11,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::api::PodStarterService;
 use crate::config::ServeArgs;
 use crate::cri::{Address, Cri, CriError, CriSettings};
+use crate::middleware::grpc_metrics::GrpcMetricsLayer;
 use crate::proto::v1::pod_starter_server::PodStarterServer;
 use crate::start::{FlowConfig, Starter};
 use crate::telemetry::{self, Metrics};
@@ -126,6 +127,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            // Each API call counted by method and final code, and traced.
+            .layer(GrpcMetricsLayer::new(metrics.clone()))
+            .layer(tower_http::trace::TraceLayer::new_for_grpc())
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

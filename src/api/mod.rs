@@ -1,12 +1,14 @@
 //! The PodStarter gRPC service: checks requests, hands them to the start
 //! flow, and turns its events into response streams. Holds no pod state.
-use std::pin::Pin;
+use std::{pin::Pin, time::Duration};
 
 use futures::Stream;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::proto::v1::{
     GetPodRequest, ListPodsRequest, ListPodsResponse, Pod, PodMetadata, StartContainerRequest,
@@ -16,6 +18,7 @@ use crate::proto::v1::{
 use crate::spec::validate::validate_start_pod;
 use crate::start::{EventSink, StartError, Starter};
 use crate::state::view;
+use crate::telemetry::remote_context;
 
 /// Events buffered per stream before a slow caller holds the flow up.
 const STREAM_BUFFER: usize = 64;
@@ -31,6 +34,22 @@ impl PodStarterService {
     /// `tasks` tracks every start and stop, so shutdown can drain them.
     pub fn new(starter: Starter, tasks: TaskTracker) -> PodStarterService {
         PodStarterService { starter, tasks }
+    }
+
+    /// The span of one StartPod / StopPod, continuing the caller's trace
+    /// when its metadata carries W3C trace context.
+    fn span<T>(name: &'static str, request: &Request<T>, meta: &PodMetadata) -> tracing::Span {
+        let span = tracing::info_span!(
+            "request",
+            otel.name = name,
+            pod_uid = %meta.uid,
+            pod_namespace = %meta.namespace,
+            pod_name = %meta.name,
+        );
+        if let Err(e) = span.set_parent(remote_context(request.metadata())) {
+            tracing::debug!(error = %e, "caller trace context not applied");
+        }
+        span
     }
 
     fn stream(&self, meta: &PodMetadata) -> (EventSink, EventStream) {
@@ -51,17 +70,20 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<StartPodRequest>,
     ) -> Result<Response<Self::StartPodStream>, Status> {
-        let req = request.into_inner();
-        validate_start_pod(&req).map_err(StartError::from)?;
-        let meta = req
+        validate_start_pod(request.get_ref()).map_err(StartError::from)?;
+        let meta = request
+            .get_ref()
             .pod
             .as_ref()
             .and_then(|p| p.metadata.clone())
             .unwrap_or_default();
+        let span = Self::span("StartPod", &request, &meta);
+        let deadline = grpc_timeout(request.metadata());
+        let req = request.into_inner();
         let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
         self.tasks
-            .spawn(async move { starter.start_pod(req, sink).await });
+            .spawn(async move { starter.start_pod(req, sink, deadline).await }.instrument(span));
         Ok(Response::new(stream))
     }
 
@@ -79,24 +101,24 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<StopPodRequest>,
     ) -> Result<Response<Self::StopPodStream>, Status> {
-        let req = request.into_inner();
-        let pod_ref = req.pod.unwrap_or_default();
+        let pod_ref = request.get_ref().pod.clone().unwrap_or_default();
+        let grace = request.get_ref().grace_period_seconds;
         if pod_ref.uid.is_empty() && (pod_ref.namespace.is_empty() || pod_ref.name.is_empty()) {
             return Err(Status::invalid_argument(
                 "pod: give the uid, or both namespace and name",
             ));
         }
-        if let Some(g) = req.grace_period_seconds.filter(|g| *g < 0) {
+        if let Some(g) = grace.filter(|g| *g < 0) {
             return Err(Status::invalid_argument(format!(
                 "grace_period_seconds: must be >= 0, got {g}"
             )));
         }
         let meta = self.starter.find_pod(&pod_ref).await?;
+        let span = Self::span("StopPod", &request, &meta);
         let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
-        let grace = req.grace_period_seconds;
         self.tasks
-            .spawn(async move { starter.stop_pod(meta, grace, sink).await });
+            .spawn(async move { starter.stop_pod(meta, grace, sink).await }.instrument(span));
         Ok(Response::new(stream))
     }
 
@@ -164,5 +186,46 @@ impl PodStarter for PodStarterService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`,
+/// unit one of H M S m u n), if it sent one.
+pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_parses() {
+        let with = |v: &'static str| {
+            let mut m = tonic::metadata::MetadataMap::new();
+            m.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&m)
+        };
+        assert_eq!(with("10S"), Some(Duration::from_secs(10)));
+        assert_eq!(with("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(with("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(with("S"), None);
+        assert_eq!(with("10x"), None);
+        assert_eq!(with("1234567890S"), None, "at most 8 digits");
+        assert_eq!(grpc_timeout(&tonic::metadata::MetadataMap::new()), None);
     }
 }

@@ -40,11 +40,13 @@ pub struct GrpcMetrics<S> {
     metrics: Metrics,
 }
 
-impl<S, B> Service<http::Request<B>> for GrpcMetrics<S>
+impl<S, B, RB> Service<http::Request<B>> for GrpcMetrics<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S: Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    RB: Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    RB::Error: Into<tower::BoxError>,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -64,7 +66,7 @@ where
             // its status in the headers.
             if let Some(code) = grpc_status(resp.headers()) {
                 metrics.grpc_handled(&method.service, &method.method, code);
-                return Ok(resp);
+                return Ok(resp.map(tonic::body::Body::new));
             }
             Ok(resp.map(|body| {
                 tonic::body::Body::new(Watched {
@@ -103,14 +105,14 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
     Some(tonic::Code::from_i32(value))
 }
 
-struct Watched {
-    inner: tonic::body::Body,
+struct Watched<RB> {
+    inner: RB,
     method: Method,
     metrics: Metrics,
     recorded: bool,
 }
 
-impl Watched {
+impl<RB> Watched<RB> {
     fn record(&mut self, code: tonic::Code) {
         if !self.recorded {
             self.recorded = true;
@@ -120,14 +122,17 @@ impl Watched {
     }
 }
 
-impl Body for Watched {
+impl<RB> Body for Watched<RB>
+where
+    RB: Body<Data = bytes::Bytes> + Unpin,
+{
     type Data = bytes::Bytes;
-    type Error = tonic::Status;
+    type Error = RB::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<bytes::Bytes>, tonic::Status>>> {
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, RB::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -135,10 +140,7 @@ impl Body for Watched {
                     self.record(code);
                 }
             }
-            Poll::Ready(Some(Err(status))) => {
-                let code = status.code();
-                self.record(code);
-            }
+            Poll::Ready(Some(Err(_))) => self.record(tonic::Code::Internal),
             Poll::Ready(None) => self.record(tonic::Code::Ok),
             Poll::Pending => {}
         }
@@ -154,7 +156,7 @@ impl Body for Watched {
     }
 }
 
-impl Drop for Watched {
+impl<RB> Drop for Watched<RB> {
     fn drop(&mut self) {
         // Dropped before its end: the client went away.
         self.record(tonic::Code::Cancelled);

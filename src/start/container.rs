@@ -7,6 +7,7 @@ use std::{
 };
 
 use k8s_cri::v1 as cri;
+use tracing::Instrument;
 
 use super::{
     ContainerRef, StartError, Starter, events::micros, hooks, pod::PodContext, pod::Started,
@@ -48,7 +49,11 @@ impl Starter {
         self.inner
             .metrics
             .container_start_attempted(cref.kind_label());
-        let result = self.four_steps(ctx, &cref, c, &previous).await;
+        let span = tracing::info_span!("container", name = %c.name, kind = cref.kind_label());
+        let result = self
+            .four_steps(ctx, &cref, c, &previous)
+            .instrument(span)
+            .await;
         if let Err(e) = &result {
             self.inner
                 .metrics

@@ -85,6 +85,9 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    /// The caller's deadline passed before the pod started.
+    #[error("the caller's deadline of {after:?} passed before the pod started")]
+    DeadlineExceeded { after: std::time::Duration },
     /// The start was cancelled (StopPod, shutdown).
     #[error("start cancelled: {why}")]
     Cancelled { why: &'static str },
@@ -116,6 +119,7 @@ impl StartError {
             StartError::PostStartHook { .. } => Code::Aborted,
             StartError::InitContainerFailed { .. } => Code::Aborted,
             StartError::AppContainers { first, .. } => first.code(),
+            StartError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             StartError::Cancelled { .. } => Code::Cancelled,
             StartError::TaskFailed(_) => Code::Internal,
         }
@@ -147,6 +151,7 @@ impl StartError {
             StartError::Runtime(_) => "RuntimeError",
             StartError::Stop(_) => "KillPodError",
             StartError::RemoveLogDirectory { .. } => "RemoveLogDirectoryError",
+            StartError::DeadlineExceeded { .. } => "DeadlineExceeded",
             StartError::Cancelled { .. } => "Cancelled",
             StartError::TaskFailed(_) => "InternalError",
         }
@@ -174,7 +179,9 @@ impl StartError {
             StartError::AppContainers { first, .. } => first.step(),
             StartError::Stop(_) => Step::StopSandbox,
             StartError::RemoveLogDirectory { .. } => Step::Remove,
-            StartError::Cancelled { .. } | StartError::TaskFailed(_) => Step::Unspecified,
+            StartError::DeadlineExceeded { .. }
+            | StartError::Cancelled { .. }
+            | StartError::TaskFailed(_) => Step::Unspecified,
         }
     }
 
@@ -199,6 +206,7 @@ impl StartError {
             | StartError::Runtime(_)
             | StartError::Stop(_)
             | StartError::RemoveLogDirectory { .. }
+            | StartError::DeadlineExceeded { .. }
             | StartError::Cancelled { .. }
             | StartError::TaskFailed(_) => None,
         }

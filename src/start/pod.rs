@@ -2,14 +2,12 @@
 //! (one at a time, each to exit 0; sidecars started and left running) and
 //! app containers, in the kubelet's order. Ends every request with exactly
 //! one terminal event.
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use k8s_cri::v1 as cri;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{ContainerRef, EventSink, StartError, Starter, events::micros};
 use crate::proto::v1::{
@@ -71,16 +69,26 @@ struct Sandbox {
 impl Starter {
     /// Carries out a validated StartPodRequest, emitting its events and, at
     /// the end, exactly one PodStarted or PodFailed.
-    pub async fn start_pod(&self, req: StartPodRequest, sink: EventSink) {
+    /// `deadline` (the caller's grpc-timeout) bounds the whole start: when
+    /// it passes, the start stops at the next step boundary (a create in
+    /// flight is not cut off) and fails with DEADLINE_EXCEEDED.
+    pub async fn start_pod(
+        &self,
+        req: StartPodRequest,
+        sink: EventSink,
+        deadline: Option<Duration>,
+    ) {
         let metrics = &self.inner.metrics;
         let _in_flight = metrics.start_in_flight();
         metrics.pod_start_attempted();
         let began = Instant::now();
         let this = self.clone();
         let task_sink = sink.clone();
-        let result = tokio::spawn(async move { this.run_start(req, &task_sink).await })
-            .await
-            .unwrap_or_else(|e| Err(StartError::TaskFailed(e.to_string())));
+        let result = tokio::spawn(
+            async move { this.run_start(req, &task_sink, deadline).await }.in_current_span(),
+        )
+        .await
+        .unwrap_or_else(|e| Err(StartError::TaskFailed(e.to_string())));
         let terminal = match result {
             Ok(mut done) => {
                 metrics.pod_started(began.elapsed());
@@ -110,13 +118,43 @@ impl Starter {
         &self,
         req: StartPodRequest,
         sink: &EventSink,
+        deadline: Option<Duration>,
     ) -> Result<PodStarted, StartError> {
-        let pod = req.pod.unwrap_or_default();
+        let began = Instant::now();
+        let pod = req.pod.clone().unwrap_or_default();
         let meta = pod.metadata.clone().unwrap_or_default();
         let guard = self.inner.locks.enter(&meta.uid).await;
+        let Some(after) = deadline else {
+            return self.run_start_steps(req, sink, &guard).await;
+        };
+        let token = guard.cancel.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep_until(began + after).await;
+            token.cancel();
+        });
+        let result = self.run_start_steps(req, sink, &guard).await;
+        timer.abort();
+        match result {
+            Err(StartError::Cancelled { .. }) if began.elapsed() >= after => {
+                Err(StartError::DeadlineExceeded { after })
+            }
+            other => other,
+        }
+    }
+
+    async fn run_start_steps(
+        &self,
+        req: StartPodRequest,
+        sink: &EventSink,
+        guard: &crate::state::PodGuard,
+    ) -> Result<PodStarted, StartError> {
+        let pod = req.pod.unwrap_or_default();
         let mut timings = Vec::new();
 
-        let sandbox = self.ensure_sandbox(&pod, sink, &mut timings).await?;
+        let sandbox = self
+            .ensure_sandbox(&pod, sink, &mut timings)
+            .instrument(tracing::info_span!("sandbox"))
+            .await?;
         let ctx = PodContext {
             pod,
             sandbox_id: sandbox.id.clone(),
