@@ -7,6 +7,7 @@
 //! observation API tests use. It must not hold CRI semantics; those live in `state.rs`.
 
 mod error;
+mod faults;
 mod image;
 mod journal;
 mod network;
@@ -33,6 +34,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 pub use error::SimError;
+pub use faults::{Fault, Faults};
 pub use script::{EXIT_CODE_ENV, RUN_MS_ENV, START_ERROR_ENV};
 
 use journal::Journal;
@@ -48,6 +50,8 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Images present from the start (normalised like PullImage; invalid names are skipped).
     pub preloaded_images: Vec<String>,
+    /// Faults in force from the start, by CRI method name.
+    pub faults: Vec<(String, Fault)>,
 }
 
 /// A simulated CRI runtime. Cheap to clone; clones share one node.
@@ -60,6 +64,7 @@ struct Inner {
     config: SimConfig,
     store: Arc<Store>,
     journal: Journal,
+    faults: Faults,
     /// Flipped to `true` when a serve loop shuts down, so open event streams end and the server
     /// can drain.
     closing: watch::Sender<bool>,
@@ -80,11 +85,16 @@ impl SimRuntime {
             })
             .collect();
         let (closing, _) = watch::channel(false);
+        let faults = Faults::default();
+        for (method, fault) in &config.faults {
+            faults.set(method, fault.clone());
+        }
         SimRuntime {
             inner: Arc::new(Inner {
                 store: Store::new(images),
                 config,
                 journal: Journal::default(),
+                faults,
                 closing,
             }),
         }
@@ -157,11 +167,17 @@ impl SimRuntime {
             inner.closing.send_replace(true);
         };
         Server::builder()
+            .layer(faults::FaultLayer::new(self.inner.faults.clone()))
             .add_service(RuntimeServiceServer::new(self.clone()))
             .add_service(ImageServiceServer::new(self))
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
             .await
             .map_err(SimError::Serve)
+    }
+
+    /// The faults in force; change them at any time.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
     }
 
     /// How many times the CRI method `op` (e.g. `"PullImage"`, `"RunPodSandbox"`) was called,

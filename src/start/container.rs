@@ -10,7 +10,7 @@ use k8s_cri::v1 as cri;
 use tracing::Instrument;
 
 use super::{
-    ContainerRef, StartError, Starter, events::micros, hooks, pod::PodContext, pod::Started,
+    ContainerRef, StartError, Starter, adopt, events::micros, hooks, pod::PodContext, pod::Started,
 };
 use crate::proto::v1::{
     Container, ContainerInfo, ContainerKind, StartEvent, StartedContainer, Step, StepTiming,
@@ -146,10 +146,7 @@ impl Starter {
         });
         let log_path = ctx.log_dir.join(&config.log_path).display().to_string();
         let t = Instant::now();
-        let id = match cri
-            .create_container(&ctx.sandbox_id, config, ctx.sandbox_config.clone())
-            .await
-        {
+        let id = match self.create(ctx, &c.name, restart_count, config).await {
             Ok(id) => id,
             Err(source) => {
                 self.remove_reserved(ctx, &c.name, restart_count).await;
@@ -272,6 +269,34 @@ impl Starter {
             timings,
             adopted: false,
         })
+    }
+
+    /// CreateContainer; after an uncertain failure, adopts what it made or
+    /// cleans up and tries once more.
+    async fn create(
+        &self,
+        ctx: &PodContext,
+        name: &str,
+        attempt: u32,
+        config: cri::ContainerConfig,
+    ) -> Result<String, crate::cri::CriError> {
+        let cri = &self.inner.cri;
+        let sandbox_config = ctx.sandbox_config.clone();
+        match cri
+            .create_container(&ctx.sandbox_id, config.clone(), sandbox_config.clone())
+            .await
+        {
+            Err(e) if adopt::uncertain(&e) => {
+                match self.after_uncertain_container(ctx, name, attempt).await? {
+                    adopt::Found::Adopt(id) => Ok(id),
+                    adopt::Found::Retry => {
+                        cri.create_container(&ctx.sandbox_id, config, sandbox_config)
+                            .await
+                    }
+                }
+            }
+            other => other,
+        }
     }
 
     /// For an ephemeral container with a target: the target's running

@@ -7,6 +7,7 @@
 //!   container; `image.rs`: pull policy, credentials, pulling; `hooks.rs`:
 //!   lifecycle handlers; `stop.rs`: StopPod; `events.rs`: event delivery;
 //!   `error.rs`: failures and how they are reported.
+mod adopt;
 mod container;
 mod error;
 pub mod events;

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{ContainerRef, EventSink, StartError, Starter, events::micros};
+use super::{ContainerRef, EventSink, StartError, Starter, adopt, events::micros};
 use crate::proto::v1::{
     AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
     PodSpec, PodStarted, RegistryCredential, RestartPolicy, SandboxInfo, StartEvent,
@@ -314,14 +314,11 @@ impl Starter {
             path: log_dir.display().to_string(),
             source,
         })?;
-        let id = match cri
-            .run_pod_sandbox(config.clone(), &pod.runtime_handler)
-            .await
-        {
+        let id = match self.run_sandbox(pod, &config).await {
             Ok(id) => id,
             Err(e) => {
                 // A failed RunPodSandbox can leave a NOTREADY sandbox that
-                // keeps the name reserved: clean it so a retry can work.
+                // keeps the name reserved: clean it so a later start works.
                 if let Ok(left) = view::sandboxes(cri, &filter).await {
                     for s in left {
                         if let Err(err) = self.remove_sandbox(&s.id).await {
@@ -372,6 +369,29 @@ impl Starter {
             log_dir,
             adopted: false,
         })
+    }
+
+    /// RunPodSandbox; after an uncertain failure, adopts what it made or
+    /// cleans up and tries once more.
+    async fn run_sandbox(
+        &self,
+        pod: &PodSpec,
+        config: &cri::PodSandboxConfig,
+    ) -> Result<String, crate::cri::CriError> {
+        let cri = &self.inner.cri;
+        match cri
+            .run_pod_sandbox(config.clone(), &pod.runtime_handler)
+            .await
+        {
+            Err(e) if adopt::uncertain(&e) => match self.after_uncertain_sandbox(pod).await? {
+                adopt::Found::Adopt(id) => Ok(id),
+                adopt::Found::Retry => {
+                    cri.run_pod_sandbox(config.clone(), &pod.runtime_handler)
+                        .await
+                }
+            },
+            other => other,
+        }
     }
 
     async fn sandbox_ips(&self, id: &str, pod: &PodSpec) -> Result<Vec<String>, StartError> {

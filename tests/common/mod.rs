@@ -23,6 +23,8 @@ pub const IMAGE: &str = "registry.test/podstart/busybox:1.0";
 
 pub struct Harness {
     pub sim: SimRuntime,
+    /// The simulated runtime's CRI endpoint.
+    pub runtime: Address,
     pub client: PodStarterClient<Channel>,
     pub log_root: PathBuf,
     pub metrics: Metrics,
@@ -44,6 +46,14 @@ impl Harness {
     /// A harness whose flow settings `tune` may change (back-offs are short
     /// by default here).
     pub async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+        Harness::with_settings(tune, |_| {}).await
+    }
+
+    /// Like `with`, also tuning the CRI client (deadlines, retries).
+    pub async fn with_settings(
+        tune: impl FnOnce(&mut FlowConfig),
+        tune_cri: impl FnOnce(&mut CriSettings),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let shutdown = CancellationToken::new();
 
@@ -60,7 +70,9 @@ impl Harness {
 
         let metrics = Metrics::new().unwrap();
         let runtime = Address::Unix(sim_sock);
-        let cri = Cri::new(&runtime, &runtime, CriSettings::default(), metrics.clone()).unwrap();
+        let mut settings = CriSettings::default();
+        tune_cri(&mut settings);
+        let cri = Cri::new(&runtime, &runtime, settings, metrics.clone()).unwrap();
         let mut flow = FlowConfig {
             pod_log_root: dir.path().join("pods"),
             restart_backoff_initial: Duration::from_millis(50),
@@ -86,6 +98,7 @@ impl Harness {
         let channel = podstart::cri::channel(&Address::Unix(api_sock)).unwrap();
         Harness {
             sim,
+            runtime,
             client: PodStarterClient::new(channel),
             log_root,
             metrics,
