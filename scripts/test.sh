@@ -9,6 +9,9 @@ t0=$SECONDS
 say() { echo "[test $((SECONDS - t0))s] $*" >&2; }
 
 scripts/build-deps.sh
+scripts/test-deps.sh
+# promtool and grpcurl are installed above: their tests must not skip.
+export PODSTART_REQUIRE_TOOLS=1
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

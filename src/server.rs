@@ -305,7 +305,7 @@ async fn watch_runtime(
             was_ready = Some(ready);
         }
         let pause = if ready {
-            Duration::from_secs(5)
+            Duration::from_secs(2)
         } else {
             Duration::from_secs(1)
         };

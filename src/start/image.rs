@@ -98,6 +98,7 @@ impl Starter {
                     .ok()
                     .flatten()
                     .map_or(0, |i| i.size);
+                self.inner.metrics.image_pulled(size, started.elapsed());
                 ctx.sink
                     .emit(
                         StartEvent::at(

@@ -148,6 +148,7 @@ impl Starter {
         sink: &EventSink,
         guard: &crate::state::PodGuard,
     ) -> Result<PodStarted, StartError> {
+        let started_at = Instant::now();
         let pod = req.pod.unwrap_or_default();
         let mut timings = Vec::new();
 
@@ -180,6 +181,7 @@ impl Starter {
             }
         }
 
+        let init_began = Instant::now();
         for c in &ctx.pod.init_containers {
             ctx.check_cancelled()?;
             let s = if c.restart_policy() == ContainerRestartPolicy::Always {
@@ -192,6 +194,7 @@ impl Starter {
             started.push(s.container);
         }
 
+        let init_phase = init_began.elapsed();
         ctx.check_cancelled()?;
         let results = match options.app_start() {
             AppStartMode::Parallel => {
@@ -232,6 +235,18 @@ impl Starter {
             });
         }
 
+        // The kubelet's SLI: the start without image pulls and init
+        // containers (app containers' pulls happen after the init phase).
+        let is_init = |name: &str| ctx.pod.init_containers.iter().any(|c| c.name == name);
+        let pulls: Duration = timings
+            .iter()
+            .filter(|t| t.step() == Step::Image && !is_init(&t.container_name))
+            .map(|t| Duration::from_micros(t.duration_micros))
+            .sum();
+        if !all_adopted {
+            let sli = started_at.elapsed().saturating_sub(init_phase + pulls);
+            self.inner.metrics.pod_started_sli(sli);
+        }
         Ok(PodStarted {
             sandbox_id: sandbox.id,
             ips: sandbox.ips,

@@ -63,7 +63,10 @@ pub fn init(
         None => (None, None),
         Some(endpoint) => {
             let provider = provider(endpoint)?;
-            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("podstart"));
+            // Only podstart's own spans: requests, steps, CRI calls.
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("podstart"))
+                .with_filter(EnvFilter::new("podstart=info"));
             (Some(layer), Some(provider))
         }
     };

