@@ -35,6 +35,9 @@ pub struct CriSettings {
     pub request_timeout: Duration,
     pub retry: RetrySettings,
     pub max_concurrency: usize,
+    /// Send calls straight to the channel, without the middleware: only
+    /// for measuring what the stack costs (benches/stack_overhead.rs).
+    pub bare: bool,
 }
 
 impl Default for CriSettings {
@@ -43,6 +46,7 @@ impl Default for CriSettings {
             request_timeout: Duration::from_secs(120),
             retry: RetrySettings::default(),
             max_concurrency: stack::DEFAULT_MAX_CONCURRENCY,
+            bare: false,
         }
     }
 }
@@ -76,7 +80,11 @@ impl Cri {
             image: ImageServiceClient::new(image_channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             settings,
-            stack: stack::build(metrics, settings.retry, settings.max_concurrency),
+            stack: if settings.bare {
+                stack::bare()
+            } else {
+                stack::build(metrics, settings.retry, settings.max_concurrency)
+            },
         })
     }
 

@@ -40,6 +40,11 @@ pub fn build(metrics: Metrics, retry: RetrySettings, max_concurrency: usize) -> 
     BoxCloneSyncService::new(stack)
 }
 
+/// No middleware at all: only to measure what the stack costs.
+pub fn bare() -> CriService {
+    BoxCloneSyncService::new(Dispatch)
+}
+
 /// The innermost service: sends the call, naming the operation on failure.
 #[derive(Debug, Clone, Copy)]
 pub struct Dispatch;

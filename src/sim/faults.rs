@@ -196,20 +196,28 @@ where
             match decision {
                 Decision::Hang => std::future::pending().await,
                 Decision::Fail { latency, status } => {
-                    tokio::time::sleep(latency).await;
+                    pause(latency).await;
                     Ok(status.into_http())
                 }
                 Decision::Serve {
                     latency,
                     delay_after,
                 } => {
-                    tokio::time::sleep(latency).await;
+                    pause(latency).await;
                     let resp = inner.call(req).await;
-                    tokio::time::sleep(delay_after).await;
+                    pause(delay_after).await;
                     resp
                 }
             }
         })
+    }
+}
+
+/// Sleeps, unless `d` is zero: a zero-length tokio sleep still waits for
+/// the timer's next tick (about a millisecond).
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
     }
 }
 
