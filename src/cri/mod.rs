@@ -349,6 +349,18 @@ impl Cri {
         let resp = self.call("pull_image", None, c.pull_image(req)).await?;
         non_empty("pull_image", resp.image_ref, "image ref")
     }
+
+    /// Subscribes to the runtime's container events (CRI
+    /// `GetContainerEvents`). No deadline: the stream lives until dropped.
+    /// Runtimes without it (containerd before 1.7) answer UNIMPLEMENTED.
+    pub async fn get_container_events(
+        &self,
+    ) -> Result<tonic::Streaming<cri::ContainerEventResponse>, CriError> {
+        let mut c = self.runtime.clone();
+        let req = cri::GetEventsRequest {};
+        self.call("get_container_events", None, c.get_container_events(req))
+            .await
+    }
 }
 
 fn image_spec(image: &str) -> cri::ImageSpec {

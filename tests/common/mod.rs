@@ -66,6 +66,7 @@ impl Harness {
             restart_backoff_initial: Duration::from_millis(50),
             restart_backoff_max: Duration::from_millis(200),
             status_poll_max: Duration::from_millis(20),
+            pod_state_root: dir.path().join("state"),
             ..FlowConfig::default()
         };
         tune(&mut flow);
