@@ -232,6 +232,9 @@ impl RuntimeService for SimRuntime {
         &self,
         _request: Request<cri::GetEventsRequest>,
     ) -> Answer<Self::GetContainerEventsStream> {
+        if self.inner.config.no_container_events {
+            return self.not_simulated("GetContainerEvents").await;
+        }
         self.begin("GetContainerEvents").await;
         let mut events = self.store().subscribe();
         let mut closing = self.inner.closing.subscribe();

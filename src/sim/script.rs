@@ -14,8 +14,8 @@ pub const EXIT_CODE_ENV: &str = "PODSTART_SIM_EXIT_CODE";
 pub const RUN_MS_ENV: &str = "PODSTART_SIM_RUN_MS";
 /// Env key: StartContainer fails with this message (UNKNOWN), as for a missing binary.
 pub const START_ERROR_ENV: &str = "PODSTART_SIM_START_ERROR";
-/// Env key: exit codes by attempt (`1,1,0`: attempts 0 and 1 exit 1, later ones exit 0); wins
-/// over `PODSTART_SIM_EXIT_CODE`.
+/// Env key: exit codes by attempt (`1,1,0`: attempts 0 and 1 exit 1, later ones exit 0; `run`
+/// instead of a code runs until stopped); wins over `PODSTART_SIM_EXIT_CODE`.
 pub const EXIT_CODES_ENV: &str = "PODSTART_SIM_EXIT_CODES";
 /// Env key: text the container writes to its termination message file when it exits.
 pub const TERMINATION_MESSAGE_ENV: &str = "PODSTART_SIM_TERMINATION_MESSAGE";
@@ -68,20 +68,34 @@ impl Script {
             .map(|value| {
                 value
                     .split(',')
-                    .map(|code| parse(EXIT_CODES_ENV, code, "a comma-separated list of exit codes"))
-                    .collect::<Result<Vec<i32>, _>>()
+                    .map(|code| match code.trim() {
+                        "run" => Ok(None),
+                        code => parse(
+                            EXIT_CODES_ENV,
+                            code,
+                            "a comma-separated list of exit codes or `run`",
+                        )
+                        .map(Some),
+                    })
+                    .collect::<Result<Vec<Option<i32>>, _>>()
             })
             .transpose()?;
-        let exit_code = match by_attempt {
-            Some(codes) => codes.get(attempt as usize).or(codes.last()).copied(),
+        let exit_code = match &by_attempt {
+            Some(codes) => codes
+                .get(attempt as usize)
+                .or(codes.last())
+                .copied()
+                .flatten(),
             None => lookup(EXIT_CODE_ENV)
                 .map(|value| parse(EXIT_CODE_ENV, value, "an integer exit code"))
                 .transpose()?,
         };
+        let runs_on = by_attempt.is_some() && exit_code.is_none();
         let run_ms: Option<u64> = lookup(RUN_MS_ENV)
             .map(|value| parse(RUN_MS_ENV, value, "a number of milliseconds"))
             .transpose()?;
         let run = match (exit_code, run_ms) {
+            (None, _) if runs_on => RunPlan::UntilStopped,
             (None, None) => RunPlan::UntilStopped,
             (exit_code, run_ms) => RunPlan::ExitAfter {
                 run_for: Duration::from_millis(run_ms.unwrap_or(0)),
@@ -349,6 +363,15 @@ mod tests {
         };
         assert_eq!([code(0), code(1), code(2), code(7)], [1, 1, 0, 0]);
         assert!(Script::from_env(&env(&[(EXIT_CODES_ENV, "1,x")]), 0).is_err());
+        let then_run = env(&[(EXIT_CODES_ENV, "1,run"), (RUN_MS_ENV, "10")]);
+        assert!(matches!(
+            Script::from_env(&then_run, 0).unwrap().run,
+            RunPlan::ExitAfter { exit_code: 1, .. }
+        ));
+        assert_eq!(
+            Script::from_env(&then_run, 1).unwrap().run,
+            RunPlan::UntilStopped
+        );
     }
 
     #[test]

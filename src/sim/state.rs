@@ -395,6 +395,10 @@ impl Store {
         self.remove_locked(&mut node, id);
     }
 
+    pub(crate) fn container_config(&self, id: &str) -> Option<cri::ContainerConfig> {
+        self.node().containers.get(id).map(|c| c.config.clone())
+    }
+
     pub(crate) fn container_status(&self, id: &str) -> Result<cri::ContainerStatus, CallError> {
         self.node()
             .containers

@@ -1039,6 +1039,53 @@ mod tests {
                 "not allowed on ephemeral",
             ),
             (
+                "startup probe on a regular init container",
+                Box::new(|r| {
+                    let mut c = good_container("init");
+                    c.startup_probe = Some(Probe {
+                        handler: Some(Handler {
+                            action: Some(Action::Exec(crate::proto::v1::ExecAction {
+                                command: vec!["true".into()],
+                            })),
+                        }),
+                        ..Default::default()
+                    });
+                    pod(r).init_containers = vec![c];
+                }),
+                "pod.init_containers[0].startup_probe",
+                "only allowed on init containers with restart_policy ALWAYS",
+            ),
+            (
+                "sleep startup probe",
+                Box::new(|r| {
+                    c1(r).startup_probe = Some(Probe {
+                        handler: Some(Handler {
+                            action: Some(Action::Sleep(SleepAction { seconds: 1 })),
+                        }),
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].startup_probe.handler.sleep",
+                "not supported in a probe",
+            ),
+            (
+                "startup probe success threshold",
+                Box::new(|r| {
+                    c1(r).startup_probe = Some(Probe {
+                        handler: Some(Handler {
+                            action: Some(Action::TcpSocket(crate::proto::v1::TcpSocketAction {
+                                host: String::new(),
+                                port: "80".into(),
+                            })),
+                        }),
+                        success_threshold: 2,
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].startup_probe.success_threshold",
+                "must be 1",
+            ),
+            (
                 "ephemeral with restart policy",
                 Box::new(|r| {
                     pod(r).ephemeral_containers = vec![Container {

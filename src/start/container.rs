@@ -63,6 +63,11 @@ impl Starter {
                     AfterExit::Done => {
                         let what = if kind == ContainerKind::Init {
                             "completed".to_string()
+                        } else if kind == ContainerKind::Ephemeral {
+                            format!(
+                                "exited with code {}; ephemeral containers are never restarted",
+                                status.exit_code
+                            )
                         } else {
                             format!(
                                 "exited with code {} and is not restarted (restartPolicy {})",

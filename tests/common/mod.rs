@@ -44,14 +44,24 @@ impl Harness {
     /// A harness whose flow settings `tune` may change (back-offs are short
     /// by default here).
     pub async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+        Harness::with_sim(|_| {}, tune).await
+    }
+
+    /// A harness whose simulated runtime `tune_sim` may change too.
+    pub async fn with_sim(
+        tune_sim: impl FnOnce(&mut SimConfig),
+        tune: impl FnOnce(&mut FlowConfig),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let shutdown = CancellationToken::new();
 
         let sim_sock = dir.path().join("sim.sock");
-        let sim = SimRuntime::new(SimConfig {
+        let mut sim_config = SimConfig {
             preloaded_images: vec![IMAGE.to_string()],
             ..Default::default()
-        });
+        };
+        tune_sim(&mut sim_config);
+        let sim = SimRuntime::new(sim_config);
         let listener = SimRuntime::bind_unix(&sim_sock).unwrap();
         tokio::spawn(
             sim.clone()
@@ -193,6 +203,15 @@ pub fn exiting(name: &str, code: i32, run_ms: u64) -> Container {
             value: run_ms.to_string(),
         },
     ];
+    c
+}
+
+/// Adds `PODSTART_SIM_*` script entries to a container's env.
+pub fn scripted(mut c: Container, pairs: &[(&str, &str)]) -> Container {
+    c.env.extend(pairs.iter().map(|(k, v)| EnvVar {
+        name: format!("PODSTART_SIM_{k}"),
+        value: v.to_string(),
+    }));
     c
 }
 
