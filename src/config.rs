@@ -103,15 +103,25 @@ pub struct ServeArgs {
     /// exec hooks have none).
     #[arg(long, env = "PODSTART_HOOK_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub hook_timeout: Duration,
-    /// First back-off before a failed init container is restarted.
+    /// First crash-loop back-off before a failed container is restarted
+    /// (the kubelet's 10s; the delay doubles with each failure).
     #[arg(long, env = "PODSTART_RESTART_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration)]
     pub restart_backoff: Duration,
-    /// Longest back-off before a failed init container is restarted.
+    /// Longest crash-loop back-off (the kubelet's 300s; it resets after
+    /// twice this without a failure).
     #[arg(long, env = "PODSTART_RESTART_BACKOFF_MAX", default_value = "300s", value_parser = humantime::parse_duration)]
     pub restart_backoff_max: Duration,
     /// How long SIGTERM waits for open streams before cancelling them.
     #[arg(long, env = "PODSTART_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Root of per-pod state: the termination message files mounted into
+    /// containers (`<root>/<pod uid>/containers/<name>/`).
+    #[arg(
+        long,
+        env = "PODSTART_POD_STATE_ROOT",
+        default_value = "/var/lib/podstart/pods"
+    )]
+    pub pod_state_root: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -72,6 +72,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             hook_timeout: args.hook_timeout,
             restart_backoff_initial: args.restart_backoff,
             restart_backoff_max: args.restart_backoff_max,
+            pod_state_root: args.pod_state_root.clone(),
             ..FlowConfig::default()
         },
         metrics.clone(),

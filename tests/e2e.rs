@@ -12,9 +12,10 @@ use std::{
 
 use podstart::cri::{Address, Cri, CriSettings};
 use podstart::proto::v1::{
-    Container, ContainerKind, ContainerState, ExecAction, GetPodRequest, Handler, Lifecycle,
-    PodMetadata, PodRef, PodSpec, PullPolicy, RestartPolicy, StartEvent, StartPodRequest,
-    StopPodRequest, handler::Action, pod_starter_client::PodStarterClient, start_event::Payload,
+    Container, ContainerKind, ContainerRestartPolicy, ContainerState, ExecAction, GetPodRequest,
+    Handler, Lifecycle, PodMetadata, PodRef, PodSpec, Probe, PullPolicy, RestartPolicy,
+    StartContainerRequest, StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
+    handler::Action, pod_starter_client::PodStarterClient, start_event::Payload,
 };
 use podstart::telemetry::Metrics;
 use tokio_stream::StreamExt;
@@ -72,6 +73,11 @@ impl Drop for Daemon {
 
 impl Daemon {
     async fn start(lab: &Lab) -> Daemon {
+        Daemon::start_with(lab, &[]).await
+    }
+
+    /// A daemon with extra `serve` flags.
+    async fn start_with(lab: &Lab, flags: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podstart.sock");
         let log_root = dir.path().join("pods");
@@ -80,7 +86,10 @@ impl Daemon {
             .arg(format!("unix://{}", socket.display()))
             .arg("--pod-log-root")
             .arg(&log_root)
+            .arg("--pod-state-root")
+            .arg(dir.path().join("state"))
             .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(flags)
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn podstart serve");
@@ -465,4 +474,229 @@ async fn e2e_cli_runs_and_stops_the_example_pod() {
     let text = String::from_utf8_lossy(&stop.stdout);
     assert!(stop.status.success(), "stop failed: {text}");
     assert!(text.contains("PodStopped"), "{text}");
+}
+
+/// The containers of a pod by name, as CRI reports them.
+async fn statuses(d: &Daemon, uid: &str) -> HashMap<String, k8s_cri::v1::ContainerStatus> {
+    let sel = HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]);
+    let mut out = HashMap::new();
+    for c in d.cri.list_containers(None, sel).await.unwrap() {
+        let status = d.cri.container_status(&c.id).await.unwrap();
+        let name = status.metadata.clone().unwrap_or_default().name;
+        out.insert(name, status);
+    }
+    out
+}
+
+#[tokio::test]
+async fn e2e_sidecar_starts_before_the_second_init_container() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let (name, uid) = unique("sidecar");
+    // The sidecar becomes ready a second after it starts; its startup probe
+    // holds the next init container back until then.
+    let mut proxy = container(&lab, "proxy", "sleep 1; touch /tmp/ready; exec sleep 3600");
+    proxy.set_restart_policy(ContainerRestartPolicy::Always);
+    proxy.startup_probe = Some(Probe {
+        handler: Some(Handler {
+            action: Some(Action::Exec(ExecAction {
+                command: vec!["test".into(), "-f".into(), "/tmp/ready".into()],
+            })),
+        }),
+        period_seconds: 1,
+        failure_threshold: 10,
+        ..Default::default()
+    });
+    let mut spec = pod(&name, &uid, vec![container(&lab, "app", "exec sleep 3600")]);
+    spec.init_containers = vec![
+        container(&lab, "first", "echo first"),
+        proxy,
+        container(&lab, "second", "echo second"),
+    ];
+    let events = d.start_pod(spec).await;
+    assert!(
+        matches!(events.last().unwrap().payload, Some(Payload::PodStarted(_))),
+        "{:#?}",
+        summary(&events)
+    );
+    let order: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.reason.as_str(),
+                "Started" | "StartupProbeSucceeded" | "Completed"
+            )
+        })
+        .map(|e| format!("{} {}", e.container_name, e.reason))
+        .collect();
+    let probed = order
+        .iter()
+        .position(|e| e == "proxy StartupProbeSucceeded");
+    let second = order.iter().position(|e| e == "second Started");
+    assert!(probed.is_some() && probed < second, "{order:?}");
+
+    // The order, from the runtime's own start timestamps.
+    let st = statuses(&d, &uid).await;
+    let started = |n: &str| st[n].started_at;
+    assert!(started("first") < started("proxy"));
+    assert!(started("proxy") < started("second"));
+    assert!(started("second") < started("app"));
+    assert!(
+        started("second") - started("proxy") >= 900_000_000,
+        "the second init container waited for the probe: {} ns",
+        started("second") - started("proxy")
+    );
+    assert_eq!(
+        st["proxy"].state,
+        k8s_cri::v1::ContainerState::ContainerRunning as i32,
+        "the sidecar keeps running"
+    );
+    d.stop_pod(&uid).await;
+    assert_eq!(d.leftovers(&uid).await, (0, 0));
+}
+
+#[tokio::test]
+async fn e2e_crashing_app_container_backs_off_with_growing_delays() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start_with(
+        &lab,
+        &["--restart-backoff", "1s", "--restart-backoff-max", "4s"],
+    )
+    .await;
+    let (name, uid) = unique("crash");
+    let mut feed = d
+        .client
+        .clone()
+        .watch_events(WatchEventsRequest {
+            pod_uid: uid.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = d
+        .start_pod(pod(
+            &name,
+            &uid,
+            vec![container(&lab, "crash", "echo crashing; exit 1")],
+        ))
+        .await;
+    assert!(
+        matches!(events.last().unwrap().payload, Some(Payload::PodStarted(_))),
+        "{:#?}",
+        summary(&events)
+    );
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while seen
+        .iter()
+        .filter(|e: &&StartEvent| e.reason == "BackOff")
+        .count()
+        < 3
+        && Instant::now() < deadline
+    {
+        if let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(1), feed.next()).await {
+            seen.push(e);
+        }
+    }
+    let delays: Vec<u64> = seen
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(Payload::BackOff(b)) if e.reason == "BackOff" => {
+                assert_eq!(b.waiting_reason, "CrashLoopBackOff");
+                assert_eq!(
+                    e.message,
+                    format!("Back-off restarting failed container crash in pod {name}_e2e({uid})")
+                );
+                Some(b.delay_micros / 1_000_000)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delays, vec![1, 2, 4], "{:#?}", summary(&seen));
+    // Each restart is a new attempt, and the runtime saw them all.
+    let counts: Vec<u32> = seen
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(Payload::Container(c)) if e.reason == "Created" => Some(c.restart_count),
+            _ => None,
+        })
+        .collect();
+    assert!(counts.starts_with(&[0, 1, 2, 3]), "{counts:?}");
+    d.stop_pod(&uid).await;
+    assert_eq!(d.leftovers(&uid).await, (0, 0));
+}
+
+#[tokio::test]
+async fn e2e_ephemeral_container_sees_the_target_processes() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let (name, uid) = unique("debug");
+    let events = d
+        .start_pod(pod(
+            &name,
+            &uid,
+            vec![container(&lab, "app", "exec sleep 3601")],
+        ))
+        .await;
+    assert!(
+        matches!(events.last().unwrap().payload, Some(Payload::PodStarted(_))),
+        "{:#?}",
+        summary(&events)
+    );
+    let attach = |c: Container| {
+        let client = d.client.clone();
+        let uid = uid.clone();
+        async move {
+            let stream = client
+                .clone()
+                .start_container(StartContainerRequest {
+                    pod_uid: uid,
+                    container: Some(c),
+                    ..Default::default()
+                })
+                .await
+                .expect("StartContainer accepted")
+                .into_inner();
+            collect(stream).await
+        }
+    };
+    let ps = |id: String| {
+        let cri = d.cri.clone();
+        async move {
+            let out = cri
+                .exec_sync(&id, vec!["ps".into()], Duration::from_secs(10))
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+    };
+    let started_id = |events: &[StartEvent]| match &events.last().unwrap().payload {
+        Some(Payload::PodStarted(p)) => p.containers[0].container_id.clone(),
+        other => panic!("expected PodStarted: {other:?} {:#?}", summary(events)),
+    };
+
+    let mut debug = container(&lab, "debug", "exec sleep 3602");
+    debug.target_container_name = "app".into();
+    let attached = attach(debug).await;
+    let reasons: Vec<_> = attached.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, vec!["Pulled", "Created", "Started", "PodStarted"]);
+    let seen = ps(started_id(&attached)).await;
+    assert!(seen.contains("sleep 3601"), "the target's process: {seen}");
+
+    // Without a target, the debug container has its own PID namespace.
+    let alone = attach(container(&lab, "alone", "exec sleep 3603")).await;
+    let seen = ps(started_id(&alone)).await;
+    assert!(!seen.contains("sleep 3601"), "{seen}");
+
+    let st = statuses(&d, &uid).await;
+    assert_eq!(
+        st["debug"]
+            .labels
+            .get("io.podstart.container.kind")
+            .map(String::as_str),
+        Some("ephemeral")
+    );
+    d.stop_pod(&uid).await;
+    assert_eq!(d.leftovers(&uid).await, (0, 0));
 }

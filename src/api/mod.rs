@@ -11,11 +11,11 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::proto::v1::{
-    GetPodRequest, ListPodsRequest, ListPodsResponse, Pod, PodMetadata, StartContainerRequest,
-    StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
+    GetPodRequest, ListPodsRequest, ListPodsResponse, Pod, PodMetadata, PodRef,
+    StartContainerRequest, StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
     pod_starter_server::PodStarter,
 };
-use crate::spec::validate::validate_start_pod;
+use crate::spec::validate::{validate_start_container, validate_start_pod};
 use crate::start::{EventSink, StartError, Starter};
 use crate::state::view;
 use crate::telemetry::remote_context;
@@ -89,12 +89,22 @@ impl PodStarter for PodStarterService {
 
     async fn start_container(
         &self,
-        _request: Request<StartContainerRequest>,
+        request: Request<StartContainerRequest>,
     ) -> Result<Response<Self::StartContainerStream>, Status> {
-        Err(Status::unimplemented(
-            "StartContainer (one container into a running sandbox) is not available yet; \
-             give ephemeral containers in StartPod's pod.ephemeral_containers",
-        ))
+        let req = request.into_inner();
+        validate_start_container(&req).map_err(StartError::from)?;
+        let meta = self
+            .starter
+            .find_pod(&PodRef {
+                uid: req.pod_uid.clone(),
+                ..Default::default()
+            })
+            .await?;
+        let (sink, stream) = self.stream(&meta);
+        let starter = self.starter.clone();
+        self.tasks
+            .spawn(async move { starter.start_container(req, sink).await });
+        Ok(Response::new(stream))
     }
 
     async fn stop_pod(

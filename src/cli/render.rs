@@ -111,6 +111,10 @@ pub fn event_json(e: &StartEvent) -> Value {
         Some(Payload::PodStopped(s)) => json!({"pod_stopped": {
             "sandbox_id": s.sandbox_id, "containers_stopped": s.containers_stopped,
             "total_seconds": secs(s.total_duration_micros)}}),
+        Some(Payload::BackOff(b)) => json!({"back_off": {
+            "waiting_reason": b.waiting_reason, "message": b.message,
+            "delay_seconds": secs(b.delay_micros), "retry_at_unix_nano": b.retry_at_unix_nano,
+            "finished_at_unix_nano": b.finished_at_unix_nano}}),
     };
     json!({
         "time_unix_nano": e.time_unix_nano,

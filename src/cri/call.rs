@@ -30,6 +30,7 @@ pub enum Operation {
     ExecSync,
     ImageStatus,
     PullImage,
+    GetContainerEvents,
 }
 
 /// What may be retried after a failure.
@@ -68,6 +69,7 @@ impl Operation {
             Operation::ExecSync => "exec_sync",
             Operation::ImageStatus => "image_status",
             Operation::PullImage => "pull_image",
+            Operation::GetContainerEvents => "get_container_events",
         }
     }
 
@@ -79,7 +81,8 @@ impl Operation {
             | Operation::ListPodSandbox
             | Operation::ContainerStatus
             | Operation::ListContainers
-            | Operation::ImageStatus => Retry::Read,
+            | Operation::ImageStatus
+            | Operation::GetContainerEvents => Retry::Read,
             Operation::StopPodSandbox
             | Operation::RemovePodSandbox
             | Operation::StopContainer

@@ -443,6 +443,22 @@ impl Cri {
             .await?;
         non_empty("pull_image", resp.image_ref, "image ref")
     }
+
+    /// Subscribes to the runtime's container events (CRI
+    /// `GetContainerEvents`). No deadline: the stream lives until dropped.
+    /// Runtimes without it (containerd before 1.7) answer UNIMPLEMENTED.
+    pub async fn get_container_events(
+        &self,
+    ) -> Result<tonic::Streaming<cri::ContainerEventResponse>, CriError> {
+        self.call(
+            &self.runtime,
+            Operation::GetContainerEvents,
+            self.request(),
+            cri::GetEventsRequest {},
+            |mut c, r| async move { c.get_container_events(r).await },
+        )
+        .await
+    }
 }
 
 fn image_spec(image: &str) -> cri::ImageSpec {

@@ -52,6 +52,8 @@ pub struct SimConfig {
     pub preloaded_images: Vec<String>,
     /// Faults in force from the start, by CRI method name.
     pub faults: Vec<(String, Fault)>,
+    /// GetContainerEvents answers UNIMPLEMENTED, as containerd before 1.7 does.
+    pub no_container_events: bool,
 }
 
 /// A simulated CRI runtime. Cheap to clone; clones share one node.
@@ -189,6 +191,11 @@ impl SimRuntime {
     /// Every ExecSync received, in order: (container id, command).
     pub fn execs(&self) -> Vec<(String, Vec<String>)> {
         self.inner.journal.execs()
+    }
+
+    /// The config a container was created with.
+    pub fn container_config(&self, id: &str) -> Option<k8s_cri::v1::ContainerConfig> {
+        self.inner.store.container_config(id)
     }
 
     /// Containers the node holds, in any state.

@@ -189,6 +189,10 @@ impl RuntimeService for SimRuntime {
         self.store().check_exec(&request.container_id)?;
         let exit_code = match script::exec_plan(&request.cmd) {
             ExecPlan::Exit(code) => code,
+            ExecPlan::FailFirst(n) => {
+                let before = self.store().count_exec(&request.container_id, &request.cmd);
+                i32::from(before < n)
+            }
             ExecPlan::Sleep(duration) => {
                 match u64::try_from(request.timeout).ok().filter(|secs| *secs > 0) {
                     Some(secs) => {
@@ -208,8 +212,16 @@ impl RuntimeService for SimRuntime {
                 0
             }
         };
+        // A failing command "prints" itself, so tests can check that its output never reaches
+        // podstart's events.
+        let stdout = if exit_code == 0 {
+            Vec::new()
+        } else {
+            request.cmd.join(" ").into_bytes()
+        };
         Ok(Response::new(cri::ExecSyncResponse {
             exit_code,
+            stdout,
             ..cri::ExecSyncResponse::default()
         }))
     }
@@ -220,6 +232,9 @@ impl RuntimeService for SimRuntime {
         &self,
         _request: Request<cri::GetEventsRequest>,
     ) -> Answer<Self::GetContainerEventsStream> {
+        if self.inner.config.no_container_events {
+            return self.not_simulated("GetContainerEvents").await;
+        }
         self.begin("GetContainerEvents").await;
         let mut events = self.store().subscribe();
         let mut closing = self.inner.closing.subscribe();

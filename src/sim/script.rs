@@ -14,6 +14,13 @@ pub const EXIT_CODE_ENV: &str = "PODSTART_SIM_EXIT_CODE";
 pub const RUN_MS_ENV: &str = "PODSTART_SIM_RUN_MS";
 /// Env key: StartContainer fails with this message (UNKNOWN), as for a missing binary.
 pub const START_ERROR_ENV: &str = "PODSTART_SIM_START_ERROR";
+/// Env key: exit codes by attempt (`1,1,0`: attempts 0 and 1 exit 1, later ones exit 0; `run`
+/// instead of a code runs until stopped); wins over `PODSTART_SIM_EXIT_CODE`.
+pub const EXIT_CODES_ENV: &str = "PODSTART_SIM_EXIT_CODES";
+/// Env key: text the container writes to its termination message file when it exits.
+pub const TERMINATION_MESSAGE_ENV: &str = "PODSTART_SIM_TERMINATION_MESSAGE";
+/// Env key: lines (separated by `\n` or `|`) the container prints to stdout when it starts.
+pub const LOG_ENV: &str = "PODSTART_SIM_LOG";
 
 /// A `PODSTART_SIM_*` value that does not parse.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -40,25 +47,55 @@ pub(crate) struct Script {
     pub(crate) start_error: Option<String>,
     /// What happens after a successful start.
     pub(crate) run: RunPlan,
+    /// Written to the termination message file at exit.
+    pub(crate) termination_message: Option<String>,
+    /// Printed to the log at start, one entry per line.
+    pub(crate) log_lines: Vec<String>,
 }
 
 impl Script {
-    /// Reads the script from a container's env. The last occurrence of a key wins, as in a pod
-    /// spec; an empty `PODSTART_SIM_START_ERROR` counts as unset.
-    pub(crate) fn from_env(envs: &[KeyValue]) -> Result<Self, ScriptError> {
+    /// Reads the script from a container's env for its `attempt` (the CRI metadata attempt). The
+    /// last occurrence of a key wins, as in a pod spec; an empty `PODSTART_SIM_START_ERROR` counts
+    /// as unset.
+    pub(crate) fn from_env(envs: &[KeyValue], attempt: u32) -> Result<Self, ScriptError> {
         let lookup = |key: &str| {
             envs.iter()
                 .rev()
                 .find(|kv| kv.key == key)
                 .map(|kv| kv.value.as_str())
         };
-        let exit_code = lookup(EXIT_CODE_ENV)
-            .map(|value| parse(EXIT_CODE_ENV, value, "an integer exit code"))
+        let by_attempt = lookup(EXIT_CODES_ENV)
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(|code| match code.trim() {
+                        "run" => Ok(None),
+                        code => parse(
+                            EXIT_CODES_ENV,
+                            code,
+                            "a comma-separated list of exit codes or `run`",
+                        )
+                        .map(Some),
+                    })
+                    .collect::<Result<Vec<Option<i32>>, _>>()
+            })
             .transpose()?;
+        let exit_code = match &by_attempt {
+            Some(codes) => codes
+                .get(attempt as usize)
+                .or(codes.last())
+                .copied()
+                .flatten(),
+            None => lookup(EXIT_CODE_ENV)
+                .map(|value| parse(EXIT_CODE_ENV, value, "an integer exit code"))
+                .transpose()?,
+        };
+        let runs_on = by_attempt.is_some() && exit_code.is_none();
         let run_ms: Option<u64> = lookup(RUN_MS_ENV)
             .map(|value| parse(RUN_MS_ENV, value, "a number of milliseconds"))
             .transpose()?;
         let run = match (exit_code, run_ms) {
+            (None, _) if runs_on => RunPlan::UntilStopped,
             (None, None) => RunPlan::UntilStopped,
             (exit_code, run_ms) => RunPlan::ExitAfter {
                 run_for: Duration::from_millis(run_ms.unwrap_or(0)),
@@ -68,7 +105,16 @@ impl Script {
         let start_error = lookup(START_ERROR_ENV)
             .filter(|message| !message.is_empty())
             .map(str::to_owned);
-        Ok(Script { start_error, run })
+        let termination_message = lookup(TERMINATION_MESSAGE_ENV).map(str::to_owned);
+        let log_lines = lookup(LOG_ENV)
+            .map(|text| text.split(['\n', '|']).map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Script {
+            start_error,
+            run,
+            termination_message,
+            log_lines,
+        })
     }
 }
 
@@ -91,16 +137,26 @@ pub(crate) enum ExecPlan {
     Exit(i32),
     /// Sleeps this long (subject to the request's timeout), then exits 0.
     Sleep(Duration),
+    /// Exits 1 the first N times this command runs in this container (counted per sandbox and
+    /// container name, so restarts keep counting), 0 afterwards: a probe that succeeds late.
+    FailFirst(u32),
 }
 
 /// Decides an ExecSync result from the command alone:
 /// - joined text ending in `exit N` (e.g. `["sh", "-c", "exit 3"]`) exits N (mod 256, like sh);
 /// - `["false"]` exits 1;
 /// - `["sleep", "<secs>"]` sleeps (`s`/`m`/`h`/`d` suffixes as coreutils; unparsable exits 1);
+/// - `[.., "fail-first", "N"]` exits 1 the first N times, then 0;
 /// - anything else exits 0.
 pub(crate) fn exec_plan(cmd: &[String]) -> ExecPlan {
     if let Some(code) = trailing_exit(cmd) {
         return ExecPlan::Exit(code);
+    }
+    if let [.., word, n] = cmd
+        && word == "fail-first"
+        && let Ok(n) = n.parse()
+    {
+        return ExecPlan::FailFirst(n);
     }
     match cmd {
         [program] if is_program(program, "false") => ExecPlan::Exit(1),
@@ -172,14 +228,15 @@ mod tests {
 
     #[test]
     fn no_script_runs_until_stopped() {
-        let script = Script::from_env(&env(&[("PATH", "/bin")])).unwrap();
+        let script = Script::from_env(&env(&[("PATH", "/bin")]), 0).unwrap();
         assert_eq!(script.run, RunPlan::UntilStopped);
         assert_eq!(script.start_error, None);
     }
 
     #[test]
     fn exit_code_and_run_ms_combine() {
-        let script = Script::from_env(&env(&[(EXIT_CODE_ENV, "3"), (RUN_MS_ENV, "250")])).unwrap();
+        let script =
+            Script::from_env(&env(&[(EXIT_CODE_ENV, "3"), (RUN_MS_ENV, "250")]), 0).unwrap();
         assert_eq!(
             script.run,
             RunPlan::ExitAfter {
@@ -191,7 +248,7 @@ mod tests {
 
     #[test]
     fn run_ms_alone_exits_zero_and_exit_code_alone_exits_at_once() {
-        let only_run = Script::from_env(&env(&[(RUN_MS_ENV, "40")])).unwrap();
+        let only_run = Script::from_env(&env(&[(RUN_MS_ENV, "40")]), 0).unwrap();
         assert_eq!(
             only_run.run,
             RunPlan::ExitAfter {
@@ -199,7 +256,7 @@ mod tests {
                 exit_code: 0
             }
         );
-        let only_code = Script::from_env(&env(&[(EXIT_CODE_ENV, "-1")])).unwrap();
+        let only_code = Script::from_env(&env(&[(EXIT_CODE_ENV, "-1")]), 0).unwrap();
         assert_eq!(
             only_code.run,
             RunPlan::ExitAfter {
@@ -211,11 +268,14 @@ mod tests {
 
     #[test]
     fn last_occurrence_wins_and_empty_start_error_is_unset() {
-        let script = Script::from_env(&env(&[
-            (EXIT_CODE_ENV, "1"),
-            (EXIT_CODE_ENV, "7"),
-            (START_ERROR_ENV, ""),
-        ]))
+        let script = Script::from_env(
+            &env(&[
+                (EXIT_CODE_ENV, "1"),
+                (EXIT_CODE_ENV, "7"),
+                (START_ERROR_ENV, ""),
+            ]),
+            0,
+        )
         .unwrap();
         assert_eq!(
             script.run,
@@ -229,8 +289,11 @@ mod tests {
 
     #[test]
     fn start_error_is_kept_verbatim() {
-        let script =
-            Script::from_env(&env(&[(START_ERROR_ENV, "exec: \"/nonexistent\": stat")])).unwrap();
+        let script = Script::from_env(
+            &env(&[(START_ERROR_ENV, "exec: \"/nonexistent\": stat")]),
+            0,
+        )
+        .unwrap();
         assert_eq!(
             script.start_error.as_deref(),
             Some("exec: \"/nonexistent\": stat")
@@ -239,14 +302,14 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_with_the_key() {
-        let err = Script::from_env(&env(&[(RUN_MS_ENV, "soon")])).unwrap_err();
+        let err = Script::from_env(&env(&[(RUN_MS_ENV, "soon")]), 0).unwrap_err();
         assert_eq!(
             err.to_string(),
             "PODSTART_SIM_RUN_MS=\"soon\" is not a number of milliseconds"
         );
-        let err = Script::from_env(&env(&[(EXIT_CODE_ENV, "1.5")])).unwrap_err();
+        let err = Script::from_env(&env(&[(EXIT_CODE_ENV, "1.5")]), 0).unwrap_err();
         assert!(err.to_string().starts_with("PODSTART_SIM_EXIT_CODE="));
-        assert!(Script::from_env(&env(&[(RUN_MS_ENV, "-5")])).is_err());
+        assert!(Script::from_env(&env(&[(RUN_MS_ENV, "-5")]), 0).is_err());
     }
 
     #[test]
@@ -289,6 +352,46 @@ mod tests {
         assert_eq!(exec_plan(&cmd(&["sleep", "abc"])), ExecPlan::Exit(1));
         assert_eq!(exec_plan(&cmd(&["sleep", "-1"])), ExecPlan::Exit(1));
         assert_eq!(exec_plan(&cmd(&["sleep", "inf"])), ExecPlan::Exit(1));
+    }
+
+    #[test]
+    fn exit_codes_follow_the_attempt_and_the_last_repeats() {
+        let envs = env(&[(EXIT_CODES_ENV, "1,1,0"), (EXIT_CODE_ENV, "9")]);
+        let code = |attempt| match Script::from_env(&envs, attempt).unwrap().run {
+            RunPlan::ExitAfter { exit_code, .. } => exit_code,
+            RunPlan::UntilStopped => panic!("scripted"),
+        };
+        assert_eq!([code(0), code(1), code(2), code(7)], [1, 1, 0, 0]);
+        assert!(Script::from_env(&env(&[(EXIT_CODES_ENV, "1,x")]), 0).is_err());
+        let then_run = env(&[(EXIT_CODES_ENV, "1,run"), (RUN_MS_ENV, "10")]);
+        assert!(matches!(
+            Script::from_env(&then_run, 0).unwrap().run,
+            RunPlan::ExitAfter { exit_code: 1, .. }
+        ));
+        assert_eq!(
+            Script::from_env(&then_run, 1).unwrap().run,
+            RunPlan::UntilStopped
+        );
+    }
+
+    #[test]
+    fn termination_message_and_log_lines() {
+        let script = Script::from_env(
+            &env(&[(TERMINATION_MESSAGE_ENV, "bye"), (LOG_ENV, "one|two")]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(script.termination_message.as_deref(), Some("bye"));
+        assert_eq!(script.log_lines, vec!["one", "two"]);
+    }
+
+    #[test]
+    fn fail_first_rule() {
+        assert_eq!(
+            exec_plan(&cmd(&["probe", "fail-first", "2"])),
+            ExecPlan::FailFirst(2)
+        );
+        assert_eq!(exec_plan(&cmd(&["fail-first", "x"])), ExecPlan::Exit(0));
     }
 
     #[test]

@@ -24,6 +24,8 @@ use super::script::{RunPlan, Script};
 const EVENT_BUFFER: usize = 1024;
 /// Exit code of a container killed by StopContainer (128 + SIGKILL).
 const KILLED_EXIT_CODE: i32 = 137;
+/// The annotation that says where a container writes its termination message (the kubelet's).
+const TERMINATION_MESSAGE_PATH_ANNOTATION: &str = "io.kubernetes.container.terminationMessagePath";
 /// Exit code containerd records when StartContainer fails.
 const START_ERROR_EXIT_CODE: i32 = 128;
 
@@ -47,6 +49,8 @@ struct Node {
     ips: IpPool,
     /// Creation order, for stable listings.
     seq: u64,
+    /// How often each `fail-first` command ran, by (sandbox id, container name, command).
+    exec_counts: HashMap<(String, String, Vec<String>), u32>,
 }
 
 struct Sandbox {
@@ -284,7 +288,7 @@ impl Store {
                 .cloned()
                 .unwrap_or_else(|| wanted.to_owned()),
         );
-        let script = Script::from_env(&config.envs)?;
+        let script = Script::from_env(&config.envs, meta.attempt)?;
         let log_path = join_log_path(&sandbox.config.log_directory, &config.log_path);
         let id = new_id();
         node.seq += 1;
@@ -362,6 +366,7 @@ impl Store {
             return Err(err);
         }
         container.phase = Phase::Running { started_at: now };
+        write_log(&container.log_path, &container.script.log_lines);
         if let RunPlan::ExitAfter { run_for, exit_code } = container.script.run {
             container.exit_timer = Some(self.arm_exit(id.to_owned(), run_for, exit_code));
         }
@@ -390,6 +395,10 @@ impl Store {
         self.remove_locked(&mut node, id);
     }
 
+    pub(crate) fn container_config(&self, id: &str) -> Option<cri::ContainerConfig> {
+        self.node().containers.get(id).map(|c| c.config.clone())
+    }
+
     pub(crate) fn container_status(&self, id: &str) -> Result<cri::ContainerStatus, CallError> {
         self.node()
             .containers
@@ -410,6 +419,25 @@ impl Store {
             .collect();
         found.sort_by_key(|c| c.seq);
         found.into_iter().map(Container::summary).collect()
+    }
+
+    /// How many times `cmd` ran before in this sandbox's containers of this one's name; counts
+    /// this run.
+    pub(crate) fn count_exec(&self, id: &str, cmd: &[String]) -> u32 {
+        let mut node = self.node();
+        let Some(c) = node.containers.get(id) else {
+            return 0;
+        };
+        let name = c
+            .config
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let key = (c.sandbox_id.clone(), name, cmd.to_vec());
+        let count = node.exec_counts.entry(key).or_default();
+        *count += 1;
+        *count - 1
     }
 
     /// ExecSync precondition: the container exists and is RUNNING.
@@ -438,9 +466,22 @@ impl Store {
         .abort_handle()
     }
 
-    /// A scripted container's process ends. Ignored unless it is still RUNNING.
+    /// A scripted container's process ends (writing its termination message first). Ignored
+    /// unless it is still RUNNING.
     fn exit_on_its_own(&self, id: &str, code: i32) {
         let mut node = self.node();
+        if let Some(c) = node.containers.get(id)
+            && matches!(c.phase, Phase::Running { .. })
+            && let Some(text) = &c.script.termination_message
+            && let Some(path) = c
+                .config
+                .annotations
+                .get(TERMINATION_MESSAGE_PATH_ANNOTATION)
+            && let Some(mount) = c.config.mounts.iter().find(|m| &m.container_path == path)
+            && let Err(err) = std::fs::write(&mount.host_path, text)
+        {
+            tracing::warn!(path = %mount.host_path, error = %err, "writing a termination message");
+        }
         let reason = if code == 0 {
             ExitReason::Completed
         } else {
@@ -757,6 +798,33 @@ fn join_log_path(directory: &str, path: &str) -> String {
             directory.trim_end_matches('/'),
             path.trim_start_matches('/')
         ),
+    }
+}
+
+/// Appends `lines` to a CRI log file (`<RFC3339Nano> stdout F <text>`), creating its directory as
+/// containerd does. A container without a log path or lines writes nothing.
+fn write_log(path: &str, lines: &[String]) {
+    use std::io::Write;
+    if path.is_empty() || lines.is_empty() {
+        return;
+    }
+    let path = std::path::Path::new(path);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            let now = humantime::format_rfc3339_nanos(SystemTime::now());
+            for line in lines {
+                writeln!(file, "{now} stdout F {line}")?;
+            }
+            Ok(())
+        });
+    if let Err(err) = written {
+        tracing::warn!(path = %path.display(), error = %err, "writing a container log");
     }
 }
 

@@ -3,8 +3,8 @@
 //! path in the request (`pod.containers[1].image`) and the rule in words.
 
 use crate::proto::v1::{
-    Container, ContainerRestartPolicy, Handler, MountPropagation, PodSpec, StartPodRequest,
-    handler::Action,
+    Container, ContainerRestartPolicy, Handler, MountPropagation, PodSpec, Probe,
+    StartContainerRequest, StartPodRequest, handler::Action,
 };
 use crate::spec::image;
 use std::collections::HashSet;
@@ -134,6 +134,15 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
                     "ALWAYS is only allowed on init containers",
                 ));
             }
+            if list == "init_containers"
+                && c.restart_policy() != ContainerRestartPolicy::Always
+                && c.startup_probe.is_some()
+            {
+                return Err(invalid(
+                    format!("{path}.startup_probe"),
+                    "only allowed on init containers with restart_policy ALWAYS (sidecars)",
+                ));
+            }
             if list != "ephemeral_containers" && !c.target_container_name.is_empty() {
                 return Err(invalid(
                     format!("{path}.target_container_name"),
@@ -167,6 +176,18 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
+/// Validates a StartContainer request: the pod uid, and the container as an
+/// ephemeral one. Its name and target are checked against the running pod
+/// by the start flow.
+pub fn validate_start_container(req: &StartContainerRequest) -> Result<(), InvalidSpec> {
+    validate_uid("pod_uid", &req.pod_uid)?;
+    let c = req
+        .container
+        .as_ref()
+        .ok_or_else(|| invalid("container", "required"))?;
+    validate_ephemeral("container", c)
+}
+
 fn validate_uid(path: &str, uid: &str) -> Result<(), InvalidSpec> {
     if uid.is_empty() {
         return Err(invalid(path, "required"));
@@ -189,7 +210,6 @@ fn validate_uid(path: &str, uid: &str) -> Result<(), InvalidSpec> {
 /// pod by [`validate_start_pod`]; for StartContainer the caller checks it
 /// against the running pod.
 pub fn validate_ephemeral(path: &str, c: &Container) -> Result<(), InvalidSpec> {
-    validate_container(path, c)?;
     const NOT_ALLOWED: &str = "not allowed on ephemeral containers";
     if !c.ports.is_empty() {
         return Err(invalid(format!("{path}.ports"), NOT_ALLOWED));
@@ -209,7 +229,7 @@ pub fn validate_ephemeral(path: &str, c: &Container) -> Result<(), InvalidSpec> 
     if c.restart_policy() != ContainerRestartPolicy::Unspecified {
         return Err(invalid(format!("{path}.restart_policy"), NOT_ALLOWED));
     }
-    Ok(())
+    validate_container(path, c)
 }
 
 /// Validates one container, `path` naming it (`pod.containers[1]`, or
@@ -318,6 +338,10 @@ pub fn validate_container(path: &str, c: &Container) -> Result<(), InvalidSpec> 
         }
     }
 
+    if let Some(p) = c.startup_probe.as_ref() {
+        validate_probe(&field("startup_probe"), p, c)?;
+    }
+
     if let Some(r) = c.resources.as_ref() {
         let rp = field("resources");
         let values = [
@@ -364,6 +388,65 @@ fn check_path(path: &str, value: &str) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
+/// A probe: exec, HTTP GET or TCP (not sleep), non-negative timing, and a
+/// success threshold of 1 (Kubernetes' rule for startup probes).
+fn validate_probe(path: &str, p: &Probe, c: &Container) -> Result<(), InvalidSpec> {
+    let timings = [
+        ("initial_delay_seconds", p.initial_delay_seconds),
+        ("period_seconds", p.period_seconds),
+        ("timeout_seconds", p.timeout_seconds),
+        ("failure_threshold", p.failure_threshold),
+    ];
+    for (name, v) in timings {
+        if v < 0 {
+            return Err(invalid(format!("{path}.{name}"), "must be >= 0"));
+        }
+    }
+    if p.success_threshold > 1 || p.success_threshold < 0 {
+        return Err(invalid(
+            format!("{path}.success_threshold"),
+            "must be 1 for a startup probe",
+        ));
+    }
+    let h = p
+        .handler
+        .as_ref()
+        .ok_or_else(|| invalid(format!("{path}.handler"), "required"))?;
+    let hp = format!("{path}.handler");
+    match h.action.as_ref() {
+        None => Err(invalid(
+            hp,
+            "must specify one of exec, http_get or tcp_socket",
+        )),
+        Some(Action::Sleep(_)) => Err(invalid(format!("{hp}.sleep"), "not supported in a probe")),
+        Some(Action::TcpSocket(t)) => check_port(&format!("{hp}.tcp_socket.port"), &t.port, c),
+        Some(_) => validate_hook(&hp, h, c),
+    }
+}
+
+/// A port given by number (1–65535) or by the name of a container port.
+fn check_port(path: &str, port: &str, c: &Container) -> Result<(), InvalidSpec> {
+    if port.is_empty() {
+        return Err(invalid(path, "required"));
+    }
+    let numeric_ok = port.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+    let named_ok = c
+        .ports
+        .iter()
+        .any(|cp| !cp.name.is_empty() && cp.name == port);
+    if numeric_ok || named_ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            path,
+            format!(
+                "must be a number between 1 and 65535 or the name of a container port; \
+                 {port:?} is neither"
+            ),
+        ))
+    }
+}
+
 fn validate_hook(path: &str, h: &Handler, c: &Container) -> Result<(), InvalidSpec> {
     match h.action.as_ref() {
         None => Err(invalid(path, "must specify one of exec, http_get or sleep")),
@@ -386,41 +469,16 @@ fn validate_hook(path: &str, h: &Handler, c: &Container) -> Result<(), InvalidSp
             }
         }
         Some(Action::HttpGet(g)) => {
-            // HTTPS hooks (with the kubelet's fallback to HTTP) come with
-            // the lifecycle work; until then they are refused up front.
-            if !(g.scheme.is_empty() || g.scheme.eq_ignore_ascii_case("http")) {
+            if !(g.scheme.is_empty()
+                || g.scheme.eq_ignore_ascii_case("http")
+                || g.scheme.eq_ignore_ascii_case("https"))
+            {
                 return Err(invalid(
                     format!("{path}.http_get.scheme"),
-                    format!(
-                        "must be HTTP (HTTPS hooks are not supported yet); got {:?}",
-                        g.scheme
-                    ),
+                    format!("must be HTTP or HTTPS; got {:?}", g.scheme),
                 ));
             }
-            let p = format!("{path}.http_get.port");
-            if g.port.is_empty() {
-                return Err(invalid(p, "required"));
-            }
-            let numeric_ok = g
-                .port
-                .parse::<u32>()
-                .is_ok_and(|n| (1..=65535).contains(&n));
-            let named_ok = c
-                .ports
-                .iter()
-                .any(|cp| !cp.name.is_empty() && cp.name == g.port);
-            if numeric_ok || named_ok {
-                Ok(())
-            } else {
-                Err(invalid(
-                    p,
-                    format!(
-                        "must be a number between 1 and 65535 or the name of a container port; \
-                         {:?} is neither",
-                        g.port
-                    ),
-                ))
-            }
+            check_port(&format!("{path}.http_get.port"), &g.port, c)
         }
     }
 }
@@ -849,16 +907,16 @@ mod tests {
                 "required",
             ),
             (
-                "https hook",
+                "ftp hook",
                 Box::new(|r| {
                     let mut get = http("80");
                     if let Action::HttpGet(g) = &mut get {
-                        g.scheme = "HTTPS".into();
+                        g.scheme = "FTP".into();
                     }
                     c1(r).lifecycle = hook(get)
                 }),
                 "pod.containers[1].lifecycle.post_start.http_get.scheme",
-                "must be HTTP",
+                "must be HTTP or HTTPS",
             ),
             (
                 "http hook port out of range",
@@ -979,6 +1037,53 @@ mod tests {
                 }),
                 "pod.ephemeral_containers[0].startup_probe",
                 "not allowed on ephemeral",
+            ),
+            (
+                "startup probe on a regular init container",
+                Box::new(|r| {
+                    let mut c = good_container("init");
+                    c.startup_probe = Some(Probe {
+                        handler: Some(Handler {
+                            action: Some(Action::Exec(crate::proto::v1::ExecAction {
+                                command: vec!["true".into()],
+                            })),
+                        }),
+                        ..Default::default()
+                    });
+                    pod(r).init_containers = vec![c];
+                }),
+                "pod.init_containers[0].startup_probe",
+                "only allowed on init containers with restart_policy ALWAYS",
+            ),
+            (
+                "sleep startup probe",
+                Box::new(|r| {
+                    c1(r).startup_probe = Some(Probe {
+                        handler: Some(Handler {
+                            action: Some(Action::Sleep(SleepAction { seconds: 1 })),
+                        }),
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].startup_probe.handler.sleep",
+                "not supported in a probe",
+            ),
+            (
+                "startup probe success threshold",
+                Box::new(|r| {
+                    c1(r).startup_probe = Some(Probe {
+                        handler: Some(Handler {
+                            action: Some(Action::TcpSocket(crate::proto::v1::TcpSocketAction {
+                                host: String::new(),
+                                port: "80".into(),
+                            })),
+                        }),
+                        success_threshold: 2,
+                        ..Default::default()
+                    })
+                }),
+                "pod.containers[1].startup_probe.success_threshold",
+                "must be 1",
             ),
             (
                 "ephemeral with restart policy",

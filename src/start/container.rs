@@ -10,11 +10,19 @@ use k8s_cri::v1 as cri;
 use tracing::Instrument;
 
 use super::{
-    ContainerRef, StartError, Starter, adopt, events::micros, hooks, pod::PodContext, pod::Started,
+    ContainerRef, StartError, Starter, adopt,
+    backoff::{self, Verdict},
+    events::{micros, now_unix_nano},
+    hooks,
+    pod::PodContext,
+    pod::Started,
+    restart::{self, AfterExit},
+    termination,
 };
+use crate::proto::v1::handler::Action;
 use crate::proto::v1::{
-    Container, ContainerInfo, ContainerKind, StartEvent, StartedContainer, Step, StepTiming,
-    start_event::Payload,
+    BackOffInfo, Container, ContainerInfo, ContainerKind, StartEvent, StartedContainer, Step,
+    StepTiming, start_event::Payload,
 };
 use crate::spec::container::{ContainerContext, container_config};
 use crate::spec::labels;
@@ -23,9 +31,11 @@ use crate::spec::labels;
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
 impl Starter {
-    /// Starts one container once (no restarts), unless an instance of it
-    /// already runs (or, for init containers, already completed) in the
-    /// sandbox, in which case that instance is reported and kept.
+    /// Starts one container once, unless an instance of it already runs or
+    /// has exited for good (an init container that completed, a container
+    /// the restartPolicy does not restart, an ephemeral container), in which
+    /// case that instance is reported and kept. An exited instance that is
+    /// to be restarted first goes through the crash-loop back-off.
     pub(super) async fn start_once(
         &self,
         ctx: &PodContext,
@@ -43,8 +53,44 @@ impl Starter {
                 container: c.name.clone(),
                 source,
             })?;
-        if let Some(kept) = self.reusable(ctx, &cref, &previous).await {
-            return Ok(kept);
+        if let Some(newest) = previous.first() {
+            if newest.state == cri::ContainerState::ContainerRunning as i32 {
+                return Ok(self.adopt(ctx, &cref, newest, "running".into()).await);
+            }
+            if newest.state == cri::ContainerState::ContainerExited as i32 {
+                let status = self.status_of(&cref, &newest.id).await?;
+                let policy = ctx.pod.restart_policy();
+                match restart::after_exit(kind, policy, status.exit_code) {
+                    AfterExit::Done => {
+                        let what = if kind == ContainerKind::Init {
+                            "completed".to_string()
+                        } else if kind == ContainerKind::Ephemeral {
+                            format!(
+                                "exited with code {}; ephemeral containers are never restarted",
+                                status.exit_code
+                            )
+                        } else {
+                            format!(
+                                "exited with code {} and is not restarted (restartPolicy {})",
+                                status.exit_code,
+                                restart::policy_name(policy)
+                            )
+                        };
+                        return Ok(self.adopt(ctx, &cref, newest, what).await);
+                    }
+                    AfterExit::FailPod => {
+                        return Err(StartError::InitContainerFailed {
+                            container: c.name.clone(),
+                            exit_code: status.exit_code,
+                            reason: status.reason,
+                        });
+                    }
+                    AfterExit::Restart => {
+                        self.crash_loop_backoff(ctx, &cref, c, status.finished_at)
+                            .await?;
+                    }
+                }
+            }
         }
         self.inner
             .metrics
@@ -62,23 +108,14 @@ impl Starter {
         result
     }
 
-    /// An instance that needs no new start: running, or (init containers)
-    /// exited 0.
-    async fn reusable(
+    /// Reports an instance that needs no new start.
+    async fn adopt(
         &self,
         ctx: &PodContext,
         cref: &ContainerRef,
-        previous: &[cri::Container],
-    ) -> Option<Started> {
-        let newest = previous.first()?;
-        let running = newest.state == cri::ContainerState::ContainerRunning as i32;
-        let completed_init = cref.kind == ContainerKind::Init
-            && newest.state == cri::ContainerState::ContainerExited as i32
-            && matches!(self.inner.cri.container_status(&newest.id).await, Ok(s) if s.exit_code == 0);
-        if !running && !completed_init {
-            return None;
-        }
-        let what = if running { "running" } else { "completed" };
+        newest: &cri::Container,
+        what: String,
+    ) -> Started {
         ctx.sink
             .emit(
                 StartEvent::at(
@@ -94,11 +131,62 @@ impl Starter {
                 })),
             )
             .await;
-        Some(Started {
+        Started {
             container: started_container(cref, &newest.id),
             timings: Vec::new(),
             adopted: true,
-        })
+        }
+    }
+
+    /// The kubelet's `doBackOff` for a container that exited at
+    /// `finished_at`: while backing off, a `BackOff` event
+    /// (CrashLoopBackOff) and a wait until the container may start again.
+    pub(super) async fn crash_loop_backoff(
+        &self,
+        ctx: &PodContext,
+        cref: &ContainerRef,
+        c: &Container,
+        finished_at: i64,
+    ) -> Result<(), StartError> {
+        let meta = ctx.pod.metadata.clone().unwrap_or_default();
+        let key = backoff::stable_key(&meta, c);
+        let table = &self.inner.backoff;
+        table.gc(now_unix_nano());
+        let Verdict::Wait { delay, remaining } = table.check(&key, finished_at, now_unix_nano())
+        else {
+            return Ok(());
+        };
+        let pod = format!("{}_{}({})", meta.name, meta.namespace, meta.uid);
+        ctx.sink
+            .emit(
+                StartEvent::at(
+                    Step::Start,
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {} in pod {pod}",
+                        c.name
+                    ),
+                )
+                .of(cref)
+                .warning()
+                .with(Payload::BackOff(BackOffInfo {
+                    waiting_reason: "CrashLoopBackOff".into(),
+                    message: format!(
+                        "back-off {} restarting failed container={} pod={pod}",
+                        super::image::go_duration(delay),
+                        c.name
+                    ),
+                    delay_micros: micros(delay),
+                    retry_at_unix_nano: now_unix_nano()
+                        .saturating_add(i64::try_from(remaining.as_nanos()).unwrap_or(i64::MAX)),
+                    finished_at_unix_nano: finished_at,
+                })),
+            )
+            .await;
+        ctx.pause(remaining).await?;
+        // The delay has passed: the back-off moves on (`Backoff.Next`).
+        table.check(&key, finished_at, now_unix_nano());
+        Ok(())
     }
 
     async fn four_steps(
@@ -136,7 +224,7 @@ impl Starter {
         }
         let restart_count = restart_count(previous, &ctx.log_dir, &c.name);
         let target = self.target_id(ctx, cref, c).await?;
-        let config = container_config(&ContainerContext {
+        let mut config = container_config(&ContainerContext {
             pod: &ctx.pod,
             container: c,
             kind: cref.kind,
@@ -144,6 +232,24 @@ impl Starter {
             image: &image_ref,
             target_container_id: target.as_deref(),
         });
+        let uid = ctx.pod.metadata.as_ref().map_or("", |m| m.uid.as_str());
+        match termination::prepare(&self.inner.config.pod_state_root, uid, c) {
+            Ok(mount) => config.mounts.push(mount),
+            Err(e) => {
+                let err = StartError::CreateContainerConfig {
+                    container: c.name.clone(),
+                    message: format!("failed to create the termination message file: {e}"),
+                };
+                ctx.sink
+                    .emit(
+                        StartEvent::at(Step::Create, "Failed", format!("Error: {err}"))
+                            .of(cref)
+                            .warning(),
+                    )
+                    .await;
+                return Err(err);
+            }
+        }
         let log_path = ctx.log_dir.join(&config.log_path).display().to_string();
         let t = Instant::now();
         let id = match self.create(ctx, &c.name, restart_count, config).await {
@@ -216,16 +322,47 @@ impl Starter {
         // 4. PostStart.
         if let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             let t = Instant::now();
+            // A sleep hook ends when the container stops.
+            let hook_cancel = ctx.cancel.child_token();
+            let exit_watch = matches!(handler.action, Some(Action::Sleep(_))).then(|| {
+                let (this, token, cref, id) =
+                    (self.clone(), hook_cancel.clone(), cref.clone(), id.clone());
+                tokio::spawn(async move {
+                    if this.wait_for_exit(&token, &cref, &id).await.is_ok() {
+                        token.cancel();
+                    }
+                })
+            });
             let run = hooks::HookRun {
                 cri,
                 container_id: &id,
                 container: c,
                 pod_ip: ctx.ips.first().map(String::as_str),
                 timeout: self.inner.config.hook_timeout,
-                cancel: &ctx.cancel,
+                cancel: &hook_cancel,
             };
-            match run.run(handler).await {
-                Ok(()) => {
+            let result = run.run(handler).await;
+            if let Some(watch) = exit_watch {
+                watch.abort();
+            }
+            match result {
+                Ok(outcome) => {
+                    if let Some(host) = outcome.http_fallback {
+                        ctx.sink
+                            .emit(
+                                StartEvent::at(
+                                    Step::PostStart,
+                                    "LifecycleHTTPFallback",
+                                    format!(
+                                        "request to HTTPS lifecycle hook {host} got HTTP response, \
+                                         retry with HTTP succeeded"
+                                    ),
+                                )
+                                .of(cref)
+                                .warning(),
+                            )
+                            .await;
+                    }
                     timed(Step::PostStart, t.elapsed());
                     ctx.sink
                         .emit(

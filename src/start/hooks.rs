@@ -1,18 +1,16 @@
 //! Lifecycle handlers (PostStart, PreStop): exec through CRI ExecSync, HTTP
-//! GET against the pod, sleep. Failures say what failed, never what the
-//! command printed (it may hold secrets).
+//! GET against the pod (HTTPS without certificate checks, falling back to
+//! HTTP when the server answers in plain HTTP, as the kubelet does), sleep
+//! (cut short when the container stops). Failures say what failed, never
+//! what the command or server printed (it may hold secrets).
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio_util::sync::CancellationToken;
 
+use super::http::{Get, HttpError};
 use crate::cri::{Cri, CriError};
 use crate::proto::v1::{Container, Handler, HttpGetAction, handler::Action};
 
-/// The most of an HTTP hook's response body that is read (as the kubelet).
-const MAX_BODY_BYTES: usize = 10 * 1024;
 /// Deadline of an HTTP hook when no hook timeout is configured.
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -23,17 +21,23 @@ pub enum HookError {
     #[error("exec hook could not run: {0}")]
     Exec(CriError),
     #[error("http hook: {0}")]
-    Http(String),
+    Http(HttpError),
     #[error("http hook: GET returned status {0}")]
     HttpStatus(u16),
-    #[error("hook timed out after {0:?}")]
-    Timeout(Duration),
     #[error("container terminated before sleep hook finished")]
     SleepCancelled,
     #[error("hook cancelled")]
     Cancelled,
     #[error("invalid handler: {0}")]
     Invalid(&'static str),
+}
+
+/// How a successful hook went.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HookOutcome {
+    /// An HTTPS hook was answered in plain HTTP and retried over HTTP: the
+    /// host it called (the kubelet's `LifecycleHTTPFallback`).
+    pub http_fallback: Option<String>,
 }
 
 /// One handler run against one container.
@@ -44,19 +48,24 @@ pub(super) struct HookRun<'a> {
     pub pod_ip: Option<&'a str>,
     /// Zero: no limit for exec hooks (the kubelet's behaviour).
     pub timeout: Duration,
+    /// Fires when the hook must end: the pod is stopping, or the container
+    /// stopped.
     pub cancel: &'a CancellationToken,
 }
 
 impl HookRun<'_> {
-    pub async fn run(&self, handler: &Handler) -> Result<(), HookError> {
+    pub async fn run(&self, handler: &Handler) -> Result<HookOutcome, HookError> {
         match handler.action.as_ref() {
-            Some(Action::Exec(exec)) => self.exec(exec.command.clone()).await,
+            Some(Action::Exec(exec)) => self
+                .exec(exec.command.clone())
+                .await
+                .map(|()| HookOutcome::default()),
             Some(Action::HttpGet(get)) => self.http_get(get).await,
             Some(Action::Sleep(sleep)) => {
                 let d = Duration::from_secs(sleep.seconds.max(0) as u64);
                 tokio::select! {
                     _ = self.cancel.cancelled() => Err(HookError::SleepCancelled),
-                    _ = tokio::time::sleep(d) => Ok(()),
+                    _ = tokio::time::sleep(d) => Ok(HookOutcome::default()),
                 }
             }
             Some(Action::TcpSocket(_)) => {
@@ -72,6 +81,7 @@ impl HookRun<'_> {
             _ = self.cancel.cancelled() => return Err(HookError::Cancelled),
             r = call => r.map_err(HookError::Exec)?,
         };
+        // The response's stdout and stderr are dropped unread.
         if resp.exit_code == 0 {
             Ok(())
         } else {
@@ -79,96 +89,105 @@ impl HookRun<'_> {
         }
     }
 
-    async fn http_get(&self, get: &HttpGetAction) -> Result<(), HookError> {
-        let url = hook_url(get, self.pod_ip, self.container)?;
+    async fn http_get(&self, action: &HttpGetAction) -> Result<HookOutcome, HookError> {
+        let target = target(action, self.pod_ip, self.container)?;
         let timeout = if self.timeout.is_zero() {
             DEFAULT_HTTP_TIMEOUT
         } else {
             self.timeout
         };
-        let mut req = hyper::Request::get(url.as_str());
-        for h in &get.headers {
-            req = req.header(h.name.as_str(), h.value.as_str());
-        }
-        let req = req
-            .header(
-                "user-agent",
-                concat!("podstart/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| HookError::Http(format!("bad request: {e}")))?;
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let headers: Vec<(String, String)> = action
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        let get = Get {
+            https: target.https,
+            host: &target.host,
+            port: target.port,
+            path: &target.path,
+            headers: &headers,
+        };
         let work = async {
-            let resp = client
-                .request(req)
-                .await
-                .map_err(|e| HookError::Http(format!("GET {url}: {e}")))?;
-            let status = resp.status().as_u16();
-            // Read (and drop) at most MAX_BODY_BYTES so the connection is
-            // left clean.
-            let mut body = resp.into_body();
-            let mut read = 0usize;
-            while read < MAX_BODY_BYTES {
-                match body.frame().await {
-                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
-                    _ => break,
+            let mut outcome = HookOutcome::default();
+            let status = match get.send(timeout).await {
+                Err(HttpError::PlainHttpAnswer) if get.https => {
+                    outcome.http_fallback = Some(format!("{}:{}", target.host, target.port));
+                    Get {
+                        https: false,
+                        ..get
+                    }
+                    .send(timeout)
+                    .await
                 }
+                other => other,
             }
+            .map_err(HookError::Http)?;
             if (200..400).contains(&status) {
-                Ok(())
+                Ok(outcome)
             } else {
                 Err(HookError::HttpStatus(status))
             }
         };
         tokio::select! {
             _ = self.cancel.cancelled() => Err(HookError::Cancelled),
-            r = tokio::time::timeout(timeout, work) => r.unwrap_or(Err(HookError::Timeout(timeout))),
+            r = work => r,
         }
     }
 }
 
-/// The URL an HTTP hook calls: host defaults to the pod IP, the port may name
-/// a container port.
-pub(super) fn hook_url(
+/// Where an HTTP hook or probe goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Target {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+/// The target of an HTTP GET action: the host defaults to the pod IP, the
+/// port may name a container port, the path gets a leading `/`.
+pub(super) fn target(
     get: &HttpGetAction,
     pod_ip: Option<&str>,
     container: &Container,
-) -> Result<String, HookError> {
-    let scheme = get.scheme.to_ascii_lowercase();
-    match scheme.as_str() {
-        "" | "http" => {}
-        "https" => {
-            return Err(HookError::Invalid(
-                "HTTPS lifecycle hooks are not supported yet",
-            ));
-        }
+) -> Result<Target, HookError> {
+    let https = match get.scheme.to_ascii_lowercase().as_str() {
+        "" | "http" => false,
+        "https" => true,
         _ => return Err(HookError::Invalid("scheme must be HTTP or HTTPS")),
-    }
+    };
     let host = if get.host.is_empty() {
         pod_ip.ok_or(HookError::Invalid("no host given and the pod has no IP"))?
     } else {
         get.host.as_str()
     };
-    let port: u16 = match get.port.parse() {
-        Ok(p) => p,
-        Err(_) => container
-            .ports
-            .iter()
-            .find(|p| p.name == get.port)
-            .and_then(|p| u16::try_from(p.container_port).ok())
-            .ok_or(HookError::Invalid("port names no container port"))?,
-    };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let port = port_of(&get.port, container).ok_or(HookError::Invalid(
+        "port is neither a number nor a container port name",
+    ))?;
     let path = if get.path.starts_with('/') {
         get.path.clone()
     } else {
         format!("/{}", get.path)
     };
-    Ok(format!("http://{host}:{port}{path}"))
+    Ok(Target {
+        https,
+        host: host.to_string(),
+        port,
+        path,
+    })
+}
+
+/// A port given by number or by the name of one of the container's ports.
+pub(super) fn port_of(port: &str, container: &Container) -> Option<u16> {
+    match port.parse() {
+        Ok(p) => Some(p),
+        Err(_) => container
+            .ports
+            .iter()
+            .find(|p| p.name == port)
+            .and_then(|p| u16::try_from(p.container_port).ok()),
+    }
 }
 
 #[cfg(test)]
@@ -192,19 +211,23 @@ mod tests {
             path: path.into(),
             ..Default::default()
         };
+        let t = |host: &str, port: &str, path: &str, ip| {
+            target(&get(host, port, path), ip, &container).map(|t| (t.host, t.port, t.path))
+        };
         assert_eq!(
-            hook_url(&get("", "http", "ready"), Some("10.0.0.5"), &container).unwrap(),
-            "http://10.0.0.5:8080/ready"
+            t("", "http", "ready", Some("10.0.0.5")).unwrap(),
+            ("10.0.0.5".to_string(), 8080, "/ready".to_string())
         );
         assert_eq!(
-            hook_url(&get("127.0.0.1", "81", "/x"), None, &container).unwrap(),
-            "http://127.0.0.1:81/x"
+            t("127.0.0.1", "81", "/x", None).unwrap(),
+            ("127.0.0.1".to_string(), 81, "/x".to_string())
         );
-        assert_eq!(
-            hook_url(&get("", "80", "/"), Some("fd00::1"), &container).unwrap(),
-            "http://[fd00::1]:80/"
-        );
-        assert!(hook_url(&get("", "80", "/"), None, &container).is_err());
-        assert!(hook_url(&get("", "metrics", "/"), Some("10.0.0.5"), &container).is_err());
+        assert!(t("", "80", "/", None).is_err());
+        assert!(t("", "metrics", "/", Some("10.0.0.5")).is_err());
+        let mut https = get("", "443", "/");
+        https.scheme = "HTTPS".into();
+        assert!(target(&https, Some("10.0.0.5"), &container).unwrap().https);
+        https.scheme = "ftp".into();
+        assert!(target(&https, Some("10.0.0.5"), &container).is_err());
     }
 }

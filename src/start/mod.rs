@@ -5,18 +5,39 @@
 //!
 //! - `pod.rs`: sandbox and ordering; `container.rs`: the four steps of one
 //!   container; `image.rs`: pull policy, credentials, pulling; `hooks.rs`:
-//!   lifecycle handlers; `stop.rs`: StopPod; `events.rs`: event delivery;
-//!   `error.rs`: failures and how they are reported.
+//!   lifecycle handlers; `http.rs`: the HTTP GET of hooks and probes;
+//!   `probe.rs`: one probe run; `sidecar.rs`: sidecars and their startup
+//!   gating; `restart.rs`: restartPolicy decisions; `backoff.rs`: the
+//!   crash-loop back-off; `watch.rs`: waiting for exits; `termination.rs`:
+//!   termination messages; `ephemeral.rs`: StartContainer; `supervise.rs`:
+//!   restarts after the start; `stop.rs`: StopPod; `events.rs`: event
+//!   delivery; `error.rs`: failures and how they are reported.
 mod adopt;
+pub mod backoff;
 mod container;
+mod ephemeral;
 mod error;
 pub mod events;
 mod hooks;
+mod http;
 mod image;
 mod pod;
+mod probe;
+pub mod restart;
+mod sidecar;
 mod stop;
+mod supervise;
+pub mod termination;
+mod watch;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, atomic::AtomicBool},
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::broadcast;
 
@@ -36,13 +57,16 @@ pub struct FlowConfig {
     /// Limit for exec and HTTP lifecycle hooks; zero means none, as in the
     /// kubelet (whose exec hooks run without a deadline).
     pub hook_timeout: Duration,
-    /// First delay before restarting a failed init container.
+    /// First crash-loop back-off delay (the kubelet's 10 s).
     pub restart_backoff_initial: Duration,
-    /// Largest such delay.
+    /// Largest crash-loop back-off delay (the kubelet's 300 s).
     pub restart_backoff_max: Duration,
     /// Longest pause between two status polls while waiting for an init
     /// container to exit.
     pub status_poll_max: Duration,
+    /// Root of per-pod state (`<root>/<uid>/containers/<name>/<file>`:
+    /// termination message files), the kubelet's pod directories.
+    pub pod_state_root: PathBuf,
 }
 
 impl Default for FlowConfig {
@@ -53,6 +77,7 @@ impl Default for FlowConfig {
             restart_backoff_initial: Duration::from_secs(10),
             restart_backoff_max: Duration::from_secs(300),
             status_poll_max: Duration::from_secs(1),
+            pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
         }
     }
 }
@@ -69,6 +94,14 @@ struct Inner {
     metrics: Metrics,
     locks: PodLocks,
     bus: broadcast::Sender<StartEvent>,
+    /// Crash-loop back-off, shared by every request.
+    backoff: backoff::CrashLoopBackoff,
+    /// Set once the runtime answered GetContainerEvents with UNIMPLEMENTED.
+    events_unsupported: AtomicBool,
+    /// The restart supervisor of each started pod, by uid.
+    supervisors: Mutex<HashMap<String, CancellationToken>>,
+    /// Fires at shutdown; supervisors end with it.
+    shutdown: CancellationToken,
 }
 
 /// How many events the node-wide feed buffers for slow watchers.
@@ -77,6 +110,10 @@ const BUS_CAPACITY: usize = 1024;
 impl Starter {
     pub fn new(cri: Cri, config: FlowConfig, metrics: Metrics) -> Starter {
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let backoff = backoff::CrashLoopBackoff::new(
+            config.restart_backoff_initial,
+            config.restart_backoff_max,
+        );
         Starter {
             inner: Arc::new(Inner {
                 cri,
@@ -84,6 +121,10 @@ impl Starter {
                 metrics,
                 locks: PodLocks::default(),
                 bus,
+                backoff,
+                events_unsupported: AtomicBool::new(false),
+                supervisors: Mutex::default(),
+                shutdown: CancellationToken::new(),
             }),
         }
     }
@@ -107,6 +148,7 @@ impl Starter {
 
     /// Asks every request in progress to stop (shutdown).
     pub fn cancel_all(&self) {
+        self.inner.shutdown.cancel();
         self.inner.locks.cancel_all();
     }
 }

@@ -9,16 +9,22 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{ContainerRef, EventSink, StartError, Starter, adopt, events::micros};
+use super::{
+    ContainerRef, EventSink, StartError, Starter, adopt,
+    events::micros,
+    restart::{self, AfterExit},
+    termination,
+};
 use crate::proto::v1::{
     AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
-    PodSpec, PodStarted, RegistryCredential, RestartPolicy, SandboxInfo, StartEvent,
-    StartPodRequest, StartedContainer, Step, StepTiming, start_event::Payload,
+    PodSpec, PodStarted, RegistryCredential, SandboxInfo, StartEvent, StartPodRequest,
+    StartedContainer, Step, StepTiming, start_event::Payload,
 };
 use crate::spec::{labels, sandbox as sandbox_spec};
 use crate::state::view;
 
 /// What one StartPod works with once the sandbox exists.
+#[derive(Clone)]
 pub(super) struct PodContext {
     pub pod: PodSpec,
     pub sandbox_id: String,
@@ -123,6 +129,8 @@ impl Starter {
         let began = Instant::now();
         let pod = req.pod.clone().unwrap_or_default();
         let meta = pod.metadata.clone().unwrap_or_default();
+        // This start takes over from the pod's supervisor, if it has one.
+        self.stop_supervising(&meta.uid);
         let guard = self.inner.locks.enter(&meta.uid).await;
         let Some(after) = deadline else {
             return self.run_start_steps(req, sink, &guard).await;
@@ -185,7 +193,7 @@ impl Starter {
         for c in &ctx.pod.init_containers {
             ctx.check_cancelled()?;
             let s = if c.restart_policy() == ContainerRestartPolicy::Always {
-                self.start_once(&ctx, c, ContainerKind::Sidecar).await?
+                self.run_sidecar(&ctx, c).await?
             } else {
                 self.run_init_container(&ctx, c).await?
             };
@@ -247,6 +255,7 @@ impl Starter {
             let sli = started_at.elapsed().saturating_sub(init_phase + pulls);
             self.inner.metrics.pod_started_sli(sli);
         }
+        self.supervise(&ctx);
         Ok(PodStarted {
             sandbox_id: sandbox.id,
             ips: sandbox.ips,
@@ -430,7 +439,8 @@ impl Starter {
 
     /// A regular init container: started (or found), then waited on until it
     /// exits. Exit 0 completes it; otherwise restartPolicy Never fails the
-    /// pod and the other policies restart it after a growing back-off.
+    /// pod and the other policies restart it (after the crash-loop back-off,
+    /// applied when it is started again).
     async fn run_init_container(
         &self,
         ctx: &PodContext,
@@ -440,116 +450,55 @@ impl Starter {
             name: c.name.clone(),
             kind: ContainerKind::Init,
         };
-        let mut backoff = self.inner.config.restart_backoff_initial;
         loop {
             ctx.check_cancelled()?;
             let started = Instant::now();
             let s = self.start_once(ctx, c, ContainerKind::Init).await?;
-            let status = self
-                .wait_for_exit(ctx, &cref, &s.container.container_id)
-                .await?;
+            let id = s.container.container_id.clone();
+            if s.adopted {
+                let found = self.status_of(&cref, &id).await?;
+                if found.state == cri::ContainerState::ContainerExited as i32 {
+                    // Found completed: nothing ran now.
+                    return Ok(s);
+                }
+            }
+            let status = self.wait_for_exit(&ctx.cancel, &cref, &id).await?;
             let mut timings = s.timings;
             timings.push(StepTiming {
                 container_name: c.name.clone(),
                 step: Step::WaitExit as i32,
                 duration_micros: micros(started.elapsed()),
             });
-            let exit = Payload::Exit(ContainerExit {
-                container_id: s.container.container_id.clone(),
-                exit_code: status.exit_code,
-                reason: status.reason.clone(),
-                message: status.message.clone(),
-            });
-            if status.exit_code == 0 {
-                ctx.sink
-                    .emit(
-                        StartEvent::at(
-                            Step::WaitExit,
-                            "Completed",
-                            format!("Init container {} completed", c.name),
-                        )
-                        .of(&cref)
-                        .took(started.elapsed())
-                        .with(exit),
-                    )
-                    .await;
-                return Ok(Started {
-                    container: s.container,
-                    timings,
-                    adopted: s.adopted,
-                });
-            }
+            let policy = ctx.pod.restart_policy();
+            let outcome = restart::after_exit(ContainerKind::Init, policy, status.exit_code);
+            let message = match outcome {
+                AfterExit::Done => format!("Init container {} completed", c.name),
+                _ => format!(
+                    "Init container {} exited with code {} ({})",
+                    c.name, status.exit_code, status.reason
+                ),
+            };
             ctx.sink
-                .emit(
-                    StartEvent::at(
-                        Step::WaitExit,
-                        "Error",
-                        format!(
-                            "Init container {} exited with code {} ({})",
-                            c.name, status.exit_code, status.reason
-                        ),
-                    )
-                    .of(&cref)
-                    .took(started.elapsed())
-                    .warning()
-                    .with(exit),
-                )
+                .emit(exit_event(&cref, &id, &status, message).took(started.elapsed()))
                 .await;
-            if ctx.pod.restart_policy() == RestartPolicy::Never {
-                return Err(StartError::InitContainerFailed {
-                    container: c.name.clone(),
-                    exit_code: status.exit_code,
-                    reason: status.reason,
-                });
+            match outcome {
+                AfterExit::Done => {
+                    return Ok(Started {
+                        container: s.container,
+                        timings,
+                        adopted: s.adopted,
+                    });
+                }
+                AfterExit::FailPod => {
+                    return Err(StartError::InitContainerFailed {
+                        container: c.name.clone(),
+                        exit_code: status.exit_code,
+                        reason: status.reason,
+                    });
+                }
+                // Started again on the next turn, through the back-off.
+                AfterExit::Restart => {}
             }
-            let meta = ctx.pod.metadata.clone().unwrap_or_default();
-            ctx.sink
-                .emit(
-                    StartEvent::at(
-                        Step::WaitExit,
-                        "BackOff",
-                        format!(
-                            "Back-off restarting failed container {} in pod {}_{}({}): CrashLoopBackOff, next start in {}",
-                            c.name,
-                            meta.name,
-                            meta.namespace,
-                            meta.uid,
-                            humantime::format_duration(backoff)
-                        ),
-                    )
-                    .of(&cref)
-                    .warning(),
-                )
-                .await;
-            ctx.pause(backoff).await?;
-            backoff = (backoff * 2).min(self.inner.config.restart_backoff_max);
-        }
-    }
-
-    /// Polls the container until it has exited, backing off to
-    /// `status_poll_max` between polls.
-    async fn wait_for_exit(
-        &self,
-        ctx: &PodContext,
-        cref: &ContainerRef,
-        id: &str,
-    ) -> Result<cri::ContainerStatus, StartError> {
-        let mut delay = Duration::from_millis(20);
-        loop {
-            let status = self
-                .inner
-                .cri
-                .container_status(id)
-                .await
-                .map_err(|source| StartError::ContainerStatus {
-                    container: cref.name.clone(),
-                    source,
-                })?;
-            if status.state == cri::ContainerState::ContainerExited as i32 {
-                return Ok(status);
-            }
-            ctx.pause(delay).await?;
-            delay = (delay * 2).min(self.inner.config.status_poll_max);
         }
     }
 
@@ -567,6 +516,38 @@ impl Starter {
             .await?;
         found.sort_by_key(|c| std::cmp::Reverse(c.metadata.as_ref().map_or(0, |m| m.attempt)));
         Ok(found)
+    }
+}
+
+/// The event of a container's exit: `Completed` for exit 0, else `Error`
+/// (the kubelet's terminated reasons), carrying the exit code, the runtime's
+/// reason and the termination message.
+pub(super) fn exit_event(
+    cref: &ContainerRef,
+    id: &str,
+    status: &cri::ContainerStatus,
+    message: String,
+) -> StartEvent {
+    let event = StartEvent::at(
+        Step::WaitExit,
+        if status.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        },
+        message,
+    )
+    .of(cref)
+    .with(Payload::Exit(ContainerExit {
+        container_id: id.to_string(),
+        exit_code: status.exit_code,
+        reason: status.reason.clone(),
+        message: termination::message(status),
+    }));
+    if status.exit_code == 0 {
+        event
+    } else {
+        event.warning()
     }
 }
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     ContainerRef, EventSink, StartError, Starter, events::micros, hooks, pod::failed_event,
+    termination,
 };
 use crate::proto::v1::{
     Container, PodMetadata, PodRef, PodStopped, StartEvent, Step, start_event::Payload,
@@ -76,7 +77,9 @@ impl Starter {
         grace: Option<i64>,
         sink: &EventSink,
     ) -> Result<PodStopped, StartError> {
-        // A start in progress gives way: it is cancelled between steps.
+        // A start in progress gives way: it is cancelled between steps; so
+        // does the pod's supervisor.
+        self.stop_supervising(&pod.uid);
         self.inner.locks.cancel(&pod.uid);
         let _guard = self.inner.locks.enter(&pod.uid).await;
         let cri = &self.inner.cri;
@@ -137,6 +140,13 @@ impl Starter {
             stopped.sandbox_id.clone_from(&sandbox.id);
         }
 
+        let state_dir = termination::pod_dir(&self.inner.config.pod_state_root, &pod.uid);
+        if let Err(e) = std::fs::remove_dir_all(&state_dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %state_dir.display(), error = %e, "removing the pod's state directory");
+        }
+
         let log_dir = sandbox_spec::log_directory(&self.inner.config.pod_log_root, pod);
         match std::fs::remove_dir_all(&log_dir) {
             Ok(()) => {
@@ -183,7 +193,9 @@ impl Starter {
         let grace = Duration::from_secs(grace_secs as u64);
         let began = Instant::now();
 
-        if let Some(handler) = labels::prestop_from_annotations(&c.annotations) {
+        // As the kubelet: no PreStop with a zero grace period.
+        let pre_stop = labels::prestop_from_annotations(&c.annotations).filter(|_| grace_secs > 0);
+        if let Some(handler) = pre_stop {
             let cancel = CancellationToken::new();
             // Named ports of an HTTP hook resolve through the ports
             // annotation, as the kubelet restores them.
@@ -202,7 +214,22 @@ impl Starter {
             };
             let outcome = tokio::time::timeout(grace.max(MIN_GRACE), run.run(&handler)).await;
             match outcome {
-                Ok(Ok(())) => {
+                Ok(Ok(outcome)) => {
+                    if let Some(host) = outcome.http_fallback {
+                        sink.emit(
+                            StartEvent::at(
+                                Step::PreStop,
+                                "LifecycleHTTPFallback",
+                                format!(
+                                    "request to HTTPS lifecycle hook {host} got HTTP response, \
+                                     retry with HTTP succeeded"
+                                ),
+                            )
+                            .of(&cref)
+                            .warning(),
+                        )
+                        .await;
+                    }
                     sink.emit(
                         StartEvent::at(
                             Step::PreStop,

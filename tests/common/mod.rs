@@ -46,7 +46,7 @@ impl Harness {
     /// A harness whose flow settings `tune` may change (back-offs are short
     /// by default here).
     pub async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
-        Harness::with_settings(tune, |_| {}).await
+        Harness::build(|_| {}, tune, |_| {}).await
     }
 
     /// Like `with`, also tuning the CRI client (deadlines, retries).
@@ -54,14 +54,32 @@ impl Harness {
         tune: impl FnOnce(&mut FlowConfig),
         tune_cri: impl FnOnce(&mut CriSettings),
     ) -> Harness {
+        Harness::build(|_| {}, tune, tune_cri).await
+    }
+
+    /// A harness whose simulated runtime `tune_sim` may change too.
+    pub async fn with_sim(
+        tune_sim: impl FnOnce(&mut SimConfig),
+        tune: impl FnOnce(&mut FlowConfig),
+    ) -> Harness {
+        Harness::build(tune_sim, tune, |_| {}).await
+    }
+
+    async fn build(
+        tune_sim: impl FnOnce(&mut SimConfig),
+        tune: impl FnOnce(&mut FlowConfig),
+        tune_cri: impl FnOnce(&mut CriSettings),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let shutdown = CancellationToken::new();
 
         let sim_sock = dir.path().join("sim.sock");
-        let sim = SimRuntime::new(SimConfig {
+        let mut sim_config = SimConfig {
             preloaded_images: vec![IMAGE.to_string()],
             ..Default::default()
-        });
+        };
+        tune_sim(&mut sim_config);
+        let sim = SimRuntime::new(sim_config);
         let listener = SimRuntime::bind_unix(&sim_sock).unwrap();
         tokio::spawn(
             sim.clone()
@@ -78,6 +96,7 @@ impl Harness {
             restart_backoff_initial: Duration::from_millis(50),
             restart_backoff_max: Duration::from_millis(200),
             status_poll_max: Duration::from_millis(20),
+            pod_state_root: dir.path().join("state"),
             ..FlowConfig::default()
         };
         tune(&mut flow);
@@ -205,6 +224,15 @@ pub fn exiting(name: &str, code: i32, run_ms: u64) -> Container {
             value: run_ms.to_string(),
         },
     ];
+    c
+}
+
+/// Adds `PODSTART_SIM_*` script entries to a container's env.
+pub fn scripted(mut c: Container, pairs: &[(&str, &str)]) -> Container {
+    c.env.extend(pairs.iter().map(|(k, v)| EnvVar {
+        name: format!("PODSTART_SIM_{k}"),
+        value: v.to_string(),
+    }));
     c
 }
 
