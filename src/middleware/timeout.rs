@@ -2,32 +2,60 @@
 //! callers as an opaque error (UNKNOWN), it fails with
 //! `CriError::Timeout { op, after }`: DEADLINE_EXCEEDED naming the
 //! operation.
-use std::task::{Context, Poll};
+//!
+//! CRI deadlines are long (minutes) and nearly never reached, so instead of
+//! a tokio timer per call (measurably costly on the start path) calls share
+//! one clock that ticks every 50 ms and fires the deadlines that have
+//! passed: a deadline fires up to one tick late.
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use futures::future::BoxFuture;
+use tokio::{sync::oneshot, time::Instant};
 use tower::{Layer, Service};
 
 use crate::cri::{CriCall, CriError, Reply};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TimeoutLayer;
+/// How often the shared clock fires passed deadlines.
+const TICK: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Default)]
+pub struct TimeoutLayer {
+    clock: Option<Arc<Clock>>,
+}
 
 impl TimeoutLayer {
+    /// Inside a tokio runtime, deadlines share one clock task (it ends when
+    /// the layer and its services are gone); outside, each call gets its own
+    /// timer.
     pub fn new() -> TimeoutLayer {
-        TimeoutLayer
+        TimeoutLayer {
+            clock: Clock::start(),
+        }
     }
 }
 
 impl<S> Layer<S> for TimeoutLayer {
     type Service = Timeout<S>;
     fn layer(&self, inner: S) -> Timeout<S> {
-        Timeout { inner }
+        Timeout {
+            inner,
+            clock: self.clock.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Timeout<S> {
     inner: S,
+    clock: Option<Arc<Clock>>,
 }
 
 impl<S> Service<CriCall> for Timeout<S>
@@ -46,19 +74,114 @@ where
     fn call(&mut self, call: CriCall) -> Self::Future {
         let (op, deadline) = (call.op, call.deadline);
         let fut = self.inner.call(call);
+        let clock = self.clock.clone();
         Box::pin(async move {
-            match deadline {
-                None => fut.await,
-                Some(after) => {
-                    tokio::time::timeout(after, fut)
-                        .await
-                        .unwrap_or(Err(CriError::Timeout {
-                            op: op.name(),
-                            after,
-                        }))
+            let Some(after) = deadline else {
+                return fut.await;
+            };
+            let expired = || CriError::Timeout {
+                op: op.name(),
+                after,
+            };
+            match clock {
+                Some(clock) => {
+                    let (_entry, fired) = clock.register(Instant::now() + after);
+                    tokio::select! {
+                        biased;
+                        result = fut => result,
+                        _ = fired => Err(expired()),
+                    }
                 }
+                None => tokio::time::timeout(after, fut)
+                    .await
+                    .unwrap_or_else(|_| Err(expired())),
             }
         })
+    }
+}
+
+/// Deadlines waiting to fire, by (tick, id).
+struct Clock {
+    origin: Instant,
+    next_id: AtomicU64,
+    waiting: Mutex<BTreeMap<(u64, u64), oneshot::Sender<()>>>,
+}
+
+/// A registered deadline; dropping it withdraws the deadline.
+struct Entry {
+    key: (u64, u64),
+    clock: Arc<Clock>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.clock.lock().remove(&self.key);
+    }
+}
+
+impl Clock {
+    fn start() -> Option<Arc<Clock>> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let clock = Arc::new(Clock {
+            origin: Instant::now(),
+            next_id: AtomicU64::new(0),
+            waiting: Mutex::new(BTreeMap::new()),
+        });
+        let weak: Weak<Clock> = Arc::downgrade(&clock);
+        handle.spawn(async move {
+            let mut ticks = tokio::time::interval(TICK);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(clock) = weak.upgrade() else { return };
+                clock.fire(Instant::now());
+            }
+        });
+        Some(clock)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(u64, u64), oneshot::Sender<()>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tick at or after `at`.
+    fn tick_of(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin);
+        since.as_nanos().div_ceil(TICK.as_nanos()) as u64
+    }
+
+    fn register(self: &Arc<Self>, deadline: Instant) -> (Entry, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let key = (
+            self.tick_of(deadline),
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+        );
+        self.lock().insert(key, tx);
+        (
+            Entry {
+                key,
+                clock: self.clone(),
+            },
+            rx,
+        )
+    }
+
+    /// Fires every deadline at or before `now`.
+    fn fire(&self, now: Instant) {
+        let now_tick = self.since_origin_ticks(now);
+        let due = {
+            let mut waiting = self.lock();
+            let later = waiting.split_off(&(now_tick + 1, 0));
+            std::mem::replace(&mut *waiting, later)
+        };
+        for (_, tx) in due {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Whole ticks elapsed at `now` (rounded down).
+    fn since_origin_ticks(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.origin).as_nanos() / TICK.as_nanos()) as u64
     }
 }
 
@@ -105,6 +228,29 @@ mod tests {
         let err = svc.oneshot(slow(Duration::from_secs(5))).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
         assert_eq!(err.to_string(), "CRI container_status timed out after 20ms");
+    }
+
+    #[tokio::test]
+    async fn without_a_runtime_each_call_gets_its_own_timer() {
+        let layer = std::thread::spawn(TimeoutLayer::new).join().unwrap();
+        assert!(layer.clock.is_none());
+        let err = layer
+            .layer(dispatch())
+            .oneshot(slow(Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn finished_calls_leave_no_deadline_behind() {
+        let layer = TimeoutLayer::new();
+        let svc = layer.layer(dispatch());
+        for _ in 0..10 {
+            svc.clone().oneshot(slow(Duration::ZERO)).await.unwrap();
+        }
+        let clock = layer.clock.as_ref().unwrap();
+        assert!(clock.lock().is_empty());
     }
 
     #[tokio::test]
