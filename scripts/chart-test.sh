@@ -5,7 +5,7 @@
 #      copies the path the release build writes; that binary (ldd) needs only
 #      what the Debian 12 runtime base has.
 #   2. charts/podstart, for every ci/*-values.yaml scenario: helm lint
-#      --strict, helm template, every rendered manifest validated against the
+#      --strict, helm template, NOTES.txt (install --dry-run=client), every rendered manifest validated against the
 #      Kubernetes schemas (kubernetes-validate, strict, the chart's oldest
 #      Kubernetes and a current one; prometheus-operator kinds against the
 #      schemas below), chart invariants, the DaemonSet's arguments accepted by
@@ -124,6 +124,9 @@ for values in "$chart"/ci/*-values.yaml; do
     -f "$values" >"$work/$name.yaml"
   "$helm" template podstart "$chart" --namespace podstart --kube-version "v${K8S_VERSIONS[0]}" \
     -f "$values" >/dev/null
+  # NOTES.txt renders only on install.
+  "$helm" install podstart "$chart" --namespace podstart --dry-run=client -f "$values" >"$work/notes-$name.txt"
+  grep -q '^NOTES:' "$work/notes-$name.txt" || { echo "$name: NOTES.txt did not render" >&2; exit 1; }
 done
 for must in default cri-o k3s monitoring-on; do
   [[ -f $work/$must.yaml ]] || { echo "missing scenario ci/$must-values.yaml" >&2; exit 1; }
