@@ -136,7 +136,7 @@ impl tower::retry::Policy<CriCall, Reply, CriError> for RetryPolicy {
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use tower::{Layer, Service, ServiceExt, retry::RetryLayer, service_fn};
+    use tower::{Layer, ServiceExt, retry::RetryLayer};
 
     use super::*;
     use crate::cri::Operation;
@@ -145,19 +145,8 @@ mod tests {
         tonic::Status::unavailable(message.to_string())
     }
 
-    fn dispatch() -> impl Service<
-        CriCall,
-        Response = Reply,
-        Error = CriError,
-        Future = BoxFuture<'static, Result<Reply, CriError>>,
-    > + Clone {
-        service_fn(
-            |c: CriCall| -> BoxFuture<'static, Result<Reply, CriError>> {
-                let op = c.op.name();
-                let fut = c.send();
-                Box::pin(async move { fut.await.map_err(|status| CriError::Call { op, status }) })
-            },
-        )
+    fn dispatch() -> crate::cri::stack::Dispatch {
+        crate::cri::stack::Dispatch
     }
 
     /// A call that fails with `fail` for its first `failures` sends.

@@ -189,7 +189,7 @@ impl Clock {
 mod tests {
     use std::time::Duration;
 
-    use tower::{ServiceExt, service_fn};
+    use tower::ServiceExt;
 
     use super::*;
     use crate::cri::Operation;
@@ -207,19 +207,8 @@ mod tests {
         )
     }
 
-    fn dispatch() -> impl Service<
-        CriCall,
-        Response = Reply,
-        Error = CriError,
-        Future = BoxFuture<'static, Result<Reply, CriError>>,
-    > + Clone {
-        service_fn(
-            |c: CriCall| -> BoxFuture<'static, Result<Reply, CriError>> {
-                let op = c.op.name();
-                let fut = c.send();
-                Box::pin(async move { fut.await.map_err(|status| CriError::Call { op, status }) })
-            },
-        )
+    fn dispatch() -> crate::cri::stack::Dispatch {
+        crate::cri::stack::Dispatch
     }
 
     #[tokio::test]

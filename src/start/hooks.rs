@@ -96,18 +96,7 @@ impl HookRun<'_> {
         } else {
             self.timeout
         };
-        let headers: Vec<(String, String)> = action
-            .headers
-            .iter()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect();
-        let get = Get {
-            https: target.https,
-            host: &target.host,
-            port: target.port,
-            path: &target.path,
-            headers: &headers,
-        };
+        let get = target.get();
         let work = async {
             let mut outcome = HookOutcome::default();
             let status = match get.send(timeout).await {
@@ -143,6 +132,20 @@ pub(super) struct Target {
     pub host: String,
     pub port: u16,
     pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Target {
+    /// The GET request for this target.
+    pub fn get(&self) -> Get<'_> {
+        Get {
+            https: self.https,
+            host: &self.host,
+            port: self.port,
+            path: &self.path,
+            headers: &self.headers,
+        }
+    }
 }
 
 /// The target of an HTTP GET action: the host defaults to the pod IP, the
@@ -175,6 +178,11 @@ pub(super) fn target(
         host: host.to_string(),
         port,
         path,
+        headers: get
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
     })
 }
 

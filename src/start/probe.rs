@@ -10,7 +10,6 @@ use crate::cri::Cri;
 use crate::proto::v1::{Container, Probe, handler::Action};
 
 use super::hooks;
-use super::http::Get;
 
 /// Kubernetes' probe defaults.
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
@@ -78,18 +77,7 @@ pub(super) async fn probe_once(
         }
         Action::HttpGet(action) => {
             let t = hooks::target(action, pod_ip, container).map_err(|e| e.to_string())?;
-            let headers: Vec<(String, String)> = action
-                .headers
-                .iter()
-                .map(|h| (h.name.clone(), h.value.clone()))
-                .collect();
-            let get = Get {
-                https: t.https,
-                host: &t.host,
-                port: t.port,
-                path: &t.path,
-                headers: &headers,
-            };
+            let get = t.get();
             match get.send(timeout).await {
                 Ok(status) if (200..400).contains(&status) => Ok(()),
                 Ok(status) => Err(format!("HTTP probe failed with statuscode: {status}")),
