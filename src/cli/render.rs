@@ -108,6 +108,11 @@ pub fn event_json(e: &StartEvent) -> Value {
             "reason": f.reason, "code": tonic::Code::from_i32(f.code).description(),
             "grpc_code": f.code, "step": step_name(f.step()), "container": f.container_name,
             "message": f.message}}),
+        Some(Payload::PullProgress(p)) => json!({"pull_progress": {
+            "image": p.image, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
+            "layers_done": p.layers_done, "layers_total": p.layers_total,
+            "elapsed_seconds": secs(p.elapsed_micros), "queued": p.queued,
+            "source": enum_name(p.source().as_str_name(), "PROGRESS_SOURCE_")}}),
         Some(Payload::PodStopped(s)) => json!({"pod_stopped": {
             "sandbox_id": s.sandbox_id, "containers_stopped": s.containers_stopped,
             "total_seconds": secs(s.total_duration_micros)}}),

@@ -4,8 +4,9 @@
 //! request ends with exactly one terminal event.
 //!
 //! - `pod.rs`: sandbox and ordering; `container.rs`: the four steps of one
-//!   container; `image.rs`: pull policy, credentials, pulling; `hooks.rs`:
-//!   lifecycle handlers; `stop.rs`: StopPod; `events.rs`: event delivery;
+//!   container; `image.rs`: the image step (policy, back-off, pulling with
+//!   its events); `prepull.rs`: every image of a pod started at once;
+//!   `hooks.rs`: lifecycle handlers; `stop.rs`: StopPod; `events.rs`: event delivery;
 //!   `error.rs`: failures and how they are reported.
 mod container;
 mod error;
@@ -13,6 +14,7 @@ pub mod events;
 mod hooks;
 mod image;
 mod pod;
+mod prepull;
 mod stop;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -22,7 +24,8 @@ use tokio::sync::broadcast;
 pub use error::StartError;
 pub use events::{ContainerRef, EventSink};
 
-use crate::cri::Cri;
+use crate::cri::{Address, Cri};
+use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::proto::v1::StartEvent;
 use crate::state::PodLocks;
 use crate::telemetry::Metrics;
@@ -42,6 +45,22 @@ pub struct FlowConfig {
     /// Longest pause between two status polls while waiting for an init
     /// container to exit.
     pub status_poll_max: Duration,
+    /// First back-off after a failed pull of an image for a pod.
+    pub image_pull_backoff_initial: Duration,
+    /// Largest such back-off.
+    pub image_pull_backoff_max: Duration,
+    /// Pulls in flight on the node at most; 0 for no limit, 1 serializes
+    /// pulls (the kubelet's default `serializeImagePulls`).
+    pub max_parallel_image_pulls: usize,
+    /// A pull whose measured progress stands still this long is cancelled;
+    /// zero for never.
+    pub image_pull_stall_timeout: Duration,
+    /// Pull progress is sampled, and PullProgress events sent, at most this
+    /// often.
+    pub image_pull_progress_interval: Duration,
+    /// containerd's socket, read for pull progress (its content service);
+    /// `None` for heartbeats only.
+    pub content_endpoint: Option<Address>,
 }
 
 impl Default for FlowConfig {
@@ -52,6 +71,12 @@ impl Default for FlowConfig {
             restart_backoff_initial: Duration::from_secs(10),
             restart_backoff_max: Duration::from_secs(300),
             status_poll_max: Duration::from_secs(1),
+            image_pull_backoff_initial: Duration::from_secs(10),
+            image_pull_backoff_max: Duration::from_secs(300),
+            max_parallel_image_pulls: 0,
+            image_pull_stall_timeout: Duration::from_secs(300),
+            image_pull_progress_interval: Duration::from_millis(500),
+            content_endpoint: None,
         }
     }
 }
@@ -68,6 +93,8 @@ struct Inner {
     metrics: Metrics,
     locks: PodLocks,
     bus: broadcast::Sender<StartEvent>,
+    puller: Puller,
+    pull_backoff: PullBackoff,
 }
 
 /// How many events the node-wide feed buffers for slow watchers.
@@ -76,9 +103,24 @@ const BUS_CAPACITY: usize = 1024;
 impl Starter {
     pub fn new(cri: Cri, config: FlowConfig, metrics: Metrics) -> Starter {
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let puller = Puller::new(
+            cri.clone(),
+            PullerConfig {
+                max_parallel: config.max_parallel_image_pulls,
+                stall_timeout: config.image_pull_stall_timeout,
+                sample_interval: config.image_pull_progress_interval,
+                content_endpoint: config.content_endpoint.clone(),
+            },
+        );
+        let pull_backoff = PullBackoff::new(
+            config.image_pull_backoff_initial,
+            config.image_pull_backoff_max,
+        );
         Starter {
             inner: Arc::new(Inner {
                 cri,
+                puller,
+                pull_backoff,
                 config,
                 metrics,
                 locks: PodLocks::default(),

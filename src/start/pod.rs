@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ContainerRef, EventSink, StartError, Starter, events::micros};
 use crate::proto::v1::{
     AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
-    PodSpec, PodStarted, RegistryCredential, RestartPolicy, SandboxInfo, StartEvent,
-    StartPodRequest, StartedContainer, Step, StepTiming, start_event::Payload,
+    PodSpec, PodStarted, RestartPolicy, SandboxInfo, StartEvent, StartPodRequest, StartedContainer,
+    Step, StepTiming, start_event::Payload,
 };
 use crate::spec::{labels, sandbox as sandbox_spec};
 use crate::state::view;
@@ -27,7 +27,8 @@ pub(super) struct PodContext {
     pub sandbox_config: cri::PodSandboxConfig,
     pub ips: Vec<String>,
     pub log_dir: PathBuf,
-    pub credentials: Vec<RegistryCredential>,
+    /// The image step's inputs and the pod's pre-pulls.
+    pub images: super::prepull::PodImages,
     pub sink: EventSink,
     pub cancel: CancellationToken,
 }
@@ -115,6 +116,8 @@ impl Starter {
         let meta = pod.metadata.clone().unwrap_or_default();
         let guard = self.inner.locks.enter(&meta.uid).await;
         let mut timings = Vec::new();
+        let options = req.options.unwrap_or_default();
+        let images = self.pod_images(&pod, req.credentials, &options, sink);
 
         let sandbox = self.ensure_sandbox(&pod, sink, &mut timings).await?;
         let ctx = PodContext {
@@ -123,11 +126,10 @@ impl Starter {
             sandbox_config: sandbox.config,
             ips: sandbox.ips.clone(),
             log_dir: sandbox.log_dir,
-            credentials: req.credentials,
+            images,
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
         };
-        let options = req.options.unwrap_or_default();
         let mut started = Vec::new();
         let mut all_adopted = sandbox.adopted;
 
