@@ -44,14 +44,17 @@ impl Harness {
     /// A harness whose flow settings `tune` may change (back-offs are short
     /// by default here).
     pub async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+        Harness::with_sim(SimConfig::default(), tune).await
+    }
+
+    /// A harness over a sim configured by `sim` (which always has `IMAGE`).
+    pub async fn with_sim(mut sim: SimConfig, tune: impl FnOnce(&mut FlowConfig)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let shutdown = CancellationToken::new();
 
         let sim_sock = dir.path().join("sim.sock");
-        let sim = SimRuntime::new(SimConfig {
-            preloaded_images: vec![IMAGE.to_string()],
-            ..Default::default()
-        });
+        sim.preloaded_images.push(IMAGE.to_string());
+        let sim = SimRuntime::new(sim);
         let listener = SimRuntime::bind_unix(&sim_sock).unwrap();
         tokio::spawn(
             sim.clone()
