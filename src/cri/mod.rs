@@ -351,6 +351,19 @@ impl Cri {
     }
 }
 
+impl Cri {
+    /// Removes an image from the node; an absent image is fine.
+    pub async fn remove_image(&self, image: &str) -> Result<(), CriError> {
+        let mut c = self.image.clone();
+        let req = cri::RemoveImageRequest {
+            image: Some(image_spec(image)),
+        };
+        self.call("remove_image", self.request(), c.remove_image(req))
+            .await
+            .map(drop)
+    }
+}
+
 fn image_spec(image: &str) -> cri::ImageSpec {
     cri::ImageSpec {
         image: image.to_string(),

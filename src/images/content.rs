@@ -35,7 +35,8 @@ pub enum ContentError {
 pub struct Blob {
     pub digest: String,
     pub size: u64,
-    /// Seconds since the epoch of the last change (creation or labels).
+    /// Seconds since the epoch of the last change (creation or labels);
+    /// zero or negative when containerd did not say.
     pub updated_unix: i64,
     pub labels: std::collections::HashMap<String, String>,
 }
@@ -89,11 +90,18 @@ impl ContentClient {
         .into_inner();
         let mut blobs = Vec::new();
         while let Some(page) = stream.message().await? {
-            blobs.extend(page.info.into_iter().map(|i| Blob {
-                digest: i.digest,
-                size: unsigned(i.size),
-                updated_unix: i.updated_at.map_or(0, |t| t.seconds),
-                labels: i.labels,
+            blobs.extend(page.info.into_iter().map(|i| {
+                Blob {
+                    digest: i.digest,
+                    size: unsigned(i.size),
+                    updated_unix: [i.created_at, i.updated_at]
+                        .iter()
+                        .flatten()
+                        .map(|t| t.seconds)
+                        .max()
+                        .unwrap_or(0),
+                    labels: i.labels,
+                }
             }));
         }
         Ok(blobs)

@@ -191,7 +191,9 @@ impl PullWatch {
                     .get(&key)
                     .is_some_and(|v| v.split(',').any(|r| r == self.repository))
                     && b.labels.keys().any(|k| k.starts_with(LAYER_LABEL))
-                    && b.updated_unix >= self.since_unix - CLOCK_SLACK_SECS
+                    // containerd 1.6 may leave the times unset (zero or
+                    // Go's zero time): only a set time can rule a blob out.
+                    && (b.updated_unix <= 0 || b.updated_unix >= self.since_unix - CLOCK_SLACK_SECS)
             })
             .collect();
         candidates.sort_by_key(|b| std::cmp::Reverse(b.updated_unix));

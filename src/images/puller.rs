@@ -247,6 +247,7 @@ async fn fly(inner: Arc<Inner>, key: u64, id: u64, spec: PullSpec, tx: watch::Se
             r = &mut pull => break r,
             _ = tick.tick() => {
                 let p = watch.sample().await;
+                tracing::trace!(image = %spec.image, ?p, "pull progress");
                 if let Some(after) = stall.observe(&p, Instant::now()) {
                     // Dropping the call cancels the pull in the runtime.
                     break Err(PullError::Stalled {
