@@ -513,6 +513,14 @@ fn failed_reason(events: &[StartEvent]) -> String {
     }
 }
 
+/// Removes an image by its id, so every name of it (tag and digest
+/// references) goes and its content is collected.
+async fn uncache(cri: &Cri, name: &str) {
+    if let Some(found) = cri.image_status(name).await.unwrap() {
+        cri.remove_image(&found.id).await.unwrap();
+    }
+}
+
 fn image_container(lab: &Lab, name: &str, image: &str) -> Container {
     let mut c = container(lab, name, "sleep 3600");
     c.image = image.into();
@@ -524,7 +532,7 @@ async fn e2e_pull_with_correct_credentials_succeeds() {
     let Some(lab) = lab() else { return };
     let d = Daemon::start(&lab).await;
     let image = format!("{}/podstart-lab/busybox:latest", auth_registry());
-    d.cri.remove_image(&image).await.unwrap();
+    uncache(&d.cri, &image).await;
     let (name, uid) = unique("creds");
     let mut c = image_container(&lab, "app", &image);
     c.set_image_pull_policy(PullPolicy::IfNotPresent);
@@ -559,7 +567,7 @@ async fn e2e_wrong_or_missing_credentials_fail_with_the_auth_reason_then_back_of
     let log = dir.path().join("podstart.log");
     let d = Daemon::start_with(&lab, &["--log-level", "debug"], Some(&log)).await;
     let image = format!("{}/podstart-lab/busybox:latest", auth_registry());
-    d.cri.remove_image(&image).await.unwrap();
+    uncache(&d.cri, &image).await;
     let wrong = "not-the-Pa55word";
     for (label, credentials) in [
         ("wrong", vec![credential(&auth_registry(), wrong)]),
@@ -609,7 +617,7 @@ async fn e2e_three_uncached_images_pull_concurrently_with_progress() {
         .map(|n| format!("{}/podstart-lab/{n}:1", registry()))
         .collect();
     for image in &images {
-        d.cri.remove_image(image).await.unwrap();
+        uncache(&d.cri, image).await;
     }
     let (name, uid) = unique("progress");
     let containers = images

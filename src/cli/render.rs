@@ -49,6 +49,12 @@ pub fn event_line(e: &StartEvent, since: i64) -> String {
         reason = e.reason,
         message = e.message
     );
+    if let Some(Payload::PullProgress(p)) = &e.payload
+        && p.bytes_total > 0
+    {
+        line.push(' ');
+        line.push_str(&progress_bar(p.bytes_done, p.bytes_total));
+    }
     if let Some(Payload::PodStarted(p)) = &e.payload {
         line.push_str(&format!(
             "\n  sandbox {} ip {} containers {}",
@@ -70,6 +76,19 @@ pub fn event_line(e: &StartEvent, since: i64) -> String {
         ));
     }
     line
+}
+
+/// `[##########··········]  50%`
+pub fn progress_bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 20;
+    let done = done.min(total);
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(0);
+    let percent = (done * 100).checked_div(total).unwrap_or(0);
+    format!(
+        "[{}{}] {percent:>3}%",
+        "#".repeat(filled as usize),
+        "·".repeat((WIDTH - filled) as usize)
+    )
 }
 
 fn human_micros(us: u64) -> String {
@@ -208,6 +227,16 @@ fn container_state(s: ContainerState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_bars() {
+        assert_eq!(progress_bar(0, 100), format!("[{}]   0%", "·".repeat(20)));
+        assert_eq!(
+            progress_bar(50, 100),
+            format!("[{}{}]  50%", "#".repeat(10), "·".repeat(10))
+        );
+        assert_eq!(progress_bar(200, 100), format!("[{}] 100%", "#".repeat(20)));
+    }
     use crate::proto::v1::PodFailed;
 
     #[test]
