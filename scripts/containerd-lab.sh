@@ -12,8 +12,10 @@
 #
 # The lab: one containerd 1.6 (CRI plugin, runc, cgroupfs, CNI bridge + host-local) whose root,
 # state, socket, runc root, netns mounts, IPAM and registry mirror config all live under $PODSTART_LAB.
-# Two images are built offline (a static C pause, busybox-static with umoci) and imported into the
-# k8s.io namespace, and two loopback registries serve the busybox image: anonymous and basic auth.
+# Images are built offline (a static C pause, busybox-static, and busybox plus layers of random
+# data, all with umoci); pause and busybox are imported into the
+# k8s.io namespace, and two loopback registries (anonymous and basic auth, one storage) serve
+# busybox and the layered images podstart-lab/{layers-a,b,c,big-1..4}:1.
 # Outside the lab dir the lab only touches: the bridge, net.ipv4.ip_forward, cgroups under the
 # controllers (/k8s.io/<id> by default), shim sockets in /run/containerd/s and libcni's result cache
 # in /var/lib/cni/results. `stop` puts all of those back.
@@ -41,7 +43,11 @@ SANDBOX_IMAGE=localhost/podstart-lab/pause:3.9
 TEST_IMAGE=localhost/podstart-lab/busybox:latest
 REG_REPO=podstart-lab/busybox        # repository pushed to the registries (tag: latest)
 CNI_NET=podstart-lab-$BRIDGE          # CNI network name; prefixes libcni's cache files
-IMAGE_RECIPE=1                        # bump when the image recipes below change
+IMAGE_RECIPE=3                        # bump when the image recipes below change
+# Layered test images (busybox + layers of random data), pushed to the registries as
+# podstart-lab/<name>:1. "name:layers:MiB-per-layer". layers-*: a few MiB, for e2e pulls;
+# big-*: ~20 MiB, for the pull benchmark.
+LAYERED_IMAGES=(layers-a:3:1 layers-b:3:1 layers-c:3:1 big-1:4:5 big-2:4:5 big-3:4:5 big-4:4:5)
 
 SOCK=$LAB/containerd.sock
 CONFIG=$LAB/containerd.toml
@@ -351,17 +357,42 @@ build_busybox() { # busybox-static rootfs -> $IMAGES/busybox (OCI layout, pushed
   rm -rf "$w"
 }
 
+build_layered() { # name layers mib -> $IMAGES/<name> (OCI layout, tag 1): busybox + random layers
+  local name=$1 layers=$2 mib=$3 w=$IMAGES/work-$1 i
+  rm -rf "$w" "$IMAGES/$name"; mkdir -p "$w"
+  cp -a "$IMAGES/busybox" "$IMAGES/$name"
+  umoci tag --image "$IMAGES/$name:latest" 1
+  umoci rm --image "$IMAGES/$name:latest"
+  for ((i = 1; i <= layers; i++)); do # unpack, add one file, repack: one new layer each time
+    umoci unpack --image "$IMAGES/$name:1" "$w/bundle" >/dev/null
+    head -c "$((mib * 1024 * 1024))" /dev/urandom >"$w/bundle/rootfs/random-$i"
+    umoci repack --image "$IMAGES/$name:1" "$w/bundle"
+    rm -rf "$w/bundle"
+  done
+  umoci gc --layout "$IMAGES/$name"
+  rm -rf "$w"
+}
+
+layered_built() {
+  local spec
+  for spec in "${LAYERED_IMAGES[@]}"; do [[ -f $IMAGES/${spec%%:*}/index.json ]] || return 1; done
+}
+
 ensure_images_built() {
-  local stamp
+  local stamp spec name rest
   stamp="recipe=$IMAGE_RECIPE busybox=$(dpkg-query -W -f='${Version}' busybox-static) gcc=$(gcc -dumpversion)"
   if [[ $(cat "$IMAGES/stamp" 2>/dev/null || true) == "$stamp" && -s $IMAGES/pause.oci.tar &&
-        -s $IMAGES/busybox.oci.tar && -f $IMAGES/busybox/index.json ]]; then
+        -s $IMAGES/busybox.oci.tar && -f $IMAGES/busybox/index.json ]] && layered_built; then
     return 0
   fi
   mkdir -p "$IMAGES"
-  say "building images offline (pause, busybox)"
+  say "building images offline (pause, busybox, ${#LAYERED_IMAGES[@]} layered images)"
   build_pause
   build_busybox
+  for spec in "${LAYERED_IMAGES[@]}"; do
+    name=${spec%%:*} rest=${spec#*:}
+    build_layered "$name" "${rest%%:*}" "${rest#*:}"
+  done
   echo "$stamp" >"$IMAGES/stamp"
 }
 
@@ -512,16 +543,25 @@ start_registry() { # name port [auth]
   die "registry $name did not come up on 127.0.0.1:$port"
 }
 
-ensure_pushed() {
+push_layout() { # layout-dir tag repo: pushes unless the registry already serves that digest
   local want have
-  want=$(layout_digest "$IMAGES/busybox")
+  want=$(layout_digest "$1")
   have=$(curl -s -o /dev/null -D - -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-           "http://127.0.0.1:$REG_PORT/v2/$REG_REPO/manifests/latest" \
+           "http://127.0.0.1:$REG_PORT/v2/$3/manifests/$2" \
          | tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }')
   [[ $have == "$want" ]] && return 0
   skopeo copy -q --insecure-policy --dest-tls-verify=false \
-    "oci:$IMAGES/busybox:latest" "docker://127.0.0.1:$REG_PORT/$REG_REPO:latest"
-  say "pushed 127.0.0.1:$REG_PORT/$REG_REPO:latest (${want:0:19})"
+    "oci:$1:$2" "docker://127.0.0.1:$REG_PORT/$3:$2"
+  say "pushed 127.0.0.1:$REG_PORT/$3:$2 (${want:0:19})"
+}
+
+ensure_pushed() {
+  local spec name
+  push_layout "$IMAGES/busybox" latest "$REG_REPO"
+  for spec in "${LAYERED_IMAGES[@]}"; do
+    name=${spec%%:*}
+    push_layout "$IMAGES/$name" 1 "podstart-lab/$name"
+  done
 }
 
 print_env() { # [--export]
@@ -535,7 +575,8 @@ print_env() { # [--export]
     "$prefix" REGISTRY "127.0.0.1:$REG_PORT" \
     "$prefix" AUTH_REGISTRY "127.0.0.1:$AUTH_REG_PORT" \
     "$prefix" AUTH_REGISTRY_USER "$REG_USER" \
-    "$prefix" AUTH_REGISTRY_PASSWORD "$REG_PASS"
+    "$prefix" AUTH_REGISTRY_PASSWORD "$REG_PASS" \
+    "$prefix" LAYERED_IMAGES "$(printf '%s ' "${LAYERED_IMAGES[@]%%:*}")"
 }
 
 lock_lab() { # serialise start/stop of one lab; fd 9 must not leak into daemons

@@ -122,6 +122,23 @@ pub struct ServeArgs {
         default_value = "/var/lib/podstart/pods"
     )]
     pub pod_state_root: PathBuf,
+    /// Image pulls in flight on the node at most: 0 for no limit, 1 to
+    /// serialize pulls (the kubelet's serializeImagePulls).
+    #[arg(long, env = "PODSTART_MAX_PARALLEL_IMAGE_PULLS", default_value_t = 0)]
+    pub max_parallel_image_pulls: usize,
+    /// First back-off after a failed pull of an image for a pod.
+    #[arg(long, env = "PODSTART_IMAGE_PULL_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub image_pull_backoff: Duration,
+    /// Longest back-off after failed pulls of an image for a pod.
+    #[arg(long, env = "PODSTART_IMAGE_PULL_BACKOFF_MAX", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub image_pull_backoff_max: Duration,
+    /// Cancel a pull whose measured progress (containerd) stands still this
+    /// long; 0 for never.
+    #[arg(long, env = "PODSTART_IMAGE_PULL_STALL_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub image_pull_stall_timeout: Duration,
+    /// How often pull progress is sampled and reported (per image).
+    #[arg(long, env = "PODSTART_IMAGE_PULL_PROGRESS_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub image_pull_progress_interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +169,14 @@ pub struct RunArgs {
     /// Start app containers at once instead of one after another.
     #[arg(long)]
     pub parallel: bool,
+    /// Registry credentials in Docker's config.json format (`auths`), used
+    /// with those of the manifest's imagePullSecrets.
+    #[arg(long, env = "PODSTART_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
+    /// Pull each image at its container's turn (the kubelet's way) instead
+    /// of all at once when the request is accepted.
+    #[arg(long)]
+    pub no_pre_pull: bool,
 }
 
 #[derive(Debug, Args)]

@@ -73,6 +73,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             restart_backoff_initial: args.restart_backoff,
             restart_backoff_max: args.restart_backoff_max,
             pod_state_root: args.pod_state_root.clone(),
+            image_pull_backoff_initial: args.image_pull_backoff,
+            image_pull_backoff_max: args.image_pull_backoff_max,
+            max_parallel_image_pulls: args.max_parallel_image_pulls,
+            image_pull_stall_timeout: args.image_pull_stall_timeout,
+            image_pull_progress_interval: args.image_pull_progress_interval,
+            // containerd serves its content service on the CRI socket.
+            content_endpoint: Some(image_addr.clone()),
             ..FlowConfig::default()
         },
         metrics.clone(),

@@ -73,14 +73,18 @@ impl Drop for Daemon {
 
 impl Daemon {
     async fn start(lab: &Lab) -> Daemon {
-        Daemon::start_with(lab, &[]).await
+        Daemon::start_with(lab, &[], None).await
     }
 
-    /// A daemon with extra `serve` flags.
-    async fn start_with(lab: &Lab, flags: &[&str]) -> Daemon {
+    /// With extra `serve` flags, and the daemon's log (stderr) in `log`.
+    async fn start_with(lab: &Lab, extra: &[&str], log: Option<&Path>) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podstart.sock");
         let log_root = dir.path().join("pods");
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_podstart"))
             .args(["serve", "--runtime-endpoint", &lab.runtime, "--listen"])
             .arg(format!("unix://{}", socket.display()))
@@ -89,8 +93,9 @@ impl Daemon {
             .arg("--pod-state-root")
             .arg(dir.path().join("state"))
             .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(flags)
+            .args(extra)
             .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn podstart serve");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -121,13 +126,18 @@ impl Daemon {
     }
 
     async fn start_pod(&self, pod: PodSpec) -> Vec<StartEvent> {
+        self.start_request(StartPodRequest {
+            pod: Some(pod),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn start_request(&self, req: StartPodRequest) -> Vec<StartEvent> {
         let stream = self
             .client
             .clone()
-            .start_pod(StartPodRequest {
-                pod: Some(pod),
-                ..Default::default()
-            })
+            .start_pod(req)
             .await
             .expect("StartPod accepted")
             .into_inner();
@@ -561,6 +571,7 @@ async fn e2e_crashing_app_container_backs_off_with_growing_delays() {
     let d = Daemon::start_with(
         &lab,
         &["--restart-backoff", "1s", "--restart-backoff-max", "4s"],
+        None,
     )
     .await;
     let (name, uid) = unique("crash");
@@ -699,4 +710,200 @@ async fn e2e_ephemeral_container_sees_the_target_processes() {
     );
     d.stop_pod(&uid).await;
     assert_eq!(d.leftovers(&uid).await, (0, 0));
+}
+
+// ------------------------------------------------------------------ images
+
+/// The lab's registries (scripts/containerd-lab.sh prints them).
+fn registry() -> String {
+    std::env::var("REGISTRY").unwrap_or_else(|_| "127.0.0.1:5400".into())
+}
+
+fn auth_registry() -> String {
+    std::env::var("AUTH_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5402".into())
+}
+
+const LAB_USER: &str = "labuser";
+const LAB_PASSWORD: &str = "labpass";
+
+fn credential(server: &str, password: &str) -> podstart::proto::v1::RegistryCredential {
+    podstart::proto::v1::RegistryCredential {
+        server: server.into(),
+        username: LAB_USER.into(),
+        password: password.into(),
+        ..Default::default()
+    }
+}
+
+fn failed_reason(events: &[StartEvent]) -> String {
+    match events.last().and_then(|e| e.payload.as_ref()) {
+        Some(Payload::PodFailed(f)) => f.reason.clone(),
+        _ => panic!("expected PodFailed: {:#?}", summary(events)),
+    }
+}
+
+/// Removes an image by its id, so every name of it (tag and digest
+/// references) goes and its content is collected.
+async fn uncache(cri: &Cri, name: &str) {
+    if let Some(found) = cri.image_status(name).await.unwrap() {
+        cri.remove_image(&found.id).await.unwrap();
+    }
+}
+
+fn image_container(lab: &Lab, name: &str, image: &str) -> Container {
+    let mut c = container(lab, name, "sleep 3600");
+    c.image = image.into();
+    c
+}
+
+#[tokio::test]
+async fn e2e_pull_with_correct_credentials_succeeds() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    let image = format!("{}/podstart-lab/busybox:latest", auth_registry());
+    uncache(&d.cri, &image).await;
+    let (name, uid) = unique("creds");
+    let mut c = image_container(&lab, "app", &image);
+    c.set_image_pull_policy(PullPolicy::IfNotPresent);
+    let events = d
+        .start_request(StartPodRequest {
+            pod: Some(pod(&name, &uid, vec![c])),
+            credentials: vec![credential(&auth_registry(), LAB_PASSWORD)],
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(
+            events.last().and_then(|e| e.payload.as_ref()),
+            Some(Payload::PodStarted(_))
+        ),
+        "{:#?}",
+        summary(&events)
+    );
+    let pulled = events.iter().find(|e| e.reason == "Pulled").unwrap();
+    assert!(
+        pulled.message.starts_with("Successfully pulled image"),
+        "{}",
+        pulled.message
+    );
+    d.stop_pod(&uid).await;
+}
+
+#[tokio::test]
+async fn e2e_wrong_or_missing_credentials_fail_with_the_auth_reason_then_back_off() {
+    let Some(lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("podstart.log");
+    let d = Daemon::start_with(&lab, &["--log-level", "debug"], Some(&log)).await;
+    let image = format!("{}/podstart-lab/busybox:latest", auth_registry());
+    uncache(&d.cri, &image).await;
+    let wrong = "not-the-Pa55word";
+    for (label, credentials) in [
+        ("wrong", vec![credential(&auth_registry(), wrong)]),
+        ("missing", vec![]),
+    ] {
+        let (name, uid) = unique(label);
+        let req = || StartPodRequest {
+            pod: Some(pod(&name, &uid, vec![image_container(&lab, "app", &image)])),
+            credentials: credentials.clone(),
+            ..Default::default()
+        };
+        let first = d.start_request(req()).await;
+        assert_eq!(failed_reason(&first), "ErrImagePullUnauthorized", "{label}");
+        let failed = first.iter().find(|e| e.reason == "Failed").unwrap();
+        assert!(
+            failed.message.contains("401 Unauthorized"),
+            "{}",
+            failed.message
+        );
+        let second = d.start_request(req()).await;
+        assert_eq!(failed_reason(&second), "ImagePullBackOff", "{label}");
+        let backoff = second.iter().find(|e| e.reason == "BackOff").unwrap();
+        assert!(
+            backoff
+                .message
+                .starts_with(&format!("Back-off pulling image {image:?}"))
+        );
+        for e in first.iter().chain(&second) {
+            assert!(!format!("{e:?}").contains(wrong));
+        }
+        d.stop_pod(&uid).await;
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("401 Unauthorized"),
+        "the failure is in the log"
+    );
+    assert!(!logged.contains(wrong), "the password is not");
+}
+
+#[tokio::test]
+async fn e2e_three_uncached_images_pull_concurrently_with_progress() {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start_with(&lab, &["--image-pull-progress-interval", "100ms"], None).await;
+    let images: Vec<String> = ["big-1", "big-2", "big-3"]
+        .iter()
+        .map(|n| format!("{}/podstart-lab/{n}:1", registry()))
+        .collect();
+    for image in &images {
+        uncache(&d.cri, image).await;
+    }
+    let (name, uid) = unique("progress");
+    let containers = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| image_container(&lab, &format!("c{i}"), image))
+        .collect();
+    let events = d.start_pod(pod(&name, &uid, containers)).await;
+    assert!(
+        matches!(
+            events.last().and_then(|e| e.payload.as_ref()),
+            Some(Payload::PodStarted(_))
+        ),
+        "{:#?}",
+        summary(&events)
+    );
+    let mut windows = Vec::new();
+    for i in 0..3 {
+        let who = format!("c{i}");
+        let mine = |reason: &str| {
+            events
+                .iter()
+                .find(|e| e.container_name == who && e.reason == reason)
+                .unwrap_or_else(|| panic!("{who} {reason}: {:#?}", summary(&events)))
+                .time_unix_nano
+        };
+        windows.push((mine("Pulling"), mine("Pulled")));
+        let progress: Vec<_> = events
+            .iter()
+            .filter(|e| e.container_name == who)
+            .filter_map(|e| match &e.payload {
+                Some(Payload::PullProgress(p)) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        let measured: Vec<_> = progress
+            .iter()
+            .filter(|p| p.source() == podstart::proto::v1::ProgressSource::Containerd)
+            .collect();
+        assert!(
+            !measured.is_empty(),
+            "{who}: no measured progress: {progress:?}"
+        );
+        let last = measured.last().unwrap();
+        assert_eq!(last.layers_total, 5, "{who}: busybox + 4 random layers");
+        assert!(last.bytes_total > 20 * 1024 * 1024, "{who}: {last:?}");
+        // At most ~2 a second per image.
+        for pair in measured.windows(2) {
+            let gap = pair[1]
+                .elapsed_micros
+                .saturating_sub(pair[0].elapsed_micros);
+            assert!(gap >= 90_000, "{who}: events {gap}µs apart");
+        }
+    }
+    // The three pulls overlapped: each began before any ended.
+    let last_start = windows.iter().map(|w| w.0).max().unwrap();
+    let first_end = windows.iter().map(|w| w.1).min().unwrap();
+    assert!(last_start < first_end, "pulls did not overlap: {windows:?}");
+    d.stop_pod(&uid).await;
 }

@@ -59,10 +59,14 @@ async fn absent_image_is_pulled_with_kubelet_messages() {
     let h = Harness::new().await;
     let mut c = container("app");
     c.image = "registry.test/other/image:2.0".into();
-    let events = h
-        .start(request(pod("pull", "uid-pull", vec![c])))
-        .await
-        .unwrap();
+    // The kubelet's order: the pull at the container's turn (pre-pull has
+    // its own tests in tests/images.rs).
+    let mut req = request(pod("pull", "uid-pull", vec![c]));
+    req.options = Some(StartOptions {
+        no_pre_pull: true,
+        ..Default::default()
+    });
+    let events = h.start(req).await.unwrap();
     assert_eq!(
         reasons(&events),
         seq(&[
@@ -682,7 +686,12 @@ async fn ephemeral_container_failure_does_not_fail_the_pod() {
     let mut debug = container("debug");
     debug.image = "registry.test/does-not-exist:1".into();
     p.ephemeral_containers = vec![debug];
-    let events = h.start(request(p)).await.unwrap();
+    let mut req = request(p);
+    req.options = Some(StartOptions {
+        no_pre_pull: true,
+        ..Default::default()
+    });
+    let events = h.start(req).await.unwrap();
     assert_eq!(
         reasons(&events),
         seq(&[

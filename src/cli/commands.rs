@@ -28,6 +28,13 @@ pub enum CliError {
     NoPod,
     #[error("the event stream ended without a final event")]
     Truncated,
+    #[error("--registry-config {path}: {source}")]
+    RegistryConfig {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    PullSecret(#[from] super::pull_secrets::PullSecretError),
 }
 
 async fn client(endpoint: &str) -> Result<PodStarterClient<Channel>, CliError> {
@@ -82,6 +89,22 @@ pub async fn run(endpoint: &str, args: RunArgs) -> Result<ExitCode, CliError> {
     if args.parallel {
         let options = request.options.get_or_insert_with(StartOptions::default);
         options.set_app_start(AppStartMode::Parallel);
+    }
+    if args.no_pre_pull {
+        request
+            .options
+            .get_or_insert_with(StartOptions::default)
+            .no_pre_pull = true;
+    }
+    if let Some(path) = &args.registry_config {
+        let text = std::fs::read(path).map_err(|source| CliError::RegistryConfig {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        request
+            .credentials
+            .extend(super::pull_secrets::from_docker_config(&text, &origin)?);
     }
     let mut client = client(endpoint).await?;
     let stream = client.start_pod(request).await?.into_inner();

@@ -65,6 +65,9 @@ pub enum ManifestError {
     /// A field podstart cannot represent, or a value of the wrong shape.
     #[error("{path}: {rule}")]
     Field { path: String, rule: String },
+    /// A Secret named by imagePullSecrets holds no usable credentials.
+    #[error(transparent)]
+    PullSecret(#[from] crate::cli::pull_secrets::PullSecretError),
 }
 
 type Result<T, E = ManifestError> = std::result::Result<T, E>;
@@ -79,19 +82,19 @@ pub fn load_manifest(path: &Path) -> Result<Manifest> {
 }
 
 /// Converts a manifest: YAML or JSON, one or more documents, exactly one of
-/// kind Pod. Secret documents are skipped; any other kind is an error.
+/// kind Pod. Secret documents named by the pod's imagePullSecrets become the
+/// request's credentials; any other kind is an error.
 pub fn parse_manifest(text: &str) -> Result<Manifest> {
     let mut pod = None;
+    let mut secrets = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let mut value = Value::deserialize(document)?;
         value.apply_merge()?;
         match document_kind(&value, index + 1)?.as_deref() {
-            None | Some("Secret") => {}
-            Some("Pod") => {
-                if pod.replace(value).is_some() {
-                    return Err(ManifestError::MultiplePods);
-                }
-            }
+            None => {}
+            Some("Secret") => secrets.push(value),
+            Some("Pod") if pod.is_some() => return Err(ManifestError::MultiplePods),
+            Some("Pod") => pod = Some(value),
             Some(kind) => {
                 return Err(ManifestError::UnexpectedKind {
                     kind: kind.to_owned(),
@@ -100,7 +103,23 @@ pub fn parse_manifest(text: &str) -> Result<Manifest> {
         }
     }
     let pod = pod.ok_or(ManifestError::NoPod)?;
-    Converter::default().pod(pod)
+    let mut converter = Converter::default();
+    let mut manifest = converter.pod(pod)?;
+    for (path, name) in std::mem::take(&mut converter.pull_secrets) {
+        match secrets
+            .iter()
+            .find(|s| crate::cli::pull_secrets::secret_name(s).as_deref() == Some(name.as_str()))
+        {
+            Some(secret) => manifest
+                .request
+                .credentials
+                .extend(crate::cli::pull_secrets::from_secret(secret)?),
+            None => manifest.warnings.push(format!(
+                "{path}: Secret {name:?} is not in the manifest; ignored"
+            )),
+        }
+    }
+    Ok(manifest)
 }
 
 /// The `kind` of one document; `None` for an empty document.
@@ -180,7 +199,6 @@ const SPEC_IGNORED: &[(&str, &str)] = &[
         "enableServiceLinks",
         "podstart injects no service environment variables; ignored",
     ),
-    ("imagePullSecrets", "not read yet; pass --registry-config"),
 ];
 
 const CONTAINER_IGNORED: &[(&str, &str)] = &[
@@ -271,6 +289,8 @@ struct Converter {
     warnings: Vec<String>,
     volumes: BTreeMap<String, Volume>,
     mounted: BTreeSet<String>,
+    /// imagePullSecrets: (path, Secret name).
+    pull_secrets: Vec<(String, String)>,
 }
 
 impl Converter {
@@ -278,7 +298,7 @@ impl Converter {
         self.warnings.push(format!("{path}: {why}"));
     }
 
-    fn pod(mut self, document: Value) -> Result<Manifest> {
+    fn pod(&mut self, document: Value) -> Result<Manifest> {
         let mut pod = Fields::new(document, String::new())?;
         pod.take("kind");
         match pod.string("apiVersion")? {
@@ -306,7 +326,7 @@ impl Converter {
                 pod: Some(spec),
                 ..Default::default()
             },
-            warnings: self.warnings,
+            warnings: std::mem::take(&mut self.warnings),
         })
     }
 
@@ -332,6 +352,18 @@ impl Converter {
 
     fn spec(&mut self, mut s: Fields, metadata: PodMetadata) -> Result<PodSpec> {
         s.ignore(SPEC_IGNORED, &mut self.warnings);
+        let secrets_path = s.path_of("imagePullSecrets");
+        for (i, mut reference) in s
+            .list_of_fields("imagePullSecrets")?
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(name) = reference.string("name")? {
+                self.pull_secrets
+                    .push((format!("{secrets_path}[{i}]"), name));
+            }
+            reference.finish()?;
+        }
         for volume in s.list_of_fields("volumes")? {
             self.volume(volume)?;
         }
@@ -1983,7 +2015,6 @@ status:
             "spec.serviceAccount: podstart mounts no service account token; ignored",
             "spec.automountServiceAccountToken: podstart mounts no service account token; ignored",
             "spec.enableServiceLinks: podstart injects no service environment variables; ignored",
-            "spec.imagePullSecrets: not read yet; pass --registry-config",
             "spec.volumes[0].hostPath.type: \"DirectoryOrCreate\" is not checked: podstart mounts the host path as given",
             "spec.dnsPolicy: \"ClusterFirst\" is not resolved by podstart: the sandbox gets spec.dnsConfig only (none: the runtime's default resolv.conf)",
             "spec.runtimeClassName: used as the CRI runtime handler as-is (no RuntimeClass lookup)",
@@ -1992,6 +2023,7 @@ status:
             "spec.containers[0].resizePolicy: podstart does not resize containers in place; ignored",
             "spec.containers[0].securityContext.seccompProfile.localhostProfile: passed to the runtime as-is (Kubernetes would resolve it under the kubelet's seccomp directory)",
             "spec.volumes[1]: emptyDir volume \"scratch\" is not mounted by any container; ignored",
+            "spec.imagePullSecrets[0]: Secret \"pull\" is not in the manifest; ignored",
         ];
         assert_eq!(manifest.warnings, want);
         let spec = pod_spec(&manifest);
@@ -2077,5 +2109,27 @@ spec:
             }
             other => panic!("expected an I/O error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn image_pull_secrets_become_credentials() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, uid: x}\n\
+            spec:\n  imagePullSecrets: [{name: lab}, {name: absent}]\n  containers: [{name: c, image: i}]\n\
+            ---\napiVersion: v1\nkind: Secret\nmetadata: {name: lab}\ntype: kubernetes.io/dockerconfigjson\n\
+            stringData:\n  .dockerconfigjson: '{\"auths\": {\"127.0.0.1:5402\": {\"username\": \"labuser\", \"password\": \"labpass\"}}}'\n";
+        let manifest = parse_manifest(text).unwrap();
+        let creds = &manifest.request.credentials;
+        assert_eq!(creds.len(), 1);
+        assert_eq!(creds[0].server, "127.0.0.1:5402");
+        assert_eq!(creds[0].username, "labuser");
+        assert_eq!(
+            manifest.warnings,
+            vec!["spec.imagePullSecrets[1]: Secret \"absent\" is not in the manifest; ignored"]
+        );
+        let opaque = text.replace("kubernetes.io/dockerconfigjson", "Opaque");
+        assert!(matches!(
+            parse_manifest(&opaque),
+            Err(ManifestError::PullSecret(_))
+        ));
     }
 }

@@ -1,7 +1,9 @@
 //! The client side of the `podstart` binary: Kubernetes manifests → requests
-//! (`manifest`), the subcommands (`commands`), and how their output looks
+//! (`manifest`), registry credentials from Secrets and Docker config files
+//! (`pull_secrets`), the subcommands (`commands`), and how their output looks
 //! (`render`).
 pub mod commands;
 pub mod manifest;
+pub mod pull_secrets;
 pub mod quantity;
 pub mod render;

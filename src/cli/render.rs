@@ -49,6 +49,12 @@ pub fn event_line(e: &StartEvent, since: i64) -> String {
         reason = e.reason,
         message = e.message
     );
+    if let Some(Payload::PullProgress(p)) = &e.payload
+        && p.bytes_total > 0
+    {
+        line.push(' ');
+        line.push_str(&progress_bar(p.bytes_done, p.bytes_total));
+    }
     if let Some(Payload::PodStarted(p)) = &e.payload {
         line.push_str(&format!(
             "\n  sandbox {} ip {} containers {}",
@@ -70,6 +76,19 @@ pub fn event_line(e: &StartEvent, since: i64) -> String {
         ));
     }
     line
+}
+
+/// `[##########··········]  50%`
+pub fn progress_bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 20;
+    let done = done.min(total);
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(0);
+    let percent = (done * 100).checked_div(total).unwrap_or(0);
+    format!(
+        "[{}{}] {percent:>3}%",
+        "#".repeat(filled as usize),
+        "·".repeat((WIDTH - filled) as usize)
+    )
 }
 
 fn human_micros(us: u64) -> String {
@@ -108,6 +127,11 @@ pub fn event_json(e: &StartEvent) -> Value {
             "reason": f.reason, "code": tonic::Code::from_i32(f.code).description(),
             "grpc_code": f.code, "step": step_name(f.step()), "container": f.container_name,
             "message": f.message}}),
+        Some(Payload::PullProgress(p)) => json!({"pull_progress": {
+            "image": p.image, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
+            "layers_done": p.layers_done, "layers_total": p.layers_total,
+            "elapsed_seconds": secs(p.elapsed_micros), "queued": p.queued,
+            "source": enum_name(p.source().as_str_name(), "PROGRESS_SOURCE_")}}),
         Some(Payload::PodStopped(s)) => json!({"pod_stopped": {
             "sandbox_id": s.sandbox_id, "containers_stopped": s.containers_stopped,
             "total_seconds": secs(s.total_duration_micros)}}),
@@ -207,6 +231,16 @@ fn container_state(s: ContainerState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_bars() {
+        assert_eq!(progress_bar(0, 100), format!("[{}]   0%", "·".repeat(20)));
+        assert_eq!(
+            progress_bar(50, 100),
+            format!("[{}{}]  50%", "#".repeat(10), "·".repeat(10))
+        );
+        assert_eq!(progress_bar(200, 100), format!("[{}] 100%", "#".repeat(20)));
+    }
     use crate::proto::v1::PodFailed;
 
     #[test]

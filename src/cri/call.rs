@@ -30,6 +30,7 @@ pub enum Operation {
     ExecSync,
     ImageStatus,
     PullImage,
+    RemoveImage,
     GetContainerEvents,
 }
 
@@ -69,6 +70,7 @@ impl Operation {
             Operation::ExecSync => "exec_sync",
             Operation::ImageStatus => "image_status",
             Operation::PullImage => "pull_image",
+            Operation::RemoveImage => "remove_image",
             Operation::GetContainerEvents => "get_container_events",
         }
     }
@@ -86,7 +88,8 @@ impl Operation {
             Operation::StopPodSandbox
             | Operation::RemovePodSandbox
             | Operation::StopContainer
-            | Operation::RemoveContainer => Retry::Idempotent,
+            | Operation::RemoveContainer
+            | Operation::RemoveImage => Retry::Idempotent,
             Operation::StartContainer | Operation::ExecSync | Operation::PullImage => {
                 Retry::ConnectOnly
             }

@@ -459,6 +459,22 @@ impl Cri {
         )
         .await
     }
+
+    /// Removes an image from the node; an absent image is fine.
+    pub async fn remove_image(&self, image: &str) -> Result<(), CriError> {
+        let req = cri::RemoveImageRequest {
+            image: Some(image_spec(image)),
+        };
+        self.call(
+            &self.image,
+            Operation::RemoveImage,
+            self.request(),
+            req,
+            |mut c, r| async move { c.remove_image(r).await },
+        )
+        .await
+        .map(drop)
+    }
 }
 
 fn image_spec(image: &str) -> cri::ImageSpec {

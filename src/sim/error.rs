@@ -120,6 +120,11 @@ pub(crate) enum CallError {
         host: String,
         tag: String,
     },
+    /// The simulated registry cannot be reached (name contains `registry-down`).
+    #[error(
+        "failed to pull and unpack image {image:?}: failed to resolve reference {image:?}: failed to do request: Head \"https://{host}/v2/\": dial tcp {host}: connect: connection refused"
+    )]
+    RegistryUnreachable { image: String, host: String },
     /// A GetContainerEvents subscriber fell too far behind; the stream ends so it can re-list.
     #[error("podstart-sim: container event stream lagged, {missed} events dropped")]
     EventsLagged { missed: u64 },
@@ -141,7 +146,8 @@ impl From<CallError> for Status {
             | CallError::StartFailed { .. }
             | CallError::ExecNotRunning { .. }
             | CallError::InvalidImageReference { .. }
-            | CallError::RegistryUnauthorized { .. } => Code::Unknown,
+            | CallError::RegistryUnauthorized { .. }
+            | CallError::RegistryUnreachable { .. } => Code::Unknown,
             CallError::SandboxNotFound { .. }
             | CallError::ContainerSandboxNotFound { .. }
             | CallError::ContainerNotFound { .. }

@@ -1,6 +1,7 @@
-//! The CRI ImageService of the sim: PullImage asks the simulated registry (`registry.rs`) and
-//! records the image in the store; the other methods read or drop store records. Each method
-//! counts the call and waits the configured latency first. No state of its own.
+//! The CRI ImageService of the sim: PullImage takes the configured pull delay, asks the simulated
+//! registry (`registry.rs`) and records the image in the store; the other methods read or drop
+//! store records. Each method counts the call and waits the configured latency first. No state of
+//! its own.
 
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_server::ImageService;
@@ -50,9 +51,20 @@ impl ImageService for SimRuntime {
         request: Request<cri::PullImageRequest>,
     ) -> Answer<cri::PullImageResponse> {
         self.begin("PullImage").await;
+        let _in_progress = self.inner.journal.pull_started();
+        let delay = self.inner.config.pull_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let request = request.into_inner();
         let name = registry::normalise(reference(request.image.as_ref()))?;
-        registry::check_pull(&name, request.auth.as_ref())?;
+        let required = self
+            .inner
+            .config
+            .registry_credentials
+            .as_ref()
+            .map(|(user, password)| (user.as_str(), password.as_str()));
+        registry::check_pull(&name, request.auth.as_ref(), required)?;
         let image_ref = self.store().add_image(name);
         tracing::debug!(%image_ref, "image pulled");
         Ok(Response::new(cri::PullImageResponse { image_ref }))

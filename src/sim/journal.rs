@@ -1,5 +1,6 @@
-//! What tests can observe about the traffic the sim received: how often each CRI method was called
-//! and every ExecSync command. Recording only; it never changes what a call answers.
+//! What tests can observe about the traffic the sim received: how often each CRI method was called,
+//! every ExecSync command, and how many PullImage calls ran at once. Recording only; it never
+//! changes what a call answers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,6 +12,17 @@ use super::lock;
 pub(crate) struct Journal {
     calls: Mutex<HashMap<&'static str, u64>>,
     execs: Mutex<Vec<(String, Vec<String>)>>,
+    /// (in progress now, most at once) of PullImage.
+    pulls: Mutex<(u64, u64)>,
+}
+
+/// One PullImage in progress; counted until dropped.
+pub(crate) struct PullInProgress<'a>(&'a Journal);
+
+impl Drop for PullInProgress<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.pulls).0 -= 1;
+    }
 }
 
 impl Journal {
@@ -28,5 +40,16 @@ impl Journal {
 
     pub(crate) fn execs(&self) -> Vec<(String, Vec<String>)> {
         lock(&self.execs).clone()
+    }
+
+    pub(crate) fn pull_started(&self) -> PullInProgress<'_> {
+        let mut pulls = lock(&self.pulls);
+        pulls.0 += 1;
+        pulls.1 = pulls.1.max(pulls.0);
+        PullInProgress(self)
+    }
+
+    pub(crate) fn max_concurrent_pulls(&self) -> u64 {
+        lock(&self.pulls).1
     }
 }

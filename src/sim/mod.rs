@@ -54,6 +54,11 @@ pub struct SimConfig {
     pub faults: Vec<(String, Fault)>,
     /// GetContainerEvents answers UNIMPLEMENTED, as containerd before 1.7 does.
     pub no_container_events: bool,
+    /// How long every PullImage takes (on top of `latency`). Default: none.
+    pub pull_delay: Duration,
+    /// When set, images whose name contains `needs-auth` accept only this (username, password),
+    /// given as such or as `auth` (base64 `user:password`); otherwise any credential will do.
+    pub registry_credentials: Option<(String, String)>,
 }
 
 /// A simulated CRI runtime. Cheap to clone; clones share one node.
@@ -186,6 +191,11 @@ impl SimRuntime {
     /// failed calls included.
     pub fn calls(&self, op: &str) -> u64 {
         self.inner.journal.calls(op)
+    }
+
+    /// The most PullImage calls that were in progress at once.
+    pub fn max_concurrent_pulls(&self) -> u64 {
+        self.inner.journal.max_concurrent_pulls()
     }
 
     /// Every ExecSync received, in order: (container id, command).

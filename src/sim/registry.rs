@@ -38,14 +38,30 @@ pub(crate) fn image_id(normalised: &str) -> String {
 
 /// What the simulated registry answers to a pull of a normalised name: names containing
 /// `does-not-exist` are unknown (NOT_FOUND, as containerd reports a missing manifest); names
-/// containing `needs-auth` need some credential in `auth`. Everything else is served.
-pub(crate) fn check_pull(normalised: &str, auth: Option<&AuthConfig>) -> Result<(), CallError> {
+/// containing `registry-down` cannot be reached (UNKNOWN, connection refused); names containing
+/// `needs-auth` need a credential in `auth` — `required` (user, password) when given, any
+/// otherwise. Everything else is served.
+pub(crate) fn check_pull(
+    normalised: &str,
+    auth: Option<&AuthConfig>,
+    required: Option<(&str, &str)>,
+) -> Result<(), CallError> {
     if normalised.contains("does-not-exist") {
         return Err(CallError::ImageNotInRegistry {
             image: normalised.to_owned(),
         });
     }
-    if normalised.contains("needs-auth") && !auth.is_some_and(has_credentials) {
+    if normalised.contains("registry-down") {
+        return Err(CallError::RegistryUnreachable {
+            image: normalised.to_owned(),
+            host: registry_host(normalised).to_owned(),
+        });
+    }
+    let accepted = match required {
+        None => auth.is_some_and(has_credentials),
+        Some(pair) => auth.is_some_and(|a| matches_pair(a, pair)),
+    };
+    if normalised.contains("needs-auth") && !accepted {
         return Err(CallError::RegistryUnauthorized {
             image: normalised.to_owned(),
             host: registry_host(normalised).to_owned(),
@@ -65,6 +81,12 @@ fn has_credentials(auth: &AuthConfig) -> bool {
     ]
     .iter()
     .any(|field| !field.is_empty())
+}
+
+fn matches_pair(auth: &AuthConfig, (user, password): (&str, &str)) -> bool {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    (auth.username == user && auth.password == password) || auth.auth == basic
 }
 
 fn last_component(reference: &str) -> &str {
@@ -136,7 +158,7 @@ mod tests {
 
     #[test]
     fn missing_image_is_not_found() {
-        let err = check_pull("localhost/does-not-exist:latest", None).unwrap_err();
+        let err = check_pull("localhost/does-not-exist:latest", None, None).unwrap_err();
         let status = tonic::Status::from(err);
         assert_eq!(status.code(), Code::NotFound);
         assert!(
@@ -149,20 +171,50 @@ mod tests {
 
     #[test]
     fn private_image_needs_any_credential() {
-        let err = check_pull("127.0.0.1:5001/needs-auth/app:v1", None).unwrap_err();
+        let err = check_pull("127.0.0.1:5001/needs-auth/app:v1", None, None).unwrap_err();
         let status = tonic::Status::from(err);
         assert_eq!(status.code(), Code::Unknown);
         assert!(status.message().contains(
             "pulling from host 127.0.0.1:5001 failed with status code [manifests v1]: 401 Unauthorized"
         ));
         let empty = AuthConfig::default();
-        assert!(check_pull("needs-auth:latest", Some(&empty)).is_err());
+        assert!(check_pull("needs-auth:latest", Some(&empty), None).is_err());
         let basic = AuthConfig {
             username: "lab".into(),
             password: "secret".into(),
             ..AuthConfig::default()
         };
-        assert!(check_pull("needs-auth:latest", Some(&basic)).is_ok());
-        assert!(check_pull("busybox:latest", None).is_ok());
+        assert!(check_pull("needs-auth:latest", Some(&basic), None).is_ok());
+        assert!(check_pull("busybox:latest", None, None).is_ok());
+    }
+
+    #[test]
+    fn private_image_with_a_required_credential() {
+        let required = Some(("lab", "secret"));
+        let wrong = AuthConfig {
+            username: "lab".into(),
+            password: "nope".into(),
+            ..AuthConfig::default()
+        };
+        assert!(check_pull("needs-auth:latest", Some(&wrong), required).is_err());
+        let right = AuthConfig {
+            username: "lab".into(),
+            password: "secret".into(),
+            ..AuthConfig::default()
+        };
+        assert!(check_pull("needs-auth:latest", Some(&right), required).is_ok());
+        let as_auth = AuthConfig {
+            auth: "bGFiOnNlY3JldA==".into(),
+            ..AuthConfig::default()
+        };
+        assert!(check_pull("needs-auth:latest", Some(&as_auth), required).is_ok());
+    }
+
+    #[test]
+    fn unreachable_registry_is_connection_refused() {
+        let err = check_pull("10.0.0.1:5000/registry-down/x:1", None, None).unwrap_err();
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), Code::Unknown);
+        assert!(status.message().contains("connect: connection refused"));
     }
 }

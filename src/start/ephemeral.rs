@@ -96,12 +96,18 @@ impl Starter {
         pod.ephemeral_containers = vec![c.clone()];
         let meta = pod.metadata.clone().unwrap_or_default();
         let log_root = &self.inner.config.pod_log_root;
+        // One container, pulled at its turn: nothing to pre-pull.
+        let no_pre_pull = crate::proto::v1::StartOptions {
+            no_pre_pull: true,
+            ..Default::default()
+        };
+        let images = self.pod_images(&pod, req.credentials, &no_pre_pull, sink);
         let ctx = PodContext {
             sandbox_id: sandbox.id.clone(),
             sandbox_config: sandbox_spec::pod_sandbox_config(&pod, log_root),
             ips: sandbox_spec::pod_ips(&status, pod.host_network),
             log_dir: sandbox_spec::log_directory(log_root, &meta),
-            credentials: req.credentials,
+            images: std::sync::Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
             pod,

@@ -2,7 +2,10 @@
 //! the kubelet-style reason and the step each failure is reported with.
 use tonic::Code;
 
+use std::sync::Arc;
+
 use crate::cri::CriError;
+use crate::images::{PullError, PullFailureKind};
 use crate::proto::v1::Step;
 use crate::spec::InvalidSpec;
 
@@ -36,12 +39,27 @@ pub enum StartError {
     /// Pull policy Never and the image is not on the node.
     #[error("Container image {image:?} is not present with pull policy of Never")]
     ImageNeverPull { container: String, image: String },
-    /// PullImage failed.
+    /// The image reference does not parse (checked before any CRI call).
+    #[error("Failed to apply default image tag {image:?}: {reason}")]
+    InvalidImageName {
+        container: String,
+        image: String,
+        reason: String,
+    },
+    /// PullImage failed (every credential tried), or stalled and was
+    /// cancelled. Shared by every container that waited on the same pull.
     #[error("Failed to pull image {image:?}: {source}")]
     ImagePull {
         container: String,
         image: String,
-        source: CriError,
+        source: Arc<PullError>,
+    },
+    /// A pull of this image for this pod failed recently; no pull was tried.
+    #[error("Back-off pulling image {image:?}: {previous}")]
+    ImagePullBackOff {
+        container: String,
+        image: String,
+        previous: String,
     },
     /// The container's config could not be produced (e.g. an ephemeral
     /// container's target does not run).
@@ -108,12 +126,18 @@ impl StartError {
             StartError::CreateSandbox(e)
             | StartError::SandboxStatus(e)
             | StartError::ImageInspect { source: e, .. }
-            | StartError::ImagePull { source: e, .. }
             | StartError::CreateContainer { source: e, .. }
             | StartError::RunContainer { source: e, .. }
             | StartError::ContainerStatus { source: e, .. }
             | StartError::Runtime(e)
             | StartError::Stop(e) => e.code(),
+            StartError::ImagePull { source, .. } => match source.as_ref() {
+                PullError::Stalled { .. } => Code::DeadlineExceeded,
+                e if e.kind() == PullFailureKind::Unauthorized => Code::Unauthenticated,
+                e => e.last_error().map_or(Code::Unknown, CriError::code),
+            },
+            StartError::InvalidImageName { .. } => Code::InvalidArgument,
+            StartError::ImagePullBackOff { .. } => Code::Unavailable,
             StartError::ImageNeverPull { .. } => Code::FailedPrecondition,
             StartError::CreateContainerConfig { .. } => Code::FailedPrecondition,
             StartError::PostStartHook { .. } => Code::Aborted,
@@ -129,6 +153,8 @@ impl StartError {
     /// sync errors), so people and tools read it without a dictionary.
     pub fn reason(&self) -> &'static str {
         match self {
+            // The kubelet's waiting reason for a bad reference.
+            StartError::InvalidSpec(spec) if spec.field.ends_with(".image") => "InvalidImageName",
             StartError::InvalidSpec(_) => "InvalidSpec",
             StartError::PodNotFound { .. } => "PodNotFound",
             StartError::LogDirectory { .. } | StartError::CreateSandbox(_) => {
@@ -137,10 +163,15 @@ impl StartError {
             StartError::SandboxStatus(_) => "FailedPodSandBoxStatus",
             StartError::ImageInspect { .. } => "ImageInspectError",
             StartError::ImageNeverPull { .. } => "ErrImageNeverPull",
-            StartError::ImagePull { source, .. } => match source.code() {
-                Code::Unavailable => "RegistryUnavailable",
-                _ => "ErrImagePull",
+            StartError::InvalidImageName { .. } => "InvalidImageName",
+            StartError::ImagePull { source, .. } => match source.kind() {
+                PullFailureKind::RegistryUnavailable => "RegistryUnavailable",
+                // Not a kubelet reason: the kubelet says ErrImagePull and
+                // leaves the 401 in the message.
+                PullFailureKind::Unauthorized => "ErrImagePullUnauthorized",
+                PullFailureKind::ErrImagePull | PullFailureKind::Stalled => "ErrImagePull",
             },
+            StartError::ImagePullBackOff { .. } => "ImagePullBackOff",
             StartError::CreateContainerConfig { .. } => "CreateContainerConfigError",
             StartError::CreateContainer { .. } => "CreateContainerError",
             StartError::RunContainer { .. } => "RunContainerError",
@@ -167,7 +198,9 @@ impl StartError {
             | StartError::SandboxStatus(_) => Step::Sandbox,
             StartError::ImageInspect { .. }
             | StartError::ImageNeverPull { .. }
-            | StartError::ImagePull { .. } => Step::Image,
+            | StartError::InvalidImageName { .. }
+            | StartError::ImagePull { .. }
+            | StartError::ImagePullBackOff { .. } => Step::Image,
             StartError::CreateContainerConfig { .. } | StartError::CreateContainer { .. } => {
                 Step::Create
             }
@@ -190,7 +223,9 @@ impl StartError {
         match self {
             StartError::ImageInspect { container, .. }
             | StartError::ImageNeverPull { container, .. }
+            | StartError::InvalidImageName { container, .. }
             | StartError::ImagePull { container, .. }
+            | StartError::ImagePullBackOff { container, .. }
             | StartError::CreateContainerConfig { container, .. }
             | StartError::CreateContainer { container, .. }
             | StartError::RunContainer { container, .. }
@@ -230,6 +265,18 @@ mod tests {
         }
     }
 
+    fn pull(code: Code, message: &str) -> Arc<PullError> {
+        Arc::new(PullError::Runtime {
+            attempts: vec![crate::images::failure::Attempt {
+                server: String::new(),
+                error: CriError::Call {
+                    op: "pull_image",
+                    status: tonic::Status::new(code, message),
+                },
+            }],
+        })
+    }
+
     #[test]
     fn maps_failures_to_codes_reasons_and_steps() {
         let cases: Vec<(StartError, Code, &str, Step)> = vec![
@@ -252,9 +299,12 @@ mod tests {
                 StartError::ImagePull {
                     container: "c".into(),
                     image: "i".into(),
-                    source: cri(Code::Unavailable),
+                    source: pull(
+                        Code::Unknown,
+                        "dial tcp 127.0.0.1:1: connect: connection refused",
+                    ),
                 },
-                Code::Unavailable,
+                Code::Unknown,
                 "RegistryUnavailable",
                 Step::Image,
             ),
@@ -262,11 +312,50 @@ mod tests {
                 StartError::ImagePull {
                     container: "c".into(),
                     image: "i".into(),
-                    source: cri(Code::Unknown),
+                    source: pull(Code::Unknown, "boom"),
                 },
                 Code::Unknown,
                 "ErrImagePull",
                 Step::Image,
+            ),
+            (
+                StartError::ImagePull {
+                    container: "c".into(),
+                    image: "i".into(),
+                    source: pull(Code::Unknown, "status code [manifests 1]: 401 Unauthorized"),
+                },
+                Code::Unauthenticated,
+                "ErrImagePullUnauthorized",
+                Step::Image,
+            ),
+            (
+                StartError::ImagePullBackOff {
+                    container: "c".into(),
+                    image: "i".into(),
+                    previous: "boom".into(),
+                },
+                Code::Unavailable,
+                "ImagePullBackOff",
+                Step::Image,
+            ),
+            (
+                StartError::InvalidImageName {
+                    container: "c".into(),
+                    image: "I".into(),
+                    reason: "bad".into(),
+                },
+                Code::InvalidArgument,
+                "InvalidImageName",
+                Step::Image,
+            ),
+            (
+                StartError::InvalidSpec(InvalidSpec {
+                    field: "pod.containers[0].image".into(),
+                    rule: "invalid image reference".into(),
+                }),
+                Code::InvalidArgument,
+                "InvalidImageName",
+                Step::Validate,
             ),
             (
                 StartError::ImageNeverPull {

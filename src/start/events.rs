@@ -61,6 +61,27 @@ impl EventSink {
     }
 }
 
+impl EventSink {
+    /// Like `emit`, for the frequent PullProgress events: logged at debug
+    /// level only.
+    pub async fn emit_progress(&self, mut event: StartEvent) {
+        event.time_unix_nano = now_unix_nano();
+        event.pod_uid.clone_from(&self.uid);
+        event.pod_name.clone_from(&self.name);
+        event.pod_namespace.clone_from(&self.namespace);
+        tracing::debug!(
+            pod_uid = %event.pod_uid,
+            container = %event.container_name,
+            "{}",
+            event.message
+        );
+        let _ = self.bus.send(event.clone());
+        if let Some(tx) = &self.caller {
+            let _ = tx.send(Ok(event)).await;
+        }
+    }
+}
+
 pub fn now_unix_nano() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

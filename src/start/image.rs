@@ -1,240 +1,415 @@
-//! Step 1 of a container start: make sure its image is on the node — the
-//! pull policy (with the `:latest` default), ImageStatus before pulling for
-//! IfNotPresent/Never, PullImage with the matching registry credentials.
-use std::time::{Duration, Instant};
+//! Step 1 of a container start: make sure its image is on the node, as the
+//! kubelet's image manager does — the reference checked and default-tagged
+//! before any CRI call, the pull policy (with the `:latest` default),
+//! ImageStatus first for IfNotPresent/Never, the per-(pod, image) back-off,
+//! then a pull through the node's puller (shared with every other request
+//! for the same image) with Pulling, PullProgress and Pulled/Failed events.
+//!
+//! The check before a pull (`precheck`) emits nothing, so a pre-pull can
+//! use it early and leave the reporting of a present image, a Never policy
+//! or a back-off to the container's turn.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use k8s_cri::v1 as cri;
+use tokio::sync::watch;
 
-use super::{ContainerRef, StartError, Starter, pod::PodContext};
+use super::{ContainerRef, EventSink, StartError, Starter, events::micros, pod::PodContext};
 use crate::cri::CriError;
+use crate::images::{FlightState, Progress, PullSpec, backoff, keyring};
 use crate::proto::v1::{
-    Container, ImageInfo, PullPolicy, RegistryCredential, StartEvent, Step, start_event::Payload,
+    Container, ImageInfo, ImagePullProgress, ProgressSource, PullPolicy, RegistryCredential,
+    StartEvent, Step, start_event::Payload,
 };
-use crate::spec::image::{effective_pull_policy, parse_image, with_default_tag};
+use crate::spec::image::{ImageRef, effective_pull_policy, parse_image, with_default_tag};
+
+/// Heartbeats (no measured progress) come at most this often.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// What the image step needs from its pod; it exists before the sandbox
+/// does, so a pre-pull can use it.
+#[derive(Clone)]
+pub(super) struct ImageJob {
+    pub pod_uid: String,
+    pub sandbox_config: cri::PodSandboxConfig,
+    pub credentials: Arc<Vec<RegistryCredential>>,
+    pub sink: EventSink,
+    /// Emit PullProgress events.
+    pub progress: bool,
+}
+
+/// What the runtime has, before any pull.
+pub(super) enum Precheck {
+    Invalid(String),
+    Present(cri::Image),
+    /// Pull it (absent, or policy Always).
+    Pull(ImageRef),
+    InspectFailed(CriError),
+    NeverPullAbsent,
+    BackingOff(backoff::Blocked),
+}
 
 impl Starter {
-    /// Returns the image reference to create the container from.
+    /// Returns the image reference to create the container from. Uses the
+    /// pod's pre-pull of this container when there is one.
     pub(super) async fn ensure_image(
         &self,
         ctx: &PodContext,
         cref: &ContainerRef,
         c: &Container,
     ) -> Result<String, StartError> {
-        let cri = &self.inner.cri;
-        let image = with_default_tag(&c.image);
-        let policy = effective_pull_policy(c.image_pull_policy(), &c.image);
-        let started = Instant::now();
+        if let Some(pre) = ctx.images.take(&c.name).await {
+            match pre {
+                super::prepull::PrePulled::Present { image, found, took } => {
+                    emit_present(&ctx.images.job.sink, cref, &image, &found, took).await;
+                    return Ok(found.id);
+                }
+                super::prepull::PrePulled::Pulled(image_ref) => return Ok(image_ref),
+                super::prepull::PrePulled::Failed(e) => return Err(e),
+                super::prepull::PrePulled::Deferred => {}
+            }
+        }
+        self.image_turn(&ctx.images.job, cref, c).await
+    }
 
+    /// The kubelet's EnsureImageExists, with every event.
+    async fn image_turn(
+        &self,
+        job: &ImageJob,
+        cref: &ContainerRef,
+        c: &Container,
+    ) -> Result<String, StartError> {
+        let started = Instant::now();
+        let image = with_default_tag(&c.image);
+        let sink = &job.sink;
+        let fail = async |reason: &str, err: StartError| {
+            sink.emit(
+                StartEvent::at(Step::Image, reason, err.to_string())
+                    .of(cref)
+                    .took(started.elapsed())
+                    .warning(),
+            )
+            .await;
+            Err(err)
+        };
+        match self.precheck(job, c, &image).await {
+            Precheck::Invalid(reason) => {
+                let err = StartError::InvalidImageName {
+                    container: cref.name.clone(),
+                    image,
+                    reason,
+                };
+                fail("InspectFailed", err).await
+            }
+            Precheck::InspectFailed(source) => {
+                let err = StartError::ImageInspect {
+                    container: cref.name.clone(),
+                    image,
+                    source,
+                };
+                fail("InspectFailed", err).await
+            }
+            Precheck::NeverPullAbsent => {
+                let err = StartError::ImageNeverPull {
+                    container: cref.name.clone(),
+                    image,
+                };
+                fail("ErrImageNeverPull", err).await
+            }
+            Precheck::BackingOff(blocked) => {
+                let err = StartError::ImagePullBackOff {
+                    container: cref.name.clone(),
+                    image,
+                    previous: blocked.last_error,
+                };
+                // Normal, as in the kubelet.
+                sink.emit(
+                    StartEvent::at(Step::Image, "BackOff", err.to_string())
+                        .of(cref)
+                        .took(started.elapsed()),
+                )
+                .await;
+                Err(err)
+            }
+            Precheck::Present(found) => {
+                emit_present(sink, cref, &image, &found, started.elapsed()).await;
+                Ok(found.id)
+            }
+            Precheck::Pull(parsed) => self.pull(job, cref, &image, parsed, started).await,
+        }
+    }
+
+    /// Everything before a pull, without events.
+    pub(super) async fn precheck(&self, job: &ImageJob, c: &Container, image: &str) -> Precheck {
+        let parsed = match parse_image(image) {
+            Ok(p) => p,
+            Err(e) => return Precheck::Invalid(e.reason),
+        };
+        let policy = effective_pull_policy(c.image_pull_policy(), &c.image);
         if policy != PullPolicy::Always {
-            match cri.image_status(&image).await {
-                Err(source) => {
-                    let err = StartError::ImageInspect {
-                        container: cref.name.clone(),
-                        image: image.clone(),
-                        source,
-                    };
-                    ctx.sink
-                        .emit(
-                            StartEvent::at(Step::Image, "InspectFailed", err.to_string())
-                                .of(cref)
-                                .took(started.elapsed())
-                                .warning(),
-                        )
-                        .await;
-                    return Err(err);
-                }
-                Ok(Some(present)) => {
-                    ctx.sink
-                        .emit(
-                            StartEvent::at(
-                                Step::Image,
-                                "Pulled",
-                                format!("Container image {image:?} already present on machine"),
-                            )
-                            .of(cref)
-                            .took(started.elapsed())
-                            .with(Payload::Image(ImageInfo {
-                                image: image.clone(),
-                                image_ref: present.id.clone(),
-                                size_bytes: present.size,
-                                already_present: true,
-                            })),
-                        )
-                        .await;
-                    return Ok(present.id);
-                }
-                Ok(None) if policy == PullPolicy::Never => {
-                    let err = StartError::ImageNeverPull {
-                        container: cref.name.clone(),
-                        image: image.clone(),
-                    };
-                    ctx.sink
-                        .emit(
-                            StartEvent::at(Step::Image, "ErrImageNeverPull", err.to_string())
-                                .of(cref)
-                                .took(started.elapsed())
-                                .warning(),
-                        )
-                        .await;
-                    return Err(err);
-                }
+            match self.inner.cri.image_status(image).await {
+                Err(e) => return Precheck::InspectFailed(e),
+                Ok(Some(found)) => return Precheck::Present(found),
+                Ok(None) if policy == PullPolicy::Never => return Precheck::NeverPullAbsent,
                 Ok(None) => {}
             }
         }
+        let key = backoff::key(&job.pod_uid, image);
+        if let Some(blocked) = self
+            .inner
+            .pull_backoff
+            .blocked(&key, tokio::time::Instant::now())
+        {
+            return Precheck::BackingOff(blocked);
+        }
+        Precheck::Pull(parsed)
+    }
 
-        ctx.sink
-            .emit(
-                StartEvent::at(Step::Image, "Pulling", format!("Pulling image {image:?}")).of(cref),
-            )
-            .await;
-        let pull_started = Instant::now();
-        match self.pull_with_credentials(ctx, &image).await {
-            Ok(image_ref) => {
-                let pulled_in = pull_started.elapsed();
-                // Size is best effort, as in the kubelet.
-                let size = cri
-                    .image_status(&image)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map_or(0, |i| i.size);
-                self.inner.metrics.image_pulled(size, started.elapsed());
-                ctx.sink
-                    .emit(
-                        StartEvent::at(
-                            Step::Image,
-                            "Pulled",
-                            format!(
-                                "Successfully pulled image {image:?} in {} ({} including waiting). Image size: {size} bytes.",
-                                go_duration(pulled_in),
-                                go_duration(started.elapsed()),
-                            ),
-                        )
-                        .of(cref)
-                        .took(started.elapsed())
-                        .with(Payload::Image(ImageInfo {
-                            image: image.clone(),
-                            image_ref: image_ref.clone(),
-                            size_bytes: size,
-                            already_present: false,
-                        })),
+    /// Pulls through the node's puller and tells this container's story of
+    /// it: Pulling, PullProgress while it runs, then Pulled or Failed.
+    /// `started` is when this container began waiting for its image.
+    pub(super) async fn pull(
+        &self,
+        job: &ImageJob,
+        cref: &ContainerRef,
+        image: &str,
+        parsed: ImageRef,
+        started: Instant,
+    ) -> Result<String, StartError> {
+        let sink = &job.sink;
+        sink.emit(
+            StartEvent::at(Step::Image, "Pulling", format!("Pulling image {image:?}")).of(cref),
+        )
+        .await;
+        let credentials = keyring::lookup(&parsed, &job.credentials)
+            .into_iter()
+            .cloned()
+            .collect();
+        let ticket = self.inner.puller.pull(PullSpec {
+            image: image.to_string(),
+            parsed,
+            credentials,
+            sandbox_config: Some(job.sandbox_config.clone()),
+        });
+        let interval = self.inner.puller.config().sample_interval;
+        let mut reporter = Reporter {
+            image,
+            cref,
+            sink,
+            started,
+            enabled: job.progress,
+            interval,
+            last: None,
+        };
+        let mut state = ticket.state();
+        let mut running_since = None;
+        let outcome = loop {
+            let now = state.borrow_and_update().clone();
+            match now {
+                FlightState::Done(r) => break Some(r),
+                FlightState::Queued => reporter.maybe_emit(None).await,
+                FlightState::Running(p) => {
+                    running_since.get_or_insert_with(Instant::now);
+                    reporter.maybe_emit(Some(p)).await;
+                }
+            }
+            if !wait_for_change(&mut state, interval.max(HEARTBEAT_EVERY)).await {
+                break None;
+            }
+        };
+        let key = backoff::key(&job.pod_uid, image);
+        let result = match outcome {
+            Some(r) => r,
+            None => {
+                return Err(StartError::TaskFailed(
+                    "the pull task ended without a result".into(),
+                ));
+            }
+        };
+        match result {
+            Ok(pulled) => {
+                self.inner.pull_backoff.succeeded(&key);
+                // Waiting included, as the kubelet's histogram.
+                self.inner
+                    .metrics
+                    .image_pulled(pulled.size, started.elapsed());
+                let pulled_in = running_since.map_or(Duration::ZERO, |t| t.elapsed());
+                sink.emit(
+                    StartEvent::at(
+                        Step::Image,
+                        "Pulled",
+                        format!(
+                            "Successfully pulled image {image:?} in {} ({} including waiting). Image size: {} bytes.",
+                            go_duration(pulled_in),
+                            go_duration(started.elapsed()),
+                            pulled.size,
+                        ),
                     )
-                    .await;
-                Ok(image_ref)
+                    .of(cref)
+                    .took(started.elapsed())
+                    .with(Payload::Image(ImageInfo {
+                        image: image.to_string(),
+                        image_ref: pulled.image_ref.clone(),
+                        size_bytes: pulled.size,
+                        already_present: false,
+                    })),
+                )
+                .await;
+                Ok(pulled.image_ref)
             }
             Err(source) => {
                 let err = StartError::ImagePull {
                     container: cref.name.clone(),
-                    image: image.clone(),
+                    image: image.to_string(),
                     source,
                 };
-                ctx.sink
-                    .emit(
-                        StartEvent::at(Step::Image, "Failed", err.to_string())
-                            .of(cref)
-                            .took(started.elapsed())
-                            .warning(),
-                    )
-                    .await;
+                self.inner.pull_backoff.failed(
+                    &key,
+                    tokio::time::Instant::now(),
+                    ticket.pull_id(),
+                    err.to_string(),
+                );
+                sink.emit(
+                    StartEvent::at(Step::Image, "Failed", err.to_string())
+                        .of(cref)
+                        .took(started.elapsed())
+                        .warning(),
+                )
+                .await;
                 Err(err)
             }
         }
     }
+}
 
-    /// Pulls with each matching credential in turn until one works (the
-    /// kubelet's keyring order); anonymously when none matches.
-    async fn pull_with_credentials(
-        &self,
-        ctx: &PodContext,
-        image: &str,
-    ) -> Result<String, CriError> {
-        let cri = &self.inner.cri;
-        let matching = matching_credentials(image, &ctx.credentials);
-        if matching.is_empty() {
-            return cri
-                .pull_image(image, None, Some(ctx.sandbox_config.clone()))
-                .await;
-        }
-        let mut last = None;
-        for cred in matching {
-            match cri
-                .pull_image(
-                    image,
-                    Some(auth_config(cred)),
-                    Some(ctx.sandbox_config.clone()),
-                )
-                .await
-            {
-                Ok(r) => return Ok(r),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or(CriError::InvalidResponse {
-            op: "pull_image",
-            missing: "result",
-        }))
+/// Waits for the shared state to change, or `at_most`. False when the pull
+/// task is gone.
+async fn wait_for_change(state: &mut watch::Receiver<FlightState>, at_most: Duration) -> bool {
+    tokio::select! {
+        r = state.changed() => r.is_ok(),
+        _ = tokio::time::sleep(at_most) => true,
     }
 }
 
-fn auth_config(c: &RegistryCredential) -> cri::AuthConfig {
-    // containerd 1.6 parses server_address as a URL: a bare "host:port"
-    // fails to parse there, so a scheme is added when none is given.
-    let server_address = if c.server.is_empty() || c.server.contains("://") {
-        c.server.clone()
-    } else {
-        format!("https://{}", c.server)
-    };
-    cri::AuthConfig {
-        username: c.username.clone(),
-        password: c.password.clone(),
-        auth: c.auth.clone(),
-        server_address,
-        identity_token: c.identity_token.clone(),
-        registry_token: c.registry_token.clone(),
+/// Rate-limits one container's PullProgress events.
+struct Reporter<'a> {
+    image: &'a str,
+    cref: &'a ContainerRef,
+    sink: &'a EventSink,
+    started: Instant,
+    enabled: bool,
+    interval: Duration,
+    last: Option<(Instant, Option<Progress>)>,
+}
+
+impl Reporter<'_> {
+    /// `None`: queued for a slot.
+    async fn maybe_emit(&mut self, p: Option<Progress>) {
+        if !self.enabled {
+            return;
+        }
+        let since_last = self
+            .last
+            .as_ref()
+            .map_or(self.started.elapsed(), |(t, _)| t.elapsed());
+        let measured = p.as_ref().is_some_and(|p| p.measured);
+        let due = if measured {
+            since_last >= self.interval
+                && self
+                    .last
+                    .as_ref()
+                    .is_none_or(|(_, prev)| prev.as_ref() != p.as_ref())
+        } else {
+            since_last >= self.interval.max(HEARTBEAT_EVERY)
+        };
+        if !due {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let (payload, message) = progress_payload(self.image, p.as_ref(), elapsed);
+        self.sink
+            .emit_progress(
+                StartEvent::at(Step::Image, "PullProgress", message)
+                    .of(self.cref)
+                    .with(Payload::PullProgress(payload)),
+            )
+            .await;
+        self.last = Some((Instant::now(), p));
     }
 }
 
-/// Credentials whose server matches the image's registry (and path prefix),
-/// most specific first. An empty server matches every registry.
-pub(super) fn matching_credentials<'a>(
+fn progress_payload(
     image: &str,
-    creds: &'a [RegistryCredential],
-) -> Vec<&'a RegistryCredential> {
-    let Ok(parsed) = parse_image(image) else {
-        return Vec::new();
+    p: Option<&Progress>,
+    elapsed: Duration,
+) -> (ImagePullProgress, String) {
+    let mut payload = ImagePullProgress {
+        image: image.to_string(),
+        elapsed_micros: micros(elapsed),
+        queued: p.is_none(),
+        ..Default::default()
     };
-    let target = format!("{}/{}", parsed.registry, parsed.repository);
-    let mut found: Vec<(usize, &RegistryCredential)> = creds
-        .iter()
-        .filter_map(|c| {
-            let server = normalise_server(&c.server);
-            if server.is_empty() {
-                return Some((0, c));
-            }
-            let host_only = !server.contains('/');
-            let matches = if host_only {
-                server == parsed.registry
+    let waited = humantime::format_duration(Duration::from_secs(elapsed.as_secs()));
+    let message = match p {
+        None => {
+            payload.set_source(ProgressSource::Heartbeat);
+            format!("Waiting for a pull slot for image {image:?} ({waited})")
+        }
+        Some(p) if p.measured => {
+            payload.set_source(ProgressSource::Containerd);
+            payload.bytes_done = p.bytes_done;
+            payload.bytes_total = p.bytes_total;
+            payload.layers_done = p.layers_done;
+            payload.layers_total = p.layers_total;
+            if p.layers_total == 0 {
+                format!("Pulling image {image:?}: resolving ({waited})")
             } else {
-                target == server || target.starts_with(&format!("{server}/"))
-            };
-            matches.then_some((server.len(), c))
-        })
-        .collect();
-    found.sort_by_key(|(specificity, _)| std::cmp::Reverse(*specificity));
-    found.into_iter().map(|(_, c)| c).collect()
+                format!(
+                    "Pulling image {image:?}: {} of {}, {} of {} layers",
+                    mib(p.bytes_done),
+                    mib(p.bytes_total),
+                    p.layers_done,
+                    p.layers_total
+                )
+            }
+        }
+        Some(_) => {
+            payload.set_source(ProgressSource::Heartbeat);
+            format!("Pulling image {image:?} ({waited})")
+        }
+    };
+    (payload, message)
 }
 
-fn normalise_server(server: &str) -> String {
-    let s = server
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let s = s.strip_suffix("/v1").or(s.strip_suffix("/v2")).unwrap_or(s);
-    match s {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        other => other.to_string(),
-    }
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+async fn emit_present(
+    sink: &EventSink,
+    cref: &ContainerRef,
+    image: &str,
+    found: &cri::Image,
+    took: Duration,
+) {
+    sink.emit(
+        StartEvent::at(
+            Step::Image,
+            "Pulled",
+            format!("Container image {image:?} already present on machine"),
+        )
+        .of(cref)
+        .took(took)
+        .with(Payload::Image(ImageInfo {
+            image: image.to_string(),
+            image_ref: found.id.clone(),
+            size_bytes: found.size,
+            already_present: true,
+        })),
+    )
+    .await;
 }
 
 /// A duration the way Go's `%v` prints it in kubelet messages
@@ -253,38 +428,34 @@ pub(super) fn go_duration(d: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn cred(server: &str, user: &str) -> RegistryCredential {
-        RegistryCredential {
-            server: server.into(),
-            username: user.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn credentials_match_registry_most_specific_first() {
-        let creds = vec![
-            cred("127.0.0.1:5402", "host"),
-            cred("127.0.0.1:5402/team", "team"),
-            cred("https://index.docker.io/v1/", "hub"),
-            cred("other.example", "other"),
-        ];
-        let users = |image: &str| -> Vec<String> {
-            matching_credentials(image, &creds)
-                .into_iter()
-                .map(|c| c.username.clone())
-                .collect()
-        };
-        assert_eq!(users("127.0.0.1:5402/team/app:1"), vec!["team", "host"]);
-        assert_eq!(users("127.0.0.1:5402/else/app:1"), vec!["host"]);
-        assert_eq!(users("busybox"), vec!["hub"]);
-        assert!(users("quay.io/x/y").is_empty());
-    }
-
     #[test]
     fn durations_read_like_go() {
         assert_eq!(go_duration(Duration::from_micros(1500)), "1.500ms");
         assert_eq!(go_duration(Duration::from_millis(2500)), "2.500s");
         assert_eq!(go_duration(Duration::from_micros(20)), "20µs");
+    }
+
+    #[test]
+    fn progress_messages() {
+        let p = Progress {
+            bytes_done: 3 * 1024 * 1024,
+            bytes_total: 20 * 1024 * 1024,
+            layers_done: 1,
+            layers_total: 4,
+            measured: true,
+        };
+        let (payload, msg) = progress_payload("r/x:1", Some(&p), Duration::from_secs(2));
+        assert_eq!(
+            msg,
+            "Pulling image \"r/x:1\": 3.0 MiB of 20.0 MiB, 1 of 4 layers"
+        );
+        assert_eq!(payload.source(), ProgressSource::Containerd);
+        assert_eq!(payload.layers_total, 4);
+        let (hb, msg) =
+            progress_payload("r/x:1", Some(&Progress::default()), Duration::from_secs(3));
+        assert_eq!(msg, "Pulling image \"r/x:1\" (3s)");
+        assert_eq!(hb.source(), ProgressSource::Heartbeat);
+        let (q, _) = progress_payload("r/x:1", None, Duration::from_secs(3));
+        assert!(q.queued);
     }
 }

@@ -10,7 +10,7 @@
 //!   gating; `restart.rs`: restartPolicy decisions; `backoff.rs`: the
 //!   crash-loop back-off; `watch.rs`: waiting for exits; `termination.rs`:
 //!   termination messages; `ephemeral.rs`: StartContainer; `supervise.rs`:
-//!   restarts after the start; `stop.rs`: StopPod; `events.rs`: event
+//!   restarts after the start; `prepull.rs`: every image of a pod started at once; `stop.rs`: StopPod; `events.rs`: event
 //!   delivery; `error.rs`: failures and how they are reported.
 mod adopt;
 pub mod backoff;
@@ -22,6 +22,7 @@ mod hooks;
 mod http;
 mod image;
 mod pod;
+mod prepull;
 mod probe;
 pub mod restart;
 mod sidecar;
@@ -44,7 +45,8 @@ use tokio::sync::broadcast;
 pub use error::StartError;
 pub use events::{ContainerRef, EventSink};
 
-use crate::cri::Cri;
+use crate::cri::{Address, Cri};
+use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::proto::v1::StartEvent;
 use crate::state::PodLocks;
 use crate::telemetry::Metrics;
@@ -67,6 +69,22 @@ pub struct FlowConfig {
     /// Root of per-pod state (`<root>/<uid>/containers/<name>/<file>`:
     /// termination message files), the kubelet's pod directories.
     pub pod_state_root: PathBuf,
+    /// First back-off after a failed pull of an image for a pod.
+    pub image_pull_backoff_initial: Duration,
+    /// Largest such back-off.
+    pub image_pull_backoff_max: Duration,
+    /// Pulls in flight on the node at most; 0 for no limit, 1 serializes
+    /// pulls (the kubelet's default `serializeImagePulls`).
+    pub max_parallel_image_pulls: usize,
+    /// A pull whose measured progress stands still this long is cancelled;
+    /// zero for never.
+    pub image_pull_stall_timeout: Duration,
+    /// Pull progress is sampled, and PullProgress events sent, at most this
+    /// often.
+    pub image_pull_progress_interval: Duration,
+    /// containerd's socket, read for pull progress (its content service);
+    /// `None` for heartbeats only.
+    pub content_endpoint: Option<Address>,
 }
 
 impl Default for FlowConfig {
@@ -78,6 +96,12 @@ impl Default for FlowConfig {
             restart_backoff_max: Duration::from_secs(300),
             status_poll_max: Duration::from_secs(1),
             pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
+            image_pull_backoff_initial: Duration::from_secs(10),
+            image_pull_backoff_max: Duration::from_secs(300),
+            max_parallel_image_pulls: 0,
+            image_pull_stall_timeout: Duration::from_secs(300),
+            image_pull_progress_interval: Duration::from_millis(500),
+            content_endpoint: None,
         }
     }
 }
@@ -102,6 +126,8 @@ struct Inner {
     supervisors: Mutex<HashMap<String, CancellationToken>>,
     /// Fires at shutdown; supervisors end with it.
     shutdown: CancellationToken,
+    puller: Puller,
+    pull_backoff: PullBackoff,
 }
 
 /// How many events the node-wide feed buffers for slow watchers.
@@ -114,9 +140,24 @@ impl Starter {
             config.restart_backoff_initial,
             config.restart_backoff_max,
         );
+        let puller = Puller::new(
+            cri.clone(),
+            PullerConfig {
+                max_parallel: config.max_parallel_image_pulls,
+                stall_timeout: config.image_pull_stall_timeout,
+                sample_interval: config.image_pull_progress_interval,
+                content_endpoint: config.content_endpoint.clone(),
+            },
+        );
+        let pull_backoff = PullBackoff::new(
+            config.image_pull_backoff_initial,
+            config.image_pull_backoff_max,
+        );
         Starter {
             inner: Arc::new(Inner {
                 cri,
+                puller,
+                pull_backoff,
                 config,
                 metrics,
                 locks: PodLocks::default(),

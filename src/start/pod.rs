@@ -17,8 +17,8 @@ use super::{
 };
 use crate::proto::v1::{
     AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
-    PodSpec, PodStarted, RegistryCredential, SandboxInfo, StartEvent, StartPodRequest,
-    StartedContainer, Step, StepTiming, start_event::Payload,
+    PodSpec, PodStarted, SandboxInfo, StartEvent, StartPodRequest, StartedContainer, Step,
+    StepTiming, start_event::Payload,
 };
 use crate::spec::{labels, sandbox as sandbox_spec};
 use crate::state::view;
@@ -31,7 +31,8 @@ pub(super) struct PodContext {
     pub sandbox_config: cri::PodSandboxConfig,
     pub ips: Vec<String>,
     pub log_dir: PathBuf,
-    pub credentials: Vec<RegistryCredential>,
+    /// The image step's inputs and the pod's pre-pulls.
+    pub images: std::sync::Arc<super::prepull::PodImages>,
     pub sink: EventSink,
     pub cancel: CancellationToken,
 }
@@ -159,6 +160,8 @@ impl Starter {
         let started_at = Instant::now();
         let pod = req.pod.unwrap_or_default();
         let mut timings = Vec::new();
+        let options = req.options.unwrap_or_default();
+        let images = self.pod_images(&pod, req.credentials, &options, sink);
 
         let sandbox = self
             .ensure_sandbox(&pod, sink, &mut timings)
@@ -170,11 +173,10 @@ impl Starter {
             sandbox_config: sandbox.config,
             ips: sandbox.ips.clone(),
             log_dir: sandbox.log_dir,
-            credentials: req.credentials,
+            images: std::sync::Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
         };
-        let options = req.options.unwrap_or_default();
         let mut started = Vec::new();
         let mut all_adopted = sandbox.adopted;
 

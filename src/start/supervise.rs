@@ -46,8 +46,10 @@ impl Starter {
                 old.cancel();
             }
         }
+        let sink = EventSink::new(&meta, None, self.bus());
         let ctx = PodContext {
-            sink: EventSink::new(&meta, None, self.bus()),
+            images: std::sync::Arc::new(ctx.images.detached(sink.clone())),
+            sink,
             cancel: token.clone(),
             ..ctx.clone()
         };

@@ -57,6 +57,20 @@ impl Harness {
         Harness::build(|_| {}, tune, tune_cri).await
     }
 
+    /// A harness over a sim configured by `sim` (which always has `IMAGE`).
+    pub async fn with_sim_config(sim: SimConfig, tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+        Harness::build(
+            move |s| {
+                let preloaded = std::mem::take(&mut s.preloaded_images);
+                *s = sim;
+                s.preloaded_images.extend(preloaded);
+            },
+            tune,
+            |_| {},
+        )
+        .await
+    }
+
     /// A harness whose simulated runtime `tune_sim` may change too.
     pub async fn with_sim(
         tune_sim: impl FnOnce(&mut SimConfig),
@@ -152,7 +166,12 @@ impl Harness {
 
 pub async fn collect(mut stream: tonic::Streaming<StartEvent>) -> Vec<StartEvent> {
     let mut events = Vec::new();
-    while let Some(e) = stream.next().await {
+    // A stream that never ends is a failure, not a hang.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Some(e) = tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .expect("the stream ends")
+    {
         events.push(e.expect("stream item"));
     }
     let terminals = events.iter().filter(|e| e.is_terminal()).count();
