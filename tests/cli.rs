@@ -57,7 +57,12 @@ fn an_absent_daemon_is_reported_as_such() {
 
 #[test]
 fn example_manifests_convert_without_errors() {
-    for example in ["pod.yaml", "init-fails.yaml", "host-path.yaml"] {
+    for example in [
+        "pod.yaml",
+        "init-fails.yaml",
+        "host-path.yaml",
+        "sim-pod.yaml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples")
             .join(example);
