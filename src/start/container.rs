@@ -28,7 +28,7 @@ use crate::spec::container::{ContainerContext, container_config};
 use crate::spec::labels;
 
 /// The kubelet's minimum grace period when it kills a container.
-const MIN_GRACE: Duration = Duration::from_secs(2);
+pub(super) const MIN_GRACE: Duration = Duration::from_secs(2);
 
 impl Starter {
     /// Starts one container once, unless an instance of it already runs or

@@ -20,7 +20,7 @@ use crate::proto::v1::{
 use crate::spec::{labels, sandbox as sandbox_spec};
 use crate::state::view;
 
-const MIN_GRACE: Duration = Duration::from_secs(2);
+use super::container::MIN_GRACE;
 
 impl Starter {
     /// The metadata of the pod `r` names, from its newest sandbox.
