@@ -1,7 +1,6 @@
 //! Compiles podstart's own API (proto/podstart/v1) into Rust, with a file
-//! descriptor set for gRPC reflection, and a client for the part of
-//! containerd's content service podstart reads (proto/containerd). CRI
-//! bindings come from the k8s-cri crate.
+//! descriptor set for gRPC reflection. CRI bindings come from the k8s-cri
+//! crate, containerd's own services from the containerd-client crate.
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -9,9 +8,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("podstart_v1_descriptor.bin"))
         .compile_protos(&["proto/podstart/v1/podstart.proto"], &["proto"])?;
-    tonic_prost_build::configure()
-        .build_server(false)
-        .compile_protos(&["proto/containerd/content/v1/content.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

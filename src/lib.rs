@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod cri;
+pub mod duration;
 pub mod images;
 pub mod middleware;
 pub mod server;

@@ -1,7 +1,10 @@
 //! Turning events and pods into lines for people (`--output text`) or
 //! scripts (`--output json`, one object per line).
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
+use crate::duration;
 use crate::proto::v1::{
     ContainerKind, ContainerState, EventType, Pod, SandboxState, StartEvent, Step,
     start_event::Payload,
@@ -91,14 +94,21 @@ pub fn progress_bar(done: u64, total: u64) -> String {
     )
 }
 
+/// A step's duration, Go-style, to a precision that suits its size
+/// (`20µs`, `1.5ms`, `2.504s`).
 fn human_micros(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.1}ms", us as f64 / 1e3)
+    let d = Duration::from_micros(us);
+    let unit = if d < Duration::from_secs(1) {
+        Duration::from_micros(100)
     } else {
-        format!("{:.3}s", secs(us))
-    }
+        Duration::from_millis(1)
+    };
+    let shown = if d < Duration::from_millis(1) {
+        d
+    } else {
+        duration::truncate(d, unit)
+    };
+    duration::go(shown)
 }
 
 pub fn event_json(e: &StartEvent) -> Value {
@@ -231,6 +241,15 @@ fn container_state(s: ContainerState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_durations() {
+        assert_eq!(human_micros(20), "20µs");
+        assert_eq!(human_micros(1_549), "1.5ms");
+        assert_eq!(human_micros(999_999), "999.9ms");
+        assert_eq!(human_micros(2_504_900), "2.504s");
+        assert_eq!(human_micros(90_000_000), "1m30s");
+    }
 
     #[test]
     fn progress_bars() {

@@ -1,28 +1,28 @@
 //! Image pull back-off per (pod uid, image), the kubelet's
 //! `flowcontrol.Backoff` without jitter: the first failure blocks further
 //! pulls for `initial`, each failure within the window doubles it up to
-//! `max`, and an entry idle for more than twice `max` starts over. One
-//! concurrent pull shared by several containers of a pod counts once.
+//! `max`, and an entry idle for more than twice `max` starts over (the
+//! shared table, `crate::backoff`). One concurrent pull shared by several
+//! containers of a pod counts once.
 //!
 //! Uses tokio's clock, so tests can pause and advance time. Holds the last
 //! error message for the `Back-off pulling image` text; that message comes
 //! from the runtime and carries no credential.
-use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
-    time::Duration,
-};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The back-off of one key.
+use crate::backoff::{Next, Table};
+
+/// The most (pod, image) keys kept; beyond, the stalest are dropped.
+const MAX_ENTRIES: usize = 4096;
+
+/// What a key remembers of its last failed pull.
 #[derive(Debug, Clone)]
-struct Entry {
-    backoff: Duration,
-    last_update: Instant,
-    last_error: String,
+struct Failure {
+    message: String,
     /// The pull whose failure was recorded last.
-    last_pull: u64,
+    pull: u64,
 }
 
 /// A key that is backing off.
@@ -36,9 +36,7 @@ pub struct Blocked {
 
 #[derive(Debug)]
 pub struct PullBackoff {
-    initial: Duration,
-    max: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    table: Table<Instant, Failure>,
 }
 
 /// The kubelet's key: `<podUID>_<image>`.
@@ -46,44 +44,20 @@ pub fn key(pod_uid: &str, image: &str) -> String {
     format!("{pod_uid}_{image}")
 }
 
-/// The delay after a failure, given the entry's current delay (if it is
-/// still live at `now`).
-pub fn next_delay(current: Option<Duration>, initial: Duration, max: Duration) -> Duration {
-    match current {
-        None => initial.min(max),
-        Some(d) => (d * 2).min(max),
-    }
-}
-
-/// True when an entry last updated at `last_update` is forgotten at `now`.
-pub fn expired(now: Instant, last_update: Instant, max: Duration) -> bool {
-    now.saturating_duration_since(last_update) > max * 2
-}
-
 impl PullBackoff {
     pub fn new(initial: Duration, max: Duration) -> PullBackoff {
         PullBackoff {
-            initial,
-            max,
-            entries: Mutex::new(HashMap::new()),
+            table: Table::new(initial, max, MAX_ENTRIES),
         }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The kubelet's `IsInBackOffSinceUpdate`.
     pub fn blocked(&self, key: &str, now: Instant) -> Option<Blocked> {
-        let entries = self.entries();
-        let e = entries.get(key)?;
+        let e = self.table.live(key, now)?;
         let since = now.saturating_duration_since(e.last_update);
-        if expired(now, e.last_update, self.max) || since >= e.backoff {
-            return None;
-        }
-        Some(Blocked {
-            remaining: e.backoff - since,
-            last_error: e.last_error.clone(),
+        (since < e.delay).then(|| Blocked {
+            remaining: e.delay - since,
+            last_error: e.data.message,
         })
     }
 
@@ -91,30 +65,22 @@ impl PullBackoff {
     /// same `pull` (another container that shared it) changes nothing.
     /// Returns the delay now in force.
     pub fn failed(&self, key: &str, now: Instant, pull: u64, error: String) -> Duration {
-        let mut entries = self.entries();
-        entries.retain(|_, e| !expired(now, e.last_update, self.max));
-        if let Some(e) = entries.get_mut(key)
-            && e.last_pull == pull
+        let failure = Failure {
+            message: error,
+            pull,
+        };
+        match self
+            .table
+            .next_unless(key, now, now, failure, |e| e.data.pull == pull)
         {
-            return e.backoff;
+            Next::Moved(delay) => delay,
+            Next::Held(e) => e.delay,
         }
-        let current = entries.get(key).map(|e| e.backoff);
-        let backoff = next_delay(current, self.initial, self.max);
-        entries.insert(
-            key.to_string(),
-            Entry {
-                backoff,
-                last_update: now,
-                last_error: error,
-                last_pull: pull,
-            },
-        );
-        backoff
     }
 
     /// A successful pull forgets the key.
     pub fn succeeded(&self, key: &str) {
-        self.entries().remove(key);
+        self.table.forget(key);
     }
 }
 
@@ -123,23 +89,6 @@ mod tests {
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
-
-    #[test]
-    fn delays_double_up_to_the_cap() {
-        let mut d = None;
-        let mut seen = Vec::new();
-        for _ in 0..7 {
-            let next = next_delay(d, S(10), S(300));
-            seen.push(next.as_secs());
-            d = Some(next);
-        }
-        assert_eq!(seen, vec![10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(
-            next_delay(None, S(10), S(5)),
-            S(5),
-            "initial never above max"
-        );
-    }
 
     #[tokio::test(start_paused = true)]
     async fn blocked_within_the_window_then_free() {
@@ -163,6 +112,15 @@ mod tests {
         assert_eq!(b.failed(&k, Instant::now(), 3, "again".into()), S(40));
         // Other pods and images are not affected.
         assert_eq!(b.blocked(&key("other", "img:1"), Instant::now()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_table_is_bounded() {
+        let b = PullBackoff::new(S(10), S(300));
+        for i in 0..(MAX_ENTRIES + 10) {
+            b.failed(&key(&i.to_string(), "img"), Instant::now(), 1, "x".into());
+        }
+        assert_eq!(b.table.len(), MAX_ENTRIES);
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use tonic::{Code, Request, transport::Channel};
 
-mod pb {
-    tonic::include_proto!("containerd.services.content.v1");
-}
-
+use containerd_client::services::v1 as pb;
 use pb::content_client::ContentClient as RawClient;
 
 /// containerd selects the namespace from this request header.

@@ -202,7 +202,7 @@ impl RuntimeService for SimRuntime {
                             .is_err()
                         {
                             return Err(CallError::ExecTimeout {
-                                timeout: script::go_duration(secs),
+                                timeout: crate::duration::go(Duration::from_secs(secs)),
                             }
                             .into());
                         }

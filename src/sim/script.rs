@@ -197,17 +197,6 @@ fn parse_sleep(arg: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs * unit).ok()
 }
 
-/// Formats whole seconds the way Go's `time.Duration` prints them (`1s`, `1m30s`, `1h0m0s`), as
-/// containerd does in its exec timeout message.
-pub(crate) fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,14 +381,5 @@ mod tests {
             ExecPlan::FailFirst(2)
         );
         assert_eq!(exec_plan(&cmd(&["fail-first", "x"])), ExecPlan::Exit(0));
-    }
-
-    #[test]
-    fn go_duration_matches_go_formatting() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(1), "1s");
-        assert_eq!(go_duration(90), "1m30s");
-        assert_eq!(go_duration(3600), "1h0m0s");
-        assert_eq!(go_duration(3725), "1h2m5s");
     }
 }

@@ -3,13 +3,11 @@
 //! initial delay doubling up to a maximum, forgotten after twice the maximum
 //! without a failure. Shared by every request of one podstart, kept in
 //! memory only, and bounded: old entries are collected, and past
-//! `MAX_ENTRIES` the stalest go first. Holds no CRI calls and no events.
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+//! `MAX_ENTRIES` the stalest go first (the shared table, `crate::backoff`).
+//! Holds no CRI calls and no events.
+use std::{sync::Arc, time::Duration};
 
+use crate::backoff::{Moment, Next, Table};
 use crate::proto::v1::{Container, PodMetadata};
 use crate::spec::labels;
 
@@ -42,27 +40,17 @@ pub enum Verdict {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    backoff: Duration,
-    /// Nanoseconds since the epoch of the last `next`.
-    last_update: i64,
-}
-
-/// The shared back-off table.
-#[derive(Clone)]
+/// The shared back-off table; times are nanoseconds since the epoch, as
+/// the runtime reports a container's finish.
+#[derive(Clone, Debug)]
 pub struct CrashLoopBackoff {
-    initial: Duration,
-    max: Duration,
-    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    table: Arc<Table<i64, ()>>,
 }
 
 impl CrashLoopBackoff {
     pub fn new(initial: Duration, max: Duration) -> CrashLoopBackoff {
         CrashLoopBackoff {
-            initial,
-            max: max.max(initial),
-            entries: Arc::default(),
+            table: Arc::new(Table::new(initial, max.max(initial), MAX_ENTRIES)),
         }
     }
 
@@ -71,70 +59,31 @@ impl CrashLoopBackoff {
     /// less than the current delay has passed since the finish; otherwise
     /// the delay moves on (`Backoff.Next`) and the restart may go ahead.
     pub fn check(&self, key: &str, finished_at: i64, now: i64) -> Verdict {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let max_idle = nanos(self.max * 2);
-        if let Some(e) = entries.get(key)
-            && finished_at.saturating_sub(e.last_update) <= max_idle
+        let since = now.since(finished_at);
+        match self
+            .table
+            .next_unless(key, finished_at, now, (), |e| since < e.delay)
         {
-            let since = Duration::from_nanos(now.saturating_sub(finished_at).max(0) as u64);
-            if since < e.backoff {
-                return Verdict::Wait {
-                    delay: e.backoff,
-                    remaining: e.backoff - since,
-                };
-            }
-        }
-        let next = match entries.get(key) {
-            Some(e) if finished_at.saturating_sub(e.last_update) <= max_idle => {
-                (e.backoff * 2).min(self.max)
-            }
-            _ => self.initial,
-        };
-        entries.insert(
-            key.to_string(),
-            Entry {
-                backoff: next,
-                last_update: now,
+            Next::Held(e) => Verdict::Wait {
+                delay: e.delay,
+                remaining: e.delay - since,
             },
-        );
-        if entries.len() > MAX_ENTRIES {
-            collect(&mut entries, now, max_idle);
+            Next::Moved(next) => Verdict::Go { next },
         }
-        Verdict::Go { next }
     }
 
     /// Drops entries idle for more than twice the maximum (`Backoff.GC`).
     pub fn gc(&self, now: i64) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        collect(&mut entries, now, nanos(self.max * 2));
+        self.table.gc(now);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or_default()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.table.is_empty()
     }
-}
-
-fn collect(entries: &mut HashMap<String, Entry>, now: i64, max_idle: i64) {
-    entries.retain(|_, e| now.saturating_sub(e.last_update) <= max_idle);
-    if entries.len() > MAX_ENTRIES {
-        let mut by_age: Vec<(String, i64)> = entries
-            .iter()
-            .map(|(k, e)| (k.clone(), e.last_update))
-            .collect();
-        by_age.sort_by_key(|(_, t)| *t);
-        let excess = entries.len() - MAX_ENTRIES;
-        for (k, _) in by_age.into_iter().take(excess) {
-            entries.remove(&k);
-        }
-    }
-}
-
-fn nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -166,7 +115,7 @@ mod tests {
                 Verdict::Wait { delay, remaining } => {
                     assert_eq!(remaining, delay - Duration::from_secs(1));
                     delays.push(delay.as_secs());
-                    now = finished + nanos(delay);
+                    now = finished + i64::try_from(delay.as_nanos()).unwrap();
                 }
                 other => panic!("expected back-off, got {other:?}"),
             }

@@ -173,7 +173,7 @@ impl Starter {
                     waiting_reason: "CrashLoopBackOff".into(),
                     message: format!(
                         "back-off {} restarting failed container={} pod={pod}",
-                        super::image::go_duration(delay),
+                        crate::duration::go(delay),
                         c.name
                     ),
                     delay_micros: micros(delay),

@@ -18,12 +18,16 @@ use tokio::sync::watch;
 
 use super::{ContainerRef, EventSink, StartError, Starter, events::micros, pod::PodContext};
 use crate::cri::CriError;
+use crate::duration;
 use crate::images::{FlightState, Progress, PullSpec, backoff, keyring};
 use crate::proto::v1::{
     Container, ImageInfo, ImagePullProgress, ProgressSource, PullPolicy, RegistryCredential,
     StartEvent, Step, start_event::Payload,
 };
 use crate::spec::image::{ImageRef, effective_pull_policy, parse_image, with_default_tag};
+
+/// The kubelet truncates pull times to this before printing them.
+const MILLISECOND: Duration = Duration::from_millis(1);
 
 /// Heartbeats (no measured progress) come at most this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
@@ -242,8 +246,8 @@ impl Starter {
                         "Pulled",
                         format!(
                             "Successfully pulled image {image:?} in {} ({} including waiting). Image size: {} bytes.",
-                            go_duration(pulled_in),
-                            go_duration(started.elapsed()),
+                            duration::go(duration::truncate(pulled_in, MILLISECOND)),
+                            duration::go(duration::truncate(started.elapsed(), MILLISECOND)),
                             pulled.size,
                         ),
                     )
@@ -412,28 +416,9 @@ async fn emit_present(
     .await;
 }
 
-/// A duration the way Go's `%v` prints it in kubelet messages
-/// (`512.3ms`, `1.204s`).
-pub(super) fn go_duration(d: Duration) -> String {
-    if d < Duration::from_millis(1) {
-        format!("{}µs", d.as_micros())
-    } else if d < Duration::from_secs(1) {
-        format!("{:.3}ms", d.as_secs_f64() * 1000.0)
-    } else {
-        format!("{:.3}s", d.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_go() {
-        assert_eq!(go_duration(Duration::from_micros(1500)), "1.500ms");
-        assert_eq!(go_duration(Duration::from_millis(2500)), "2.500s");
-        assert_eq!(go_duration(Duration::from_micros(20)), "20µs");
-    }
 
     #[test]
     fn progress_messages() {

@@ -15,6 +15,7 @@ use super::{
     restart::{self, AfterExit},
     termination,
 };
+use crate::duration;
 use crate::proto::v1::{
     AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
     PodSpec, PodStarted, SandboxInfo, StartEvent, StartPodRequest, StartedContainer, Step,
@@ -106,7 +107,10 @@ impl Starter {
                     format!(
                         "Pod started: {} container(s) in {}",
                         done.containers.len(),
-                        super::image::go_duration(began.elapsed())
+                        duration::go(duration::truncate(
+                            began.elapsed(),
+                            Duration::from_millis(1)
+                        ))
                     )
                 };
                 StartEvent::at(Step::Done, "PodStarted", message)
