@@ -7,7 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod cri;
 pub mod images;
-pub mod middleware;
 pub mod server;
 pub mod sim;
 pub mod spec;

@@ -9,9 +9,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::api::PodStarterService;
+use crate::api::metrics::GrpcMetricsLayer;
 use crate::config::ServeArgs;
 use crate::cri::{Address, Cri, CriError, CriSettings};
-use crate::middleware::grpc_metrics::GrpcMetricsLayer;
 use crate::proto::v1::pod_starter_server::PodStarterServer;
 use crate::start::{FlowConfig, Starter};
 use crate::telemetry::{self, Metrics};

@@ -2,10 +2,23 @@
 //! socket. Every call goes through one tower stack (`stack.rs`: retry,
 //! tracing, metrics, deadline, concurrency limit) with the kubelet's
 //! deadlines. Holds no pod state.
+//!
+//! The stack's layers, one `Layer` + `Service` pair per file, each working
+//! on a [`CriCall`]:
+//! - `timeout`: the per-operation deadline, failing with
+//!   `CriError::Timeout` naming the operation;
+//! - `retry`: which failures are retried, with capped, jittered back-off
+//!   and a budget;
+//! - `metrics`: count, duration and errors per operation;
+//! - `trace`: a span per call attempt.
 mod call;
 mod connect;
 mod error;
+pub mod metrics;
+pub mod retry;
 pub mod stack;
+pub mod timeout;
+pub mod trace;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -20,8 +33,8 @@ pub use call::{CriCall, Operation, Reply, Retry};
 pub use connect::{Address, ConnectError, channel, connect};
 pub use error::CriError;
 
-use crate::middleware::retry::RetrySettings;
 use crate::telemetry::Metrics;
+use retry::RetrySettings;
 
 /// Largest message the runtime may send (as the kubelet's CRI client).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -35,7 +48,7 @@ pub struct CriSettings {
     pub request_timeout: Duration,
     pub retry: RetrySettings,
     pub max_concurrency: usize,
-    /// Send calls straight to the channel, without the middleware: only
+    /// Send calls straight to the channel, without the layers: only
     /// for measuring what the stack costs (benches/stack_overhead.rs).
     pub bare: bool,
 }

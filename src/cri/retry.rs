@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use futures::future::BoxFuture;
 use tower::retry::budget::{Budget, TpsBudget};
 
-use crate::cri::{CriCall, CriError, Reply, Retry};
+use super::{CriCall, CriError, Reply, Retry};
 use crate::telemetry::Metrics;
 
 /// Retry settings.
