@@ -6,6 +6,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod cri;
+pub mod endpoint;
 pub mod images;
 pub mod server;
 pub mod sim;

@@ -3,17 +3,19 @@ use std::time::Duration;
 
 use tonic::Code;
 
+use crate::endpoint::EndpointError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
     /// The configured endpoint is not a unix socket path or http URL.
-    #[error(
-        "invalid CRI endpoint {endpoint:?}: expected unix:///absolute/path or http://host:port"
-    )]
-    InvalidEndpoint { endpoint: String },
-    /// The runtime answered the call with an error status.
+    #[error(transparent)]
+    InvalidEndpoint(#[from] EndpointError),
+    /// The call failed with this status: the runtime's answer, or tonic's
+    /// when the call never got an answer (the status's source says why).
     #[error("{}", .status.message())]
     Call {
         op: &'static str,
+        #[source]
         status: tonic::Status,
     },
     /// The call did not finish within its deadline.

@@ -12,7 +12,6 @@
 //! - `metrics`: count, duration and errors per operation;
 //! - `trace`: a span per call attempt.
 mod call;
-mod connect;
 mod error;
 pub mod metrics;
 pub mod retry;
@@ -30,9 +29,9 @@ use tonic::transport::Channel;
 use tower::ServiceExt;
 
 pub use call::{CriCall, Operation, Reply, Retry};
-pub use connect::{Address, ConnectError, channel, connect};
 pub use error::CriError;
 
+use crate::endpoint::{self, Address, Peer};
 use crate::telemetry::Metrics;
 use retry::RetrySettings;
 
@@ -81,11 +80,11 @@ impl Cri {
         settings: CriSettings,
         metrics: Metrics,
     ) -> Result<Cri, CriError> {
-        let runtime_channel = connect::channel(runtime)?;
+        let runtime_channel = endpoint::channel(runtime, Peer::Runtime)?;
         let image_channel = if image == runtime {
             runtime_channel.clone()
         } else {
-            connect::channel(image)?
+            endpoint::channel(image, Peer::Image)?
         };
         Ok(Cri {
             runtime: RuntimeServiceClient::new(runtime_channel)
