@@ -15,7 +15,8 @@
 //! runtime. Prints medians and their ratio. Measures, asserts nothing.
 use std::time::{Duration, Instant};
 
-use podstart::cri::{Address, Cri, CriSettings};
+use podstart::cri::{Cri, CriSettings};
+use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
     Container, PodMetadata, PodSpec, PullPolicy, StartOptions, StartPodRequest,
     start_event::Payload,
@@ -116,7 +117,7 @@ async fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
-    let addr = Address::parse(&runtime).expect("runtime endpoint");
+    let addr = Address::parse(&runtime, Peer::Runtime).expect("runtime endpoint");
     let metrics = Metrics::new().expect("metrics");
     let cri = Cri::new(&addr, &addr, CriSettings::default(), metrics.clone()).expect("cri");
     let log_root = tempfile::tempdir().expect("tempdir");

@@ -10,7 +10,8 @@
 //! timed). Prints the median and p90 start latency and pods/s per mode.
 use std::time::{Duration, Instant};
 
-use podstart::cri::{Address, Cri, CriSettings};
+use podstart::cri::{Cri, CriSettings};
+use podstart::endpoint::Address;
 use podstart::proto::v1::{
     Container, PodMetadata, PodSpec, PullPolicy, StartPodRequest, start_event::Payload,
 };

@@ -18,7 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podstart::cri::{Address, Cri, CriSettings};
+use podstart::cri::{Cri, CriSettings};
+use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
     Container, ContainerKind, PodMetadata, PodSpec, PullPolicy, StartPodRequest,
     pod_starter_client::PodStarterClient, start_event::Payload,
@@ -157,7 +158,7 @@ async fn main() {
     } else {
         runtime.clone()
     };
-    let addr = Address::parse(&runtime_addr).unwrap();
+    let addr = Address::parse(&runtime_addr, Peer::Runtime).unwrap();
     let cri = Cri::new(
         &addr,
         &addr,
@@ -193,7 +194,9 @@ async fn main() {
     while !socket.exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let client = PodStarterClient::new(podstart::cri::channel(&Address::Unix(socket)).unwrap());
+    let client = PodStarterClient::new(
+        podstart::endpoint::channel(&Address::Unix(socket), Peer::Podstart).unwrap(),
+    );
 
     // One warm-up of each, not counted.
     let warm = pod(999, &image);

@@ -9,9 +9,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::api::PodStarterService;
+use crate::api::metrics::GrpcMetricsLayer;
 use crate::config::ServeArgs;
-use crate::cri::{Address, Cri, CriError, CriSettings};
-use crate::middleware::grpc_metrics::GrpcMetricsLayer;
+use crate::cri::{Cri, CriError, CriSettings};
+use crate::endpoint::{Address, EndpointError, Peer};
 use crate::proto::v1::pod_starter_server::PodStarterServer;
 use crate::start::{FlowConfig, Starter};
 use crate::telemetry::{self, Metrics};
@@ -28,7 +29,9 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Endpoint(#[from] CriError),
+    Endpoint(#[from] EndpointError),
+    #[error(transparent)]
+    Runtime(#[from] CriError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("reflection service: {0}")]
@@ -52,7 +55,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let _sim_stop_on_exit = sim_stop.clone().drop_guard();
     let (runtime_addr, _sim) = runtime_address(&args.runtime_endpoint, &sim_stop).await?;
     let image_addr = match &args.image_endpoint {
-        Some(e) if args.runtime_endpoint != "sim" => Address::parse(e)?,
+        Some(e) if args.runtime_endpoint != "sim" => Address::parse(e, Peer::Image)?,
         _ => runtime_addr.clone(),
     };
     let cri = Cri::new(
@@ -187,7 +190,7 @@ async fn runtime_address(
     shutdown: &CancellationToken,
 ) -> Result<(Address, Option<tempfile::TempDir>), ServeError> {
     if endpoint != "sim" {
-        return Ok((Address::parse(endpoint)?, None));
+        return Ok((Address::parse(endpoint, Peer::Runtime)?, None));
     }
     let dir = tempfile::Builder::new()
         .prefix("podstart-sim")
@@ -217,7 +220,7 @@ async fn runtime_address(
 }
 
 fn unix_path(listen: &str) -> Result<PathBuf, ServeError> {
-    match Address::parse(listen) {
+    match Address::parse(listen, Peer::Podstart) {
         Ok(Address::Unix(p)) => Ok(p),
         _ => Err(ServeError::ListenAddress(listen.to_string())),
     }

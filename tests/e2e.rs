@@ -10,7 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podstart::cri::{Address, Cri, CriSettings};
+use podstart::cri::{Cri, CriSettings};
+use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
     Container, ContainerKind, ContainerRestartPolicy, ContainerState, ExecAction, GetPodRequest,
     Handler, Lifecycle, PodMetadata, PodRef, PodSpec, Probe, PullPolicy, RestartPolicy,
@@ -106,8 +107,9 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let channel = podstart::cri::channel(&Address::Unix(socket.clone())).unwrap();
-        let runtime = Address::parse(&lab.runtime).unwrap();
+        let channel =
+            podstart::endpoint::channel(&Address::Unix(socket.clone()), Peer::Podstart).unwrap();
+        let runtime = Address::parse(&lab.runtime, Peer::Runtime).unwrap();
         let cri = Cri::new(
             &runtime,
             &runtime,

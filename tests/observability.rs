@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
-use podstart::cri::Address;
+use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodSpec, PullPolicy, StartEvent, StartPodRequest,
     pod_starter_client::PodStarterClient,
@@ -203,7 +203,7 @@ fn tool(name: &str) -> Option<PathBuf> {
 #[tokio::test]
 async fn metrics_cover_every_family_and_readiness_follows_the_runtime() {
     let mut n = node(&[]).await;
-    let channel = podstart::cri::connect(&Address::Unix(n.api_sock.clone()))
+    let channel = podstart::endpoint::connect(&Address::Unix(n.api_sock.clone()), Peer::Podstart)
         .await
         .unwrap();
     let client = PodStarterClient::new(channel);
@@ -333,7 +333,7 @@ async fn spans_arrive_over_otlp_with_the_callers_trace_id() {
     );
     let endpoint = format!("--otlp-endpoint=http://127.0.0.1:{port}");
     let n = node(&[&endpoint]).await;
-    let channel = podstart::cri::connect(&Address::Unix(n.api_sock.clone()))
+    let channel = podstart::endpoint::connect(&Address::Unix(n.api_sock.clone()), Peer::Podstart)
         .await
         .unwrap();
     let client = PodStarterClient::new(channel);

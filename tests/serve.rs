@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podstart::cri::Address;
+use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodSpec, StartPodRequest, pod_starter_client::PodStarterClient,
     start_event::Payload,
@@ -99,7 +99,7 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 }
 
 async fn health(socket: &Path) -> ServingStatus {
-    let channel = podstart::cri::connect(&Address::Unix(socket.to_path_buf()))
+    let channel = podstart::endpoint::connect(&Address::Unix(socket.to_path_buf()), Peer::Podstart)
         .await
         .unwrap();
     let resp = HealthClient::new(channel)
@@ -150,7 +150,7 @@ async fn with_the_simulated_runtime_it_is_ready() {
 #[tokio::test]
 async fn sigterm_drains_a_start_in_progress() {
     let mut s = serve("sim").await;
-    let channel = podstart::cri::connect(&Address::Unix(s.socket.clone()))
+    let channel = podstart::endpoint::connect(&Address::Unix(s.socket.clone()), Peer::Podstart)
         .await
         .unwrap();
     let mut client = PodStarterClient::new(channel);

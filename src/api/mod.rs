@@ -1,5 +1,8 @@
 //! The PodStarter gRPC service: checks requests, hands them to the start
 //! flow, and turns its events into response streams. Holds no pod state.
+//! `metrics` counts every request the gRPC server handles.
+pub mod metrics;
+
 use std::{pin::Pin, time::Duration};
 
 use futures::Stream;

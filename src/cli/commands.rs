@@ -8,7 +8,7 @@ use tonic::{Status, transport::Channel};
 use super::manifest::{self, ManifestError};
 use super::render;
 use crate::config::{EventsArgs, GetArgs, LsArgs, Output, PodSelector, RunArgs, StopArgs};
-use crate::cri::{Address, CriError};
+use crate::endpoint::{self, Address, ConnectError, EndpointError, Peer};
 use crate::proto::v1::{
     AppStartMode, GetPodRequest, ListPodsRequest, PodRef, StartEvent, StartOptions, StopPodRequest,
     WatchEventsRequest, pod_starter_client::PodStarterClient, start_event::Payload,
@@ -16,10 +16,10 @@ use crate::proto::v1::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("endpoint: {0}")]
-    Endpoint(#[from] CriError),
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     #[error("is podstart serving there? {0}")]
-    Connect(#[from] crate::cri::ConnectError),
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("{}: {}", .0.code().description(), .0.message())]
@@ -38,9 +38,9 @@ pub enum CliError {
 }
 
 async fn client(endpoint: &str) -> Result<PodStarterClient<Channel>, CliError> {
-    let addr = Address::parse(endpoint)?;
+    let addr = Address::parse(endpoint, Peer::Podstart)?;
     // Connect now, so an absent daemon is reported as such.
-    let channel = crate::cri::connect(&addr).await?;
+    let channel = endpoint::connect(&addr, Peer::Podstart).await?;
     Ok(PodStarterClient::new(channel))
 }
 

@@ -1,11 +1,11 @@
-//! One CRI call as the middleware sees it: which operation, its deadline,
+//! One CRI call as the stack's layers see it: which operation, its deadline,
 //! which attempt, and a way to send it (again). The reply is type-erased so
 //! one tower stack serves every call; the typed client methods restore it.
 use std::{any::Any, fmt, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 
-/// A CRI reply, as the middleware passes it through.
+/// A CRI reply, as the layers pass it through.
 pub type Reply = Box<dyn Any + Send>;
 
 type Invoke = dyn Fn() -> BoxFuture<'static, Result<Reply, tonic::Status>> + Send + Sync;
@@ -104,7 +104,7 @@ impl fmt::Display for Operation {
     }
 }
 
-/// A call travelling through the middleware.
+/// A call travelling through the stack.
 #[derive(Clone)]
 pub struct CriCall {
     pub op: Operation,

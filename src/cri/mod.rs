@@ -2,10 +2,22 @@
 //! socket. Every call goes through one tower stack (`stack.rs`: retry,
 //! tracing, metrics, deadline, concurrency limit) with the kubelet's
 //! deadlines. Holds no pod state.
+//!
+//! The stack's layers, one `Layer` + `Service` pair per file, each working
+//! on a [`CriCall`]:
+//! - `timeout`: the per-operation deadline, failing with
+//!   `CriError::Timeout` naming the operation;
+//! - `retry`: which failures are retried, with capped, jittered back-off
+//!   and a budget;
+//! - `metrics`: count, duration and errors per operation;
+//! - `trace`: a span per call attempt.
 mod call;
-mod connect;
 mod error;
+pub mod metrics;
+pub mod retry;
 pub mod stack;
+pub mod timeout;
+pub mod trace;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -17,11 +29,11 @@ use tonic::transport::Channel;
 use tower::ServiceExt;
 
 pub use call::{CriCall, Operation, Reply, Retry};
-pub use connect::{Address, ConnectError, channel, connect};
 pub use error::CriError;
 
-use crate::middleware::retry::RetrySettings;
+use crate::endpoint::{self, Address, Peer};
 use crate::telemetry::Metrics;
+use retry::RetrySettings;
 
 /// Largest message the runtime may send (as the kubelet's CRI client).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -35,7 +47,7 @@ pub struct CriSettings {
     pub request_timeout: Duration,
     pub retry: RetrySettings,
     pub max_concurrency: usize,
-    /// Send calls straight to the channel, without the middleware: only
+    /// Send calls straight to the channel, without the layers: only
     /// for measuring what the stack costs (benches/stack_overhead.rs).
     pub bare: bool,
 }
@@ -68,11 +80,11 @@ impl Cri {
         settings: CriSettings,
         metrics: Metrics,
     ) -> Result<Cri, CriError> {
-        let runtime_channel = connect::channel(runtime)?;
+        let runtime_channel = endpoint::channel(runtime, Peer::Runtime)?;
         let image_channel = if image == runtime {
             runtime_channel.clone()
         } else {
-            connect::channel(image)?
+            endpoint::channel(image, Peer::Image)?
         };
         Ok(Cri {
             runtime: RuntimeServiceClient::new(runtime_channel)

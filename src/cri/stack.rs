@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tower::{Service, ServiceBuilder, retry::RetryLayer, util::BoxCloneSyncService};
 
-use super::{CriCall, CriError, Reply};
-use crate::middleware::{
+use super::{
+    CriCall, CriError, Reply,
     metrics::MetricsLayer,
     retry::{RetryPolicy, RetrySettings},
     timeout::TimeoutLayer,

@@ -31,7 +31,8 @@ use tokio_util::task::AbortOnDropHandle;
 use super::content::ContentClient;
 use super::failure::{Attempt, PullError};
 use super::progress::{Claims, Probe, Progress, StallDetector};
-use crate::cri::{Address, Cri};
+use crate::cri::Cri;
+use crate::endpoint::{self, Address, Peer};
 use crate::proto::v1::RegistryCredential;
 use crate::spec::image::ImageRef;
 
@@ -213,7 +214,7 @@ impl Inner {
                     Ok(v) if v.runtime_name == "containerd"
                 );
                 match (&self.config.content_endpoint, containerd) {
-                    (Some(addr), true) => match crate::cri::channel(addr) {
+                    (Some(addr), true) => match endpoint::channel(addr, Peer::Content) {
                         Ok(ch) => Probe::Containerd(ContentClient::new(ch)),
                         Err(e) => {
                             tracing::warn!(error = %e, "no pull progress: content service endpoint");

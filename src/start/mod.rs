@@ -45,7 +45,8 @@ use tokio::sync::broadcast;
 pub use error::StartError;
 pub use events::{ContainerRef, EventSink};
 
-use crate::cri::{Address, Cri};
+use crate::cri::Cri;
+use crate::endpoint::Address;
 use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::proto::v1::StartEvent;
 use crate::state::PodLocks;

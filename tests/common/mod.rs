@@ -5,7 +5,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use podstart::api::PodStarterService;
-use podstart::cri::{Address, Cri, CriSettings};
+use podstart::cri::{Cri, CriSettings};
+use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodRef, PodSpec, PullPolicy, StartEvent, StartPodRequest,
     StopPodRequest, pod_starter_client::PodStarterClient, pod_starter_server::PodStarterServer,
@@ -128,7 +129,8 @@ impl Harness {
                     shutdown.clone().cancelled_owned(),
                 ),
         );
-        let channel = podstart::cri::channel(&Address::Unix(api_sock)).unwrap();
+        let channel =
+            podstart::endpoint::channel(&Address::Unix(api_sock), Peer::Podstart).unwrap();
         Harness {
             sim,
             runtime,

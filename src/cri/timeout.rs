@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use tokio::{sync::oneshot, time::Instant};
 use tower::{Layer, Service};
 
-use crate::cri::{CriCall, CriError, Reply};
+use super::{CriCall, CriError, Reply};
 
 /// How often the shared clock fires passed deadlines.
 const TICK: Duration = Duration::from_millis(50);

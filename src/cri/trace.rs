@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::cri::{CriCall, CriError, Reply};
+use super::{CriCall, CriError, Reply};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TraceLayer;

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use futures::future::BoxFuture;
 use tower::retry::budget::{Budget, TpsBudget};
 
-use crate::cri::{CriCall, CriError, Reply, Retry};
+use super::{CriCall, CriError, Reply, Retry};
 use crate::telemetry::Metrics;
 
 /// Retry settings.
@@ -79,23 +79,12 @@ impl RetryPolicy {
 pub fn retryable(retry: Retry, err: &CriError) -> bool {
     match retry {
         Retry::Never => false,
-        Retry::ConnectOnly => is_connect_failure(err),
+        Retry::ConnectOnly => err.is_connect_failure(),
         Retry::Read | Retry::Idempotent => match err {
             CriError::Timeout { .. } => true,
             CriError::Call { status, .. } => status.code() == tonic::Code::Unavailable,
             CriError::InvalidEndpoint { .. } | CriError::InvalidResponse { .. } => false,
         },
-    }
-}
-
-/// The request never reached the runtime: the connection could not be made.
-fn is_connect_failure(err: &CriError) -> bool {
-    match err {
-        CriError::Call { status, .. } if status.code() == tonic::Code::Unavailable => {
-            let m = status.message();
-            m.contains("connect") || m.contains("No such file") || m.contains("Connection refused")
-        }
-        _ => false,
     }
 }
 
@@ -143,6 +132,12 @@ mod tests {
 
     fn unavailable(message: &str) -> tonic::Status {
         tonic::Status::unavailable(message.to_string())
+    }
+
+    /// What tonic makes of a connection the runtime refused.
+    fn refused() -> tonic::Status {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(io))))
     }
 
     fn dispatch() -> crate::cri::stack::Dispatch {
@@ -202,7 +197,7 @@ mod tests {
     #[tokio::test]
     async fn creates_are_never_retried() {
         for op in [Operation::RunPodSandbox, Operation::CreateContainer] {
-            let (call, sent) = flaky(op, 1, unavailable("error trying to connect"));
+            let (call, sent) = flaky(op, 1, refused());
             let svc = RetryLayer::new(policy()).layer(dispatch());
             assert!(svc.oneshot(call).await.is_err());
             assert_eq!(sent.load(Ordering::SeqCst), 1, "{op}");
@@ -216,11 +211,17 @@ mod tests {
         assert!(svc.oneshot(call).await.is_err());
         assert_eq!(sent.load(Ordering::SeqCst), 1);
 
+        // An answer that merely reads like one is still an answer.
         let (call, sent) = flaky(
             Operation::StartContainer,
             1,
             unavailable("tcp connect error: Connection refused (os error 111)"),
         );
+        let svc = RetryLayer::new(policy()).layer(dispatch());
+        assert!(svc.oneshot(call).await.is_err());
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+
+        let (call, sent) = flaky(Operation::StartContainer, 1, refused());
         let svc = RetryLayer::new(policy()).layer(dispatch());
         assert!(svc.oneshot(call).await.is_ok());
         assert_eq!(sent.load(Ordering::SeqCst), 2);

@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use crate::cri::{CriCall, CriError, Reply};
+use super::{CriCall, CriError, Reply};
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
