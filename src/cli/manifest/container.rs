@@ -133,6 +133,23 @@ mod tests {
     use super::super::test_support::*;
 
     #[test]
+    fn single_quoted_escapes_reach_command_and_args() {
+        // `''` is one quote inside single quotes, as kubectl reads it.
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  \
+            - name: a\n    image: i\n    command: ['sh', '-c', 'echo it''s ok']\n    \
+            args: ['echo ''quoted'' word']\n  \
+            - name: b\n    image: i\n    args:\n    - 'echo ''quoted'' word'\n";
+        let manifest = parse_manifest(text).expect("converts");
+        let containers = &pod_spec(&manifest).containers;
+        assert_eq!(
+            containers[0].command,
+            strings(&["sh", "-c", "echo it's ok"])
+        );
+        assert_eq!(containers[0].args, strings(&["echo 'quoted' word"]));
+        assert_eq!(containers[1].args, strings(&["echo 'quoted' word"]));
+    }
+
+    #[test]
     fn field_errors_name_the_field_path() {
         // (spec as a YAML flow mapping, path, start of the rule)
         let cases: &[(&str, &str, &str)] = &[

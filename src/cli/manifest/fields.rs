@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde_yaml::Value;
+use crate::cli::yaml::Value;
 
 use super::{ManifestError, Result};
 use crate::cli::quantity::QuantityError;
@@ -240,7 +240,6 @@ pub(super) fn describe(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
     }
 }
 
@@ -250,7 +249,7 @@ pub(super) fn is_empty(value: &Value) -> bool {
         Value::String(text) => text.is_empty(),
         Value::Sequence(items) => items.is_empty(),
         Value::Mapping(mapping) => mapping.is_empty(),
-        Value::Bool(_) | Value::Number(_) | Value::Tagged(_) => false,
+        Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

@@ -37,9 +37,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_yaml::Value;
-
+use crate::cli::yaml::{self, Value};
 use crate::proto::v1::StartPodRequest;
 use fields::{describe, field_error};
 use pod::Converter;
@@ -66,7 +64,7 @@ pub enum ManifestError {
     /// The text is not well-formed YAML or JSON; the message carries the line
     /// and column.
     #[error("malformed manifest: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] crate::cli::yaml::Error),
     /// No document of kind Pod.
     #[error("no Pod in the manifest: exactly one document of kind Pod is required")]
     NoPod,
@@ -101,9 +99,8 @@ pub fn load_manifest(path: &Path) -> Result<Manifest> {
 pub fn parse_manifest(text: &str) -> Result<Manifest> {
     let mut pod = None;
     let mut secrets = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let mut value = Value::deserialize(document)?;
-        value.apply_merge()?;
+    // Empty documents are left out, so `number` counts the others.
+    for (index, value) in yaml::documents(text)?.into_iter().enumerate() {
         match document_kind(&value, index + 1)?.as_deref() {
             None => {}
             Some("Secret") => secrets.push(value),
@@ -138,9 +135,9 @@ pub fn parse_manifest(text: &str) -> Result<Manifest> {
 
 /// The `kind` of one document; `None` for an empty document.
 fn document_kind(document: &Value, number: usize) -> Result<Option<String>> {
-    let mapping = match document {
+    match document {
         Value::Null => return Ok(None),
-        Value::Mapping(mapping) => mapping,
+        Value::Mapping(_) => {}
         other => {
             return Err(field_error(
                 format!("document {number}"),
@@ -151,7 +148,7 @@ fn document_kind(document: &Value, number: usize) -> Result<Option<String>> {
             ));
         }
     };
-    match mapping.get("kind") {
+    match document.get("kind") {
         Some(Value::String(kind)) => Ok(Some(kind.clone())),
         None | Some(Value::Null) => {
             Err(field_error("kind", format!("missing in document {number}")))

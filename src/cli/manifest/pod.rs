@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_yaml::Value;
+use crate::cli::yaml::Value;
 
 use super::container::ContainerList;
 use super::fields::{Fields, field_error};
