@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde::Deserialize;
-use serde_yaml::Value;
+
+use crate::cli::yaml::Value;
 
 use crate::proto::v1::RegistryCredential;
 
@@ -149,6 +150,12 @@ pub fn from_secret(doc: &Value) -> Result<Vec<RegistryCredential>, PullSecretErr
 mod tests {
     use super::*;
 
+    fn document(text: &str) -> Value {
+        let mut documents = crate::cli::yaml::documents(text).unwrap();
+        assert_eq!(documents.len(), 1);
+        documents.remove(0)
+    }
+
     #[test]
     fn docker_config_entries() {
         let creds = from_docker_config(
@@ -167,22 +174,19 @@ mod tests {
 
     #[test]
     fn secrets_base64_string_data_and_legacy() {
-        let doc: Value = serde_yaml::from_str(
+        let doc = document(
             "kind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/dockerconfigjson\n\
              data: {.dockerconfigjson: eyJhdXRocyI6eyJyIjp7InVzZXJuYW1lIjoidSIsInBhc3N3b3JkIjoicCJ9fX0=}\n",
-        )
-        .unwrap();
+        );
         assert_eq!(secret_name(&doc).as_deref(), Some("s"));
         let c = from_secret(&doc).unwrap();
         assert_eq!((c[0].server.as_str(), c[0].username.as_str()), ("r", "u"));
-        let doc: Value = serde_yaml::from_str(
+        let doc = document(
             "kind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/dockercfg\n\
              stringData: {.dockercfg: '{\"r\": {\"auth\": \"dTpw\"}}'}\n",
-        )
-        .unwrap();
+        );
         assert_eq!(from_secret(&doc).unwrap()[0].auth, "dTpw");
-        let opaque: Value =
-            serde_yaml::from_str("kind: Secret\nmetadata: {name: o}\ntype: Opaque\n").unwrap();
+        let opaque = document("kind: Secret\nmetadata: {name: o}\ntype: Opaque\n");
         assert!(matches!(
             from_secret(&opaque),
             Err(PullSecretError::WrongType { .. })
