@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
+say "cargo deny (licenses, bans, sources; deny.toml says why not advisories)"
+cargo deny --locked check licenses bans sources
+
 say "unit and integration tests (simulated runtime)"
 # The e2e tests are #[ignore]d: they run below, once the lab is up.
 cargo test --locked
