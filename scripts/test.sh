@@ -18,8 +18,12 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
+say "cargo deny (licenses, bans, sources; deny.toml says why not advisories)"
+cargo deny --locked check licenses bans sources
+
 say "unit and integration tests (simulated runtime)"
-cargo test --locked -- --skip e2e_
+# The e2e tests are #[ignore]d: they run below, once the lab is up.
+cargo test --locked
 
 say "image, Helm chart, alerts and dashboard"
 scripts/chart-test.sh
@@ -34,5 +38,5 @@ export PODSTART_E2E_TEST_IMAGE=$TEST_IMAGE
 export PODSTART_E2E_REQUIRED=1
 
 say "end-to-end tests against containerd at $PODSTART_E2E_RUNTIME"
-cargo test --locked --test e2e -- --test-threads=1 e2e_
+cargo test --locked --test e2e -- --ignored --test-threads=1
 say "all tests passed"

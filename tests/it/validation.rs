@@ -1,8 +1,7 @@
 //! Bad input: InvalidArgument naming the field and the rule, before any
 //! call reaches the runtime.
-mod common;
 
-use common::*;
+use crate::common::*;
 use podstart::proto::v1::{Mount, StartPodRequest};
 use tonic::Code;
 

@@ -3,7 +3,6 @@
 //! StartContainer, waiting for exits, restartPolicy, restartCount, the
 //! crash-loop back-off, lifecycle hooks and termination messages. Each
 //! asserts the exact event sequence and reasons.
-mod common;
 
 use std::{
     sync::{
@@ -13,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use podstart::proto::v1::{
     Container, ContainerKind, ContainerRestartPolicy, ExecAction, Handler, HttpGetAction,
     Lifecycle, PodRef, Probe, RestartPolicy, SleepAction, StartContainerRequest, StartEvent,

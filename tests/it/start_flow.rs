@@ -1,8 +1,7 @@
 //! The start and stop flows against the simulated runtime: the exact event
 //! sequence and status of each scenario.
-mod common;
 
-use common::*;
+use crate::common::*;
 use podstart::proto::v1::{AppStartMode, ExecAction, StartOptions};
 use podstart::proto::v1::{
     ContainerKind, ContainerState, GetPodRequest, Handler, Lifecycle, ListPodsRequest, PodRef,

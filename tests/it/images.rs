@@ -2,11 +2,10 @@
 //! an image, the node-wide parallel limit, pull back-off under a paused
 //! clock, pre-pull during init containers, heartbeats, and what a failed
 //! pull is called. Credentials have their own file (`image_secrets.rs`).
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use podstart::proto::v1::{
     ContainerKind, PullPolicy, StartEvent, StartOptions, start_event::Payload,
 };

@@ -3,13 +3,14 @@
 //! Uses the built-in simulated runtime (`--runtime-endpoint sim`) or no
 //! runtime at all; no root needed.
 use std::{
-    io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
+use crate::net::{free_port, http_get};
+use crate::process::{Proc, podstart_bin, sigterm, wait_for};
 use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodSpec, StartPodRequest, pod_starter_client::PodStarterClient,
@@ -21,32 +22,17 @@ use tonic_health::pb::{
 };
 
 struct Serve {
-    child: Child,
+    child: Proc,
     socket: PathBuf,
     metrics: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn serve(runtime: &str) -> Serve {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("podstart.sock");
     let metrics = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_podstart"))
+    let child = Command::new(podstart_bin())
         .args([
             "serve",
             "--runtime-endpoint",
@@ -62,7 +48,14 @@ async fn serve(runtime: &str) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(|| socket.exists(), "the API socket").await;
+    let child = Proc(child);
+    // Listening, not just bound: the socket file appears before listen().
+    wait_for(
+        || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "the API socket",
+        WAIT,
+    )
+    .await;
     Serve {
         child,
         socket,
@@ -71,31 +64,17 @@ async fn serve(runtime: &str) -> Serve {
     }
 }
 
-async fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// How long a `serve` process gets to come up.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Status code of `GET path` on the metrics port (0 when nothing answers).
+fn http_status(addr: &str, path: &str) -> u16 {
+    http_get(addr, path).map_or(0, |(code, _)| code)
 }
 
-/// Status code and body of `GET path` on the metrics port.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (code, body)
+/// Body of `GET path` on the metrics port.
+fn http_body(addr: &str, path: &str) -> String {
+    http_get(addr, path).expect("an HTTP answer").1
 }
 
 async fn health(socket: &Path) -> ServingStatus {
@@ -118,16 +97,21 @@ async fn without_a_runtime_it_keeps_running_and_reports_not_ready() {
     let absent = format!("unix://{}", dir.path().join("no-runtime.sock").display());
     let mut s = serve(&absent).await;
     let metrics = s.metrics.clone();
-    wait_for(|| TcpStream::connect(&metrics).is_ok(), "the metrics port").await;
+    wait_for(
+        || TcpStream::connect(&metrics).is_ok(),
+        "the metrics port",
+        WAIT,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        s.child.try_wait().unwrap().is_none(),
+        s.child.0.try_wait().unwrap().is_none(),
         "podstart must not exit"
     );
-    assert_eq!(http_get(&s.metrics, "/healthz").0, 200);
-    assert_eq!(http_get(&s.metrics, "/readyz").0, 503);
+    assert_eq!(http_status(&s.metrics, "/healthz"), 200);
+    assert_eq!(http_status(&s.metrics, "/readyz"), 503);
     assert_eq!(health(&s.socket).await, ServingStatus::NotServing);
-    let (_, text) = http_get(&s.metrics, "/metrics");
+    let text = http_body(&s.metrics, "/metrics");
     assert!(text.contains("podstart_runtime_ready 0"), "{text}");
     assert!(text.contains("podstart_runtime_operations_errors_total{code=\"Unavailable\",operation_type=\"version\"}"), "{text}");
 }
@@ -137,12 +121,13 @@ async fn with_the_simulated_runtime_it_is_ready() {
     let s = serve("sim").await;
     let metrics = s.metrics.clone();
     wait_for(
-        || TcpStream::connect(&metrics).is_ok() && http_get(&metrics, "/readyz").0 == 200,
+        || TcpStream::connect(&metrics).is_ok() && http_status(&metrics, "/readyz") == 200,
         "readiness",
+        WAIT,
     )
     .await;
     assert_eq!(health(&s.socket).await, ServingStatus::Serving);
-    let (_, text) = http_get(&s.metrics, "/metrics");
+    let text = http_body(&s.metrics, "/metrics");
     assert!(text.contains("podstart_runtime_ready 1"), "{text}");
     assert!(text.contains("podstart_build_info{version="), "{text}");
 }
@@ -194,14 +179,7 @@ async fn sigterm_drains_a_start_in_progress() {
             break;
         }
     }
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(sigterm(&s.child.0));
     let mut last = None;
     while let Some(e) = stream.next().await {
         last = Some(e.unwrap());
@@ -213,7 +191,7 @@ async fn sigterm_drains_a_start_in_progress() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
+        if let Some(status) = s.child.0.try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -1,15 +1,16 @@
 //! Registry credentials against the simulated runtime: tried in the
 //! keyring's order until one works, and never shown — not in events, the
-//! log (captured at TRACE) or metrics. Alone in its binary, so the log
-//! capture sees every line.
-mod common;
+//! log (captured at TRACE) or metrics. The capture is this test's
+//! thread-local subscriber: other tests in the binary never write to it,
+//! and every task the harness spawns runs on this test's current-thread
+//! runtime, so it sees every line of this test.
 
 use std::{
     io::Write,
     sync::{Arc, Mutex},
 };
 
-use common::*;
+use crate::common::*;
 use podstart::proto::v1::{
     PullPolicy, RegistryCredential, StartEvent, StartPodRequest, start_event::Payload,
 };

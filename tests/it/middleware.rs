@@ -1,11 +1,10 @@
 //! The CRI middleware against the simulated runtime with injected faults:
 //! deadlines, retries, adoption after uncertain creates, a runtime that
 //! dies and returns.
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use podstart::cri::{Cri, CriSettings};
 use podstart::proto::v1::start_event::Payload;
 use podstart::sim::Fault;

@@ -6,12 +6,11 @@
 //! promtool and grpcurl come from scripts/test.sh; with
 //! PODSTART_REQUIRE_TOOLS=1 their absence fails the tests.
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
+    io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -25,49 +24,8 @@ use podstart::proto::v1::{
 };
 use tokio_stream::StreamExt;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_podstart")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for(mut ok: impl FnMut() -> bool, what: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((
-        code,
-        text.split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string(),
-    ))
-}
+use crate::net::{free_port, http_get};
+use crate::process::{Proc, podstart_bin, sigterm, wait_for};
 
 fn ready(metrics: &str) -> Option<u16> {
     http_get(metrics, "/readyz").map(|(c, _)| c)
@@ -75,7 +33,7 @@ fn ready(metrics: &str) -> Option<u16> {
 
 fn sim_runtime(socket: &Path) -> Proc {
     Proc(
-        Command::new(bin())
+        Command::new(podstart_bin())
             .args(["sim-runtime", "--listen"])
             .arg(format!("unix://{}", socket.display()))
             .stdout(Stdio::null())
@@ -101,7 +59,7 @@ async fn node(extra: &[&str]) -> Node {
     let metrics = format!("127.0.0.1:{}", free_port());
     let runtime = sim_runtime(&runtime_sock);
     let serve = Proc(
-        Command::new(bin())
+        Command::new(podstart_bin())
             .arg("serve")
             .arg(format!(
                 "--runtime-endpoint=unix://{}",
@@ -348,14 +306,7 @@ async fn spans_arrive_over_otlp_with_the_callers_trace_id() {
     run(&client, req).await;
 
     // SIGTERM: podstart drains and flushes its spans before exiting.
-    let pid = n.serve.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(sigterm(&n.serve.0));
     let got = collector.got.clone();
     wait_for(
         || {

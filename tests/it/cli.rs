@@ -2,11 +2,10 @@
 //! before anything is sent, naming the field; an absent daemon is reported.
 use std::process::Command;
 
+use crate::process::podstart_bin;
+
 fn podstart(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_podstart"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(podstart_bin()).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),

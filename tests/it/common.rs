@@ -1,6 +1,5 @@
 //! Test harness: podstart's API served in-process over a unix socket,
 //! against the simulated CRI runtime on another unix socket.
-#![allow(dead_code)]
 
 use std::{path::PathBuf, time::Duration};
 
@@ -20,15 +19,15 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{Status, transport::Channel};
 
 /// An image the simulated node has from the start.
-pub const IMAGE: &str = "registry.test/podstart/busybox:1.0";
+pub(crate) const IMAGE: &str = "registry.test/podstart/busybox:1.0";
 
-pub struct Harness {
-    pub sim: SimRuntime,
+pub(crate) struct Harness {
+    pub(crate) sim: SimRuntime,
     /// The simulated runtime's CRI endpoint.
-    pub runtime: Address,
-    pub client: PodStarterClient<Channel>,
-    pub log_root: PathBuf,
-    pub metrics: Metrics,
+    pub(crate) runtime: Address,
+    pub(crate) client: PodStarterClient<Channel>,
+    pub(crate) log_root: PathBuf,
+    pub(crate) metrics: Metrics,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -40,18 +39,18 @@ impl Drop for Harness {
 }
 
 impl Harness {
-    pub async fn new() -> Harness {
+    pub(crate) async fn new() -> Harness {
         Harness::with(|_| {}).await
     }
 
     /// A harness whose flow settings `tune` may change (back-offs are short
     /// by default here).
-    pub async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+    pub(crate) async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
         Harness::build(|_| {}, tune, |_| {}).await
     }
 
     /// Like `with`, also tuning the CRI client (deadlines, retries).
-    pub async fn with_settings(
+    pub(crate) async fn with_settings(
         tune: impl FnOnce(&mut FlowConfig),
         tune_cri: impl FnOnce(&mut CriSettings),
     ) -> Harness {
@@ -59,7 +58,10 @@ impl Harness {
     }
 
     /// A harness over a sim configured by `sim` (which always has `IMAGE`).
-    pub async fn with_sim_config(sim: SimConfig, tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+    pub(crate) async fn with_sim_config(
+        sim: SimConfig,
+        tune: impl FnOnce(&mut FlowConfig),
+    ) -> Harness {
         Harness::build(
             move |s| {
                 let preloaded = std::mem::take(&mut s.preloaded_images);
@@ -73,7 +75,7 @@ impl Harness {
     }
 
     /// A harness whose simulated runtime `tune_sim` may change too.
-    pub async fn with_sim(
+    pub(crate) async fn with_sim(
         tune_sim: impl FnOnce(&mut SimConfig),
         tune: impl FnOnce(&mut FlowConfig),
     ) -> Harness {
@@ -144,12 +146,12 @@ impl Harness {
 
     /// Runs StartPod and collects the whole stream. Checks the stream's
     /// promise: exactly one terminal event, and it comes last.
-    pub async fn start(&self, req: StartPodRequest) -> Result<Vec<StartEvent>, Status> {
+    pub(crate) async fn start(&self, req: StartPodRequest) -> Result<Vec<StartEvent>, Status> {
         let stream = self.client.clone().start_pod(req).await?.into_inner();
         Ok(collect(stream).await)
     }
 
-    pub async fn stop(&self, uid: &str) -> Result<Vec<StartEvent>, Status> {
+    pub(crate) async fn stop(&self, uid: &str) -> Result<Vec<StartEvent>, Status> {
         let stream = self
             .client
             .clone()
@@ -166,7 +168,7 @@ impl Harness {
     }
 }
 
-pub async fn collect(mut stream: tonic::Streaming<StartEvent>) -> Vec<StartEvent> {
+pub(crate) async fn collect(mut stream: tonic::Streaming<StartEvent>) -> Vec<StartEvent> {
     let mut events = Vec::new();
     // A stream that never ends is a failure, not a hang.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -191,7 +193,7 @@ pub async fn collect(mut stream: tonic::Streaming<StartEvent>) -> Vec<StartEvent
 }
 
 /// `(who, reason)` per event; `who` is the container name or "pod".
-pub fn reasons(events: &[StartEvent]) -> Vec<(String, String)> {
+pub(crate) fn reasons(events: &[StartEvent]) -> Vec<(String, String)> {
     events
         .iter()
         .map(|e| {
@@ -206,21 +208,21 @@ pub fn reasons(events: &[StartEvent]) -> Vec<(String, String)> {
 }
 
 /// Shorthand for an expected `(who, reason)` list.
-pub fn seq(items: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn seq(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
 }
 
-pub fn terminal(events: &[StartEvent]) -> &Payload {
+pub(crate) fn terminal(events: &[StartEvent]) -> &Payload {
     events
         .last()
         .and_then(|e| e.payload.as_ref())
         .expect("terminal payload")
 }
 
-pub fn container(name: &str) -> Container {
+pub(crate) fn container(name: &str) -> Container {
     let mut c = Container {
         name: name.to_string(),
         image: IMAGE.to_string(),
@@ -233,7 +235,7 @@ pub fn container(name: &str) -> Container {
 
 /// A container the simulated runtime runs for `run_ms` and then exits with
 /// `code`.
-pub fn exiting(name: &str, code: i32, run_ms: u64) -> Container {
+pub(crate) fn exiting(name: &str, code: i32, run_ms: u64) -> Container {
     let mut c = container(name);
     c.env = vec![
         EnvVar {
@@ -249,7 +251,7 @@ pub fn exiting(name: &str, code: i32, run_ms: u64) -> Container {
 }
 
 /// Adds `PODSTART_SIM_*` script entries to a container's env.
-pub fn scripted(mut c: Container, pairs: &[(&str, &str)]) -> Container {
+pub(crate) fn scripted(mut c: Container, pairs: &[(&str, &str)]) -> Container {
     c.env.extend(pairs.iter().map(|(k, v)| EnvVar {
         name: format!("PODSTART_SIM_{k}"),
         value: v.to_string(),
@@ -257,7 +259,7 @@ pub fn scripted(mut c: Container, pairs: &[(&str, &str)]) -> Container {
     c
 }
 
-pub fn pod(name: &str, uid: &str, containers: Vec<Container>) -> PodSpec {
+pub(crate) fn pod(name: &str, uid: &str, containers: Vec<Container>) -> PodSpec {
     PodSpec {
         metadata: Some(PodMetadata {
             name: name.to_string(),
@@ -271,7 +273,7 @@ pub fn pod(name: &str, uid: &str, containers: Vec<Container>) -> PodSpec {
     }
 }
 
-pub fn request(pod: PodSpec) -> StartPodRequest {
+pub(crate) fn request(pod: PodSpec) -> StartPodRequest {
     StartPodRequest {
         pod: Some(pod),
         ..Default::default()

@@ -1,10 +1,9 @@
 //! HTTP lifecycle hooks against a real HTTP server on loopback (the hook's
 //! host set to 127.0.0.1), with the simulated runtime.
-mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use podstart::proto::v1::{
     Handler, HttpGetAction, HttpHeader, Lifecycle, SleepAction, handler::Action,
     start_event::Payload,
