@@ -5,7 +5,11 @@
 //! remove the leftover and create once more.
 use k8s_cri::v1 as cri;
 
-use super::{Starter, pod::PodContext};
+use super::{
+    Starter,
+    context::PodContext,
+    runtime::{previous_instances, remove_sandbox},
+};
 use crate::cri::CriError;
 use crate::proto::v1::PodSpec;
 use crate::state::view;
@@ -51,7 +55,7 @@ impl Starter {
                 tracing::info!(sandbox = %s.id, "adopting the sandbox an uncertain RunPodSandbox made");
                 return Ok(Found::Adopt(s.id));
             }
-            self.remove_sandbox(&s.id).await?;
+            remove_sandbox(&self.inner.cri, &s.id).await?;
         }
         Ok(Found::Retry)
     }
@@ -64,7 +68,7 @@ impl Starter {
         name: &str,
         attempt: u32,
     ) -> Result<Found, CriError> {
-        for c in self.previous_instances(ctx, name).await? {
+        for c in previous_instances(&self.inner.cri, &ctx.sandbox_id, name).await? {
             if c.metadata.as_ref().is_none_or(|m| m.attempt != attempt) {
                 continue;
             }

@@ -12,11 +12,11 @@ use tracing::Instrument;
 use super::{
     ContainerRef, StartError, Starter, adopt,
     backoff::{self, Verdict},
+    context::{PodContext, Started},
     events::{micros, now_unix_nano},
     hooks,
-    pod::PodContext,
-    pod::Started,
     restart::{self, AfterExit},
+    runtime::previous_instances,
     termination,
 };
 use crate::proto::v1::handler::Action;
@@ -46,8 +46,7 @@ impl Starter {
             name: c.name.clone(),
             kind,
         };
-        let previous = self
-            .previous_instances(ctx, &c.name)
+        let previous = previous_instances(&self.inner.cri, &ctx.sandbox_id, &c.name)
             .await
             .map_err(|source| StartError::CreateContainer {
                 container: c.name.clone(),
@@ -208,7 +207,7 @@ impl Starter {
 
         // 1. Image.
         let t = Instant::now();
-        let image_ref = self.ensure_image(ctx, cref, c).await?;
+        let image_ref = self.ensure_image(&ctx.images, cref, c).await?;
         timed(Step::Image, t.elapsed());
         ctx.check_cancelled()?;
 
@@ -447,8 +446,7 @@ impl Starter {
         if cref.kind != ContainerKind::Ephemeral || c.target_container_name.is_empty() {
             return Ok(None);
         }
-        let found = self
-            .previous_instances(ctx, &c.target_container_name)
+        let found = previous_instances(&self.inner.cri, &ctx.sandbox_id, &c.target_container_name)
             .await
             .map_err(|source| StartError::CreateContainer {
                 container: c.name.clone(),
@@ -470,7 +468,7 @@ impl Starter {
     /// After a failed CreateContainer the runtime may still hold the name
     /// (a half-created container); remove what carries it.
     async fn remove_reserved(&self, ctx: &PodContext, name: &str, attempt: u32) {
-        let Ok(found) = self.previous_instances(ctx, name).await else {
+        let Ok(found) = previous_instances(&self.inner.cri, &ctx.sandbox_id, name).await else {
             return;
         };
         for c in found

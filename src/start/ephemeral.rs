@@ -19,8 +19,8 @@ use k8s_cri::v1 as cri;
 
 use super::{
     EventSink, StartError, Starter,
-    events::micros,
-    pod::{PodContext, failed_event},
+    context::PodContext,
+    events::{failed_event, micros},
 };
 use crate::proto::v1::{
     Container, ContainerKind, PodMetadata, PodSpec, PodStarted, StartContainerRequest, StartEvent,

@@ -4,17 +4,22 @@
 //! request ends with exactly one terminal event.
 //!
 //! - `pod.rs`: sandbox and ordering; `container.rs`: the four steps of one
-//!   container; `image.rs`: pull policy, credentials, pulling; `hooks.rs`:
-//!   lifecycle handlers; `http.rs`: the HTTP GET of hooks and probes;
-//!   `probe.rs`: one probe run; `sidecar.rs`: sidecars and their startup
-//!   gating; `restart.rs`: restartPolicy decisions; `backoff.rs`: the
-//!   crash-loop back-off; `watch.rs`: waiting for exits; `termination.rs`:
-//!   termination messages; `ephemeral.rs`: StartContainer; `supervise.rs`:
-//!   restarts after the start; `prepull.rs`: every image of a pod started at once; `stop.rs`: StopPod; `events.rs`: event
-//!   delivery; `error.rs`: failures and how they are reported.
+//!   container; `context.rs`: the per-request types the steps share;
+//!   `image.rs`: pull policy, credentials, pulling; `prepull.rs`: every
+//!   image of a pod started at once, and the image step as a container
+//!   runs it; `adopt.rs`: creates whose outcome is uncertain; `runtime.rs`:
+//!   shared CRI look-ups; `hooks.rs`: lifecycle handlers; `http.rs`: the
+//!   HTTP GET of hooks and probes; `probe.rs`: one probe run; `sidecar.rs`:
+//!   sidecars and their startup gating; `restart.rs`: restartPolicy
+//!   decisions; `backoff.rs`: the crash-loop back-off; `watch.rs`: waiting
+//!   for exits; `termination.rs`: termination messages; `ephemeral.rs`:
+//!   StartContainer; `supervise.rs`: restarts after the start; `stop.rs`:
+//!   StopPod; `events.rs`: event construction and delivery; `error.rs`:
+//!   failures and how they are reported.
 mod adopt;
 pub mod backoff;
 mod container;
+mod context;
 mod ephemeral;
 mod error;
 pub mod events;
@@ -25,6 +30,7 @@ mod pod;
 mod prepull;
 mod probe;
 pub mod restart;
+mod runtime;
 mod sidecar;
 mod stop;
 mod supervise;

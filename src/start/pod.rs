@@ -2,68 +2,25 @@
 //! (one at a time, each to exit 0; sidecars started and left running) and
 //! app containers, in the kubelet's order. Ends every request with exactly
 //! one terminal event.
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use k8s_cri::v1 as cri;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
     ContainerRef, EventSink, StartError, Starter, adopt,
-    events::micros,
+    context::{PodContext, Started},
+    events::{exit_event, failed_event, micros, short},
     restart::{self, AfterExit},
-    termination,
+    runtime::remove_sandbox,
 };
 use crate::proto::v1::{
-    AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
-    PodSpec, PodStarted, SandboxInfo, StartEvent, StartPodRequest, StartedContainer, Step,
-    StepTiming, start_event::Payload,
+    AppStartMode, Container, ContainerKind, ContainerRestartPolicy, PodSpec, PodStarted,
+    SandboxInfo, StartEvent, StartPodRequest, Step, StepTiming, start_event::Payload,
 };
-use crate::spec::{labels, sandbox as sandbox_spec};
+use crate::spec::sandbox as sandbox_spec;
 use crate::state::view;
-
-/// What one StartPod works with once the sandbox exists.
-#[derive(Clone)]
-pub(super) struct PodContext {
-    pub pod: PodSpec,
-    pub sandbox_id: String,
-    pub sandbox_config: cri::PodSandboxConfig,
-    pub ips: Vec<String>,
-    pub log_dir: PathBuf,
-    /// The image step's inputs and the pod's pre-pulls.
-    pub images: std::sync::Arc<super::prepull::PodImages>,
-    pub sink: EventSink,
-    pub cancel: CancellationToken,
-}
-
-impl PodContext {
-    pub fn check_cancelled(&self) -> Result<(), StartError> {
-        if self.cancel.is_cancelled() {
-            Err(StartError::Cancelled {
-                why: "the pod is being stopped or podstart is shutting down",
-            })
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Sleeps unless cancelled first.
-    pub async fn pause(&self, d: Duration) -> Result<(), StartError> {
-        tokio::select! {
-            _ = self.cancel.cancelled() => self.check_cancelled(),
-            _ = tokio::time::sleep(d) => Ok(()),
-        }
-    }
-}
-
-/// One container that was started (or found running).
-pub(super) struct Started {
-    pub container: StartedContainer,
-    pub timings: Vec<StepTiming>,
-    /// Nothing was created: the container already ran.
-    pub adopted: bool,
-}
 
 struct Sandbox {
     id: String,
@@ -330,7 +287,7 @@ impl Starter {
             ))
             .await;
             for old in &existing {
-                self.remove_sandbox(&old.id)
+                remove_sandbox(cri, &old.id)
                     .await
                     .map_err(StartError::CreateSandbox)?;
             }
@@ -347,7 +304,7 @@ impl Starter {
                 // keeps the name reserved: clean it so a later start works.
                 if let Ok(left) = view::sandboxes(cri, &filter).await {
                     for s in left {
-                        if let Err(err) = self.remove_sandbox(&s.id).await {
+                        if let Err(err) = remove_sandbox(cri, &s.id).await {
                             tracing::warn!(sandbox = %s.id, error = %err, "cleaning a failed sandbox");
                         }
                     }
@@ -430,15 +387,6 @@ impl Starter {
         Ok(sandbox_spec::pod_ips(&status, pod.host_network))
     }
 
-    pub(super) async fn remove_sandbox(&self, id: &str) -> Result<(), crate::cri::CriError> {
-        let cri = &self.inner.cri;
-        match cri.stop_pod_sandbox(id).await {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
-        cri.remove_pod_sandbox(id).await
-    }
-
     /// A regular init container: started (or found), then waited on until it
     /// exits. Exit 0 completes it; otherwise restartPolicy Never fails the
     /// pod and the other policies restart it (after the crash-loop back-off,
@@ -503,72 +451,4 @@ impl Starter {
             }
         }
     }
-
-    /// The containers of the sandbox that carry `name`, newest first.
-    pub(super) async fn previous_instances(
-        &self,
-        ctx: &PodContext,
-        name: &str,
-    ) -> Result<Vec<cri::Container>, crate::cri::CriError> {
-        let selector = HashMap::from([(labels::CONTAINER_NAME.to_string(), name.to_string())]);
-        let mut found = self
-            .inner
-            .cri
-            .list_containers(Some(&ctx.sandbox_id), selector)
-            .await?;
-        found.sort_by_key(|c| std::cmp::Reverse(c.metadata.as_ref().map_or(0, |m| m.attempt)));
-        Ok(found)
-    }
-}
-
-/// The event of a container's exit: `Completed` for exit 0, else `Error`
-/// (the kubelet's terminated reasons), carrying the exit code, the runtime's
-/// reason and the termination message.
-pub(super) fn exit_event(
-    cref: &ContainerRef,
-    id: &str,
-    status: &cri::ContainerStatus,
-    message: String,
-) -> StartEvent {
-    let event = StartEvent::at(
-        Step::WaitExit,
-        if status.exit_code == 0 {
-            "Completed"
-        } else {
-            "Error"
-        },
-        message,
-    )
-    .of(cref)
-    .with(Payload::Exit(ContainerExit {
-        container_id: id.to_string(),
-        exit_code: status.exit_code,
-        reason: status.reason.clone(),
-        message: termination::message(status),
-    }));
-    if status.exit_code == 0 {
-        event
-    } else {
-        event.warning()
-    }
-}
-
-/// The PodFailed event for a failure.
-pub(super) fn failed_event(e: &StartError) -> StartEvent {
-    let container = e.container().unwrap_or_default().to_string();
-    let mut event = StartEvent::at(e.step(), e.reason(), e.to_string())
-        .warning()
-        .with(Payload::PodFailed(PodFailed {
-            reason: e.reason().to_string(),
-            code: e.code() as i32,
-            step: e.step() as i32,
-            container_name: container.clone(),
-            message: e.to_string(),
-        }));
-    event.container_name = container;
-    event
-}
-
-pub(super) fn short(id: &str) -> &str {
-    id.get(..13).unwrap_or(id)
 }

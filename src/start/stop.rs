@@ -11,7 +11,10 @@ use k8s_cri::v1 as cri;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ContainerRef, EventSink, StartError, Starter, events::micros, hooks, pod::failed_event,
+    ContainerRef, EventSink, StartError, Starter,
+    events::{failed_event, micros, short},
+    hooks,
+    runtime::remove_sandbox,
     termination,
 };
 use crate::proto::v1::{
@@ -122,17 +125,14 @@ impl Starter {
                 stopped.containers_stopped += 1;
             }
             let t = Instant::now();
-            self.remove_sandbox(&sandbox.id)
+            remove_sandbox(cri, &sandbox.id)
                 .await
                 .map_err(StartError::Stop)?;
             sink.emit(
                 StartEvent::at(
                     Step::StopSandbox,
                     "SandboxRemoved",
-                    format!(
-                        "Stopped and removed pod sandbox {}",
-                        super::pod::short(&sandbox.id)
-                    ),
+                    format!("Stopped and removed pod sandbox {}", short(&sandbox.id)),
                 )
                 .took(t.elapsed()),
             )

@@ -12,7 +12,8 @@ use k8s_cri::v1 as cri;
 
 use super::{
     ContainerRef, EventSink, Starter,
-    pod::{PodContext, exit_event},
+    context::PodContext,
+    events::exit_event,
     restart::{self, AfterExit},
 };
 use crate::proto::v1::{Container, ContainerKind, ContainerRestartPolicy, RestartPolicy};
