@@ -86,12 +86,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     );
 
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    set_health(&reporter, ServingStatus::NotServing).await;
     let (ready_tx, ready_rx) = watch::channel(false);
     tokio::spawn(watch_runtime(
         cri,
@@ -150,12 +145,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 
     shutdown.cancelled().await;
     tracing::info!(open = tasks.len(), grace = ?args.shutdown_grace, "shutting down: draining open streams");
-    reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    set_health(&reporter, ServingStatus::NotServing).await;
     tasks.close();
     if tokio::time::timeout(args.shutdown_grace, tasks.wait())
         .await
@@ -303,8 +293,7 @@ async fn watch_runtime(
             } else {
                 ServingStatus::NotServing
             };
-            reporter.set_service_status(SERVICE_NAME, status).await;
-            reporter.set_service_status("", status).await;
+            set_health(&reporter, status).await;
             metrics.set_runtime_ready(ready);
             let _ = ready_tx.send(ready);
             if was_ready.is_some() {
@@ -322,6 +311,13 @@ async fn watch_runtime(
             _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Sets the gRPC health of the PodStarter service and of the server as a
+/// whole (the empty name), which always agree.
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status(SERVICE_NAME, status).await;
+    reporter.set_service_status("", status).await;
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

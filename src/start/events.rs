@@ -213,3 +213,19 @@ pub(super) fn failed_event(e: &StartError) -> StartEvent {
 pub(super) fn short(id: &str) -> &str {
     id.get(..13).unwrap_or(id)
 }
+
+/// Ends a request with its one terminal event: `done` of the result, or
+/// PodFailed, either carrying how long the request took (`elapsed`, read
+/// as the event is made).
+pub(super) async fn finish<T>(
+    sink: &EventSink,
+    elapsed: impl Fn() -> Duration,
+    result: Result<T, StartError>,
+    done: impl FnOnce(T) -> StartEvent,
+) {
+    let terminal = match result {
+        Ok(t) => done(t),
+        Err(e) => failed_event(&e),
+    };
+    sink.emit(terminal.took(elapsed())).await;
+}

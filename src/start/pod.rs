@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::{
     ContainerRef, EventSink, StartError, Starter, adopt,
     context::{PodContext, Started},
-    events::{exit_event, failed_event, micros, short},
+    events::{exit_event, finish, micros, short},
     restart::{self, AfterExit},
     runtime::remove_sandbox,
 };
@@ -53,8 +53,14 @@ impl Starter {
         )
         .await
         .unwrap_or_else(|e| Err(StartError::TaskFailed(e.to_string())));
-        let terminal = match result {
-            Ok(mut done) => {
+        if let Err(e) = &result {
+            metrics.pod_start_failed(e.reason());
+        }
+        finish(
+            &sink,
+            || began.elapsed(),
+            result,
+            |mut done| {
                 metrics.pod_started(began.elapsed());
                 done.total_duration_micros = micros(began.elapsed());
                 let message = if done.already_running {
@@ -66,16 +72,10 @@ impl Starter {
                         super::image::go_duration(began.elapsed())
                     )
                 };
-                StartEvent::at(Step::Done, "PodStarted", message)
-                    .took(began.elapsed())
-                    .with(Payload::PodStarted(done))
-            }
-            Err(e) => {
-                metrics.pod_start_failed(e.reason());
-                failed_event(&e).took(began.elapsed())
-            }
-        };
-        sink.emit(terminal).await;
+                StartEvent::at(Step::Done, "PodStarted", message).with(Payload::PodStarted(done))
+            },
+        )
+        .await;
     }
 
     async fn run_start(
@@ -366,7 +366,8 @@ impl Starter {
             .run_pod_sandbox(config.clone(), &pod.runtime_handler)
             .await
         {
-            Err(e) if adopt::uncertain(&e) => match self.after_uncertain_sandbox(pod).await? {
+            Err(e) if adopt::uncertain(&e) => match adopt::after_uncertain_sandbox(cri, pod).await?
+            {
                 adopt::Found::Adopt(id) => Ok(id),
                 adopt::Found::Retry => {
                     cri.run_pod_sandbox(config.clone(), &pod.runtime_handler)

@@ -95,7 +95,7 @@ impl Starter {
                 }
                 Startup::ProbeFailed => {
                     let why = format!("Init container {} failed startup probe", c.name);
-                    self.kill_container(ctx, &cref, &id, &why).await;
+                    super::container::kill_container(&self.inner.cri, ctx, &cref, &id, &why).await;
                 }
             }
         }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     ContainerRef, EventSink, StartError, Starter,
-    events::{failed_event, micros, short},
+    events::{finish, micros, short},
     hooks,
     runtime::remove_sandbox,
     termination,
@@ -55,8 +55,12 @@ impl Starter {
     /// exactly one PodStopped or PodFailed.
     pub async fn stop_pod(&self, pod: PodMetadata, grace: Option<i64>, sink: EventSink) {
         let began = Instant::now();
-        let terminal = match self.run_stop(&pod, grace, &sink).await {
-            Ok(mut stopped) => {
+        let result = self.run_stop(&pod, grace, &sink).await;
+        finish(
+            &sink,
+            || began.elapsed(),
+            result,
+            |mut stopped| {
                 stopped.total_duration_micros = micros(began.elapsed());
                 StartEvent::at(
                     Step::Done,
@@ -66,12 +70,10 @@ impl Starter {
                         stopped.containers_stopped
                     ),
                 )
-                .took(began.elapsed())
                 .with(Payload::PodStopped(stopped))
-            }
-            Err(e) => failed_event(&e).took(began.elapsed()),
-        };
-        sink.emit(terminal).await;
+            },
+        )
+        .await;
     }
 
     async fn run_stop(
