@@ -11,9 +11,10 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::api::PodStarterService;
 use crate::config::ServeArgs;
 use crate::cri::{Address, Cri, CriError, CriSettings};
+use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::middleware::grpc_metrics::GrpcMetricsLayer;
 use crate::proto::v1::pod_starter_server::PodStarterServer;
-use crate::start::{FlowConfig, Starter};
+use crate::start::{FlowConfig, Parts, Starter, backoff::CrashLoopBackoff};
 use crate::telemetry::{self, Metrics};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,25 +66,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         },
         metrics.clone(),
     )?;
-    let starter = Starter::new(
+    let starter = Starter::new(start_parts(
+        &args,
         cri.clone(),
-        FlowConfig {
-            pod_log_root: args.pod_log_root.clone(),
-            hook_timeout: args.hook_timeout,
-            restart_backoff_initial: args.restart_backoff,
-            restart_backoff_max: args.restart_backoff_max,
-            pod_state_root: args.pod_state_root.clone(),
-            image_pull_backoff_initial: args.image_pull_backoff,
-            image_pull_backoff_max: args.image_pull_backoff_max,
-            max_parallel_image_pulls: args.max_parallel_image_pulls,
-            image_pull_stall_timeout: args.image_pull_stall_timeout,
-            image_pull_progress_interval: args.image_pull_progress_interval,
-            // containerd serves its content service on the CRI socket.
-            content_endpoint: Some(image_addr.clone()),
-            ..FlowConfig::default()
-        },
+        &image_addr,
         metrics.clone(),
-    );
+    ));
 
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
@@ -168,6 +156,34 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let _ = std::fs::remove_file(&path);
     tracing::info!("podstart stopped");
     Ok(())
+}
+
+/// The start flow's parts, each built with its own share of the command
+/// line.
+fn start_parts(args: &ServeArgs, cri: Cri, image_addr: &Address, metrics: Metrics) -> Parts {
+    let puller = Puller::new(
+        cri.clone(),
+        PullerConfig {
+            max_parallel: args.max_parallel_image_pulls,
+            stall_timeout: args.image_pull_stall_timeout,
+            sample_interval: args.image_pull_progress_interval,
+            // containerd serves its content service on the CRI socket.
+            content_endpoint: Some(image_addr.clone()),
+        },
+    );
+    Parts {
+        cri,
+        config: FlowConfig {
+            pod_log_root: args.pod_log_root.clone(),
+            hook_timeout: args.hook_timeout,
+            pod_state_root: args.pod_state_root.clone(),
+            ..FlowConfig::default()
+        },
+        metrics,
+        puller,
+        pull_backoff: PullBackoff::new(args.image_pull_backoff, args.image_pull_backoff_max),
+        crash_loop: CrashLoopBackoff::new(args.restart_backoff, args.restart_backoff_max),
+    }
 }
 
 /// The runtime to talk to; `sim` starts the built-in simulated runtime on a
