@@ -293,6 +293,32 @@ impl Starter {
             }
         }
 
+        self.create_sandbox(pod, config, log_dir, sink, timings, started)
+            .await
+    }
+
+    /// Creates the pod's sandbox (and its log directory), reporting
+    /// SandboxCreated, or FailedCreatePodSandBox after cleaning up what the
+    /// failed RunPodSandbox left.
+    async fn create_sandbox(
+        &self,
+        pod: &PodSpec,
+        config: cri::PodSandboxConfig,
+        log_dir: PathBuf,
+        sink: &EventSink,
+        timings: &mut Vec<StepTiming>,
+        started: Instant,
+    ) -> Result<Sandbox, StartError> {
+        let cri = &self.inner.cri;
+        let filter = view::PodFilter {
+            uid: Some(
+                pod.metadata
+                    .as_ref()
+                    .map(|m| m.uid.clone())
+                    .unwrap_or_default(),
+            ),
+            ..Default::default()
+        };
         std::fs::create_dir_all(&log_dir).map_err(|source| StartError::LogDirectory {
             path: log_dir.display().to_string(),
             source,

@@ -195,80 +195,8 @@ impl Starter {
         let grace = Duration::from_secs(grace_secs as u64);
         let began = Instant::now();
 
-        // As the kubelet: no PreStop with a zero grace period.
-        let pre_stop = labels::prestop_from_annotations(&c.annotations).filter(|_| grace_secs > 0);
-        if let Some(handler) = pre_stop {
-            let cancel = CancellationToken::new();
-            // Named ports of an HTTP hook resolve through the ports
-            // annotation, as the kubelet restores them.
-            let spec = Container {
-                name: name.clone(),
-                ports: labels::ports_from_annotations(&c.annotations).unwrap_or_default(),
-                ..Default::default()
-            };
-            let run = hooks::HookRun {
-                cri: &self.inner.cri,
-                container_id: &c.id,
-                container: &spec,
-                pod_ip,
-                timeout: grace,
-                cancel: &cancel,
-            };
-            let outcome = tokio::time::timeout(grace.max(MIN_GRACE), run.run(&handler)).await;
-            match outcome {
-                Ok(Ok(outcome)) => {
-                    if let Some(host) = outcome.http_fallback {
-                        sink.emit(
-                            StartEvent::at(
-                                Step::PreStop,
-                                "LifecycleHTTPFallback",
-                                format!(
-                                    "request to HTTPS lifecycle hook {host} got HTTP response, \
-                                     retry with HTTP succeeded"
-                                ),
-                            )
-                            .of(&cref)
-                            .warning(),
-                        )
-                        .await;
-                    }
-                    sink.emit(
-                        StartEvent::at(
-                            Step::PreStop,
-                            "PreStopHookSucceeded",
-                            format!("PreStop hook of container {name} completed"),
-                        )
-                        .of(&cref)
-                        .took(began.elapsed()),
-                    )
-                    .await;
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(container = %name, error = %e, "PreStop hook failed");
-                    sink.emit(
-                        StartEvent::at(Step::PreStop, "FailedPreStopHook", "PreStopHook failed")
-                            .of(&cref)
-                            .took(began.elapsed())
-                            .warning(),
-                    )
-                    .await;
-                }
-                Err(_) => {
-                    cancel.cancel();
-                    sink.emit(
-                        StartEvent::at(
-                            Step::PreStop,
-                            "FailedPreStopHook",
-                            format!("PreStop hook did not finish within the grace period of {grace_secs}s"),
-                        )
-                        .of(&cref)
-                        .took(began.elapsed())
-                        .warning(),
-                    )
-                    .await;
-                }
-            }
-        }
+        self.pre_stop(c, &cref, grace_secs, pod_ip, sink, began)
+            .await;
 
         let remaining = grace.saturating_sub(began.elapsed()).max(MIN_GRACE);
         let t = Instant::now();
@@ -288,5 +216,98 @@ impl Starter {
         )
         .await;
         Ok(())
+    }
+
+    /// The container's PreStop hook, if it has one and the grace period is
+    /// not zero (as the kubelet), bounded by the grace period; reports how
+    /// it went. Its failure does not stop the stop.
+    async fn pre_stop(
+        &self,
+        c: &cri::Container,
+        cref: &ContainerRef,
+        grace_secs: i64,
+        pod_ip: Option<&str>,
+        sink: &EventSink,
+        began: Instant,
+    ) {
+        let Some(handler) =
+            labels::prestop_from_annotations(&c.annotations).filter(|_| grace_secs > 0)
+        else {
+            return;
+        };
+        let name = cref.name.clone();
+        let grace = Duration::from_secs(grace_secs as u64);
+        let cancel = CancellationToken::new();
+        // Named ports of an HTTP hook resolve through the ports
+        // annotation, as the kubelet restores them.
+        let spec = Container {
+            name: name.clone(),
+            ports: labels::ports_from_annotations(&c.annotations).unwrap_or_default(),
+            ..Default::default()
+        };
+        let run = hooks::HookRun {
+            cri: &self.inner.cri,
+            container_id: &c.id,
+            container: &spec,
+            pod_ip,
+            timeout: grace,
+            cancel: &cancel,
+        };
+        let outcome = tokio::time::timeout(grace.max(MIN_GRACE), run.run(&handler)).await;
+        match outcome {
+            Ok(Ok(outcome)) => {
+                if let Some(host) = outcome.http_fallback {
+                    sink.emit(
+                        StartEvent::at(
+                            Step::PreStop,
+                            "LifecycleHTTPFallback",
+                            format!(
+                                "request to HTTPS lifecycle hook {host} got HTTP response, \
+                                 retry with HTTP succeeded"
+                            ),
+                        )
+                        .of(cref)
+                        .warning(),
+                    )
+                    .await;
+                }
+                sink.emit(
+                    StartEvent::at(
+                        Step::PreStop,
+                        "PreStopHookSucceeded",
+                        format!("PreStop hook of container {name} completed"),
+                    )
+                    .of(cref)
+                    .took(began.elapsed()),
+                )
+                .await;
+            }
+            Ok(Err(e)) => {
+                tracing::info!(container = %name, error = %e, "PreStop hook failed");
+                sink.emit(
+                    StartEvent::at(Step::PreStop, "FailedPreStopHook", "PreStopHook failed")
+                        .of(cref)
+                        .took(began.elapsed())
+                        .warning(),
+                )
+                .await;
+            }
+            Err(_) => {
+                cancel.cancel();
+                sink.emit(
+                    StartEvent::at(
+                        Step::PreStop,
+                        "FailedPreStopHook",
+                        format!(
+                            "PreStop hook did not finish within the grace period of {grace_secs}s"
+                        ),
+                    )
+                    .of(cref)
+                    .took(began.elapsed())
+                    .warning(),
+                )
+                .await;
+            }
+        }
     }
 }
