@@ -43,6 +43,7 @@ pub enum ServeError {
 /// Name of the gRPC health entry for the PodStarter service.
 const SERVICE_NAME: &str = "podstart.v1.PodStarter";
 
+// Long: the composition root, in start-up then shutdown order.
 pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));

@@ -237,6 +237,8 @@ impl Starter {
 
     /// Runs the container's PostStart hook, if it has one, and returns how
     /// long it took. A failed hook kills the container and fails its start.
+    // Long: the hook run, its exit watch and its three outcomes read best
+    // in one place, in the order their events go out.
     async fn post_start(
         &self,
         step: &ContainerStep<'_>,

@@ -149,6 +149,8 @@ impl Starter {
     /// Pulls through the node's puller and tells this container's story of
     /// it: Pulling, PullProgress while it runs, then Pulled or Failed.
     /// `started` is when this container began waiting for its image.
+    // Long: one container's whole story of a pull (Pulling, progress,
+    // Pulled or Failed with the back-off), kept in event order.
     pub(super) async fn pull(
         &self,
         job: &ImageJob,

@@ -108,6 +108,8 @@ impl Starter {
         }
     }
 
+    // Long: the kubelet's SyncPod order (sandbox, ephemeral, init, app,
+    // then the SLI) is the point of this function; split, it hides.
     async fn run_start_steps(
         &self,
         req: StartPodRequest,

@@ -76,6 +76,8 @@ impl Starter {
         .await;
     }
 
+    // Long: the kubelet's stop order per sandbox, then the pod's state and
+    // log directories, kept in the order their events go out.
     async fn run_stop(
         &self,
         pod: &PodMetadata,
@@ -221,6 +223,8 @@ impl Starter {
     /// The container's PreStop hook, if it has one and the grace period is
     /// not zero (as the kubelet), bounded by the grace period; reports how
     /// it went. Its failure does not stop the stop.
+    // Long: the hook's three outcomes (done, failed, out of time) each
+    // report differently.
     async fn pre_stop(
         &self,
         c: &cri::Container,

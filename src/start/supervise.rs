@@ -83,6 +83,8 @@ impl Starter {
         }
     }
 
+    // Long: one relist-and-restart loop whose event stream, reported exits
+    // and relist delay carry from turn to turn.
     async fn supervise_loop(&self, ctx: &PodContext, watched: &[(Container, ContainerKind)]) {
         let uid = ctx
             .pod
