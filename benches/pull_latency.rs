@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use podstart::cri::{Cri, CriSettings};
 use podstart::endpoint::{Address, Peer};
+use podstart::images::{Puller, PullerConfig};
 use podstart::proto::v1::{
     Container, PodMetadata, PodSpec, PullPolicy, StartOptions, StartPodRequest,
     start_event::Payload,
 };
-use podstart::start::{EventSink, FlowConfig, Starter};
+use podstart::start::{DEFAULT_PULLER, EventSink, FlowConfig, Parts, Starter};
 use podstart::telemetry::Metrics;
 
 const IMAGES: [&str; 4] = ["big-1", "big-2", "big-3", "big-4"];
@@ -121,15 +122,25 @@ async fn main() {
     let metrics = Metrics::new().expect("metrics");
     let cri = Cri::new(&addr, &addr, CriSettings::default(), metrics.clone()).expect("cri");
     let log_root = tempfile::tempdir().expect("tempdir");
-    let flow = |max_parallel| FlowConfig {
-        pod_log_root: log_root.path().to_path_buf(),
-        max_parallel_image_pulls: max_parallel,
-        content_endpoint: Some(addr.clone()),
-        ..FlowConfig::default()
+    let starter = |max_parallel| {
+        let flow = FlowConfig {
+            pod_log_root: log_root.path().to_path_buf(),
+            ..FlowConfig::default()
+        };
+        let mut parts = Parts::with_defaults(cri.clone(), flow, metrics.clone());
+        parts.puller = Puller::new(
+            cri.clone(),
+            PullerConfig {
+                max_parallel,
+                content_endpoint: Some(addr.clone()),
+                ..DEFAULT_PULLER
+            },
+        );
+        Starter::new(parts)
     };
     // The kubelet's defaults: serializeImagePulls, no pre-pull.
-    let kubelet = Starter::new(cri.clone(), flow(1), metrics.clone());
-    let podstart = Starter::new(cri.clone(), flow(0), metrics.clone());
+    let kubelet = starter(1);
+    let podstart = starter(0);
 
     let mut times = [Vec::new(), Vec::new()];
     for round in 0..rounds * 2 {

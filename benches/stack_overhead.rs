@@ -16,7 +16,7 @@ use podstart::proto::v1::{
     Container, PodMetadata, PodSpec, PullPolicy, StartPodRequest, start_event::Payload,
 };
 use podstart::sim::{SimConfig, SimRuntime};
-use podstart::start::{EventSink, FlowConfig, Starter};
+use podstart::start::{EventSink, FlowConfig, Parts, Starter};
 use podstart::telemetry::Metrics;
 use tokio::sync::mpsc;
 
@@ -109,7 +109,7 @@ async fn main() {
             pod_log_root: dir.path().join("pods"),
             ..FlowConfig::default()
         };
-        Starter::new(cri, flow, metrics)
+        Starter::new(Parts::with_defaults(cri, flow, metrics))
     };
     let (full, bare) = (starter(false), starter(true));
 

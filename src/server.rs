@@ -13,8 +13,9 @@ use crate::api::metrics::GrpcMetricsLayer;
 use crate::config::ServeArgs;
 use crate::cri::{Cri, CriError, CriSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
+use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::proto::v1::pod_starter_server::PodStarterServer;
-use crate::start::{FlowConfig, Starter};
+use crate::start::{FlowConfig, Parts, Starter, backoff::CrashLoopBackoff};
 use crate::telemetry::{self, Metrics};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,7 @@ pub enum ServeError {
 /// Name of the gRPC health entry for the PodStarter service.
 const SERVICE_NAME: &str = "podstart.v1.PodStarter";
 
+// Long: the composition root, in start-up then shutdown order.
 pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
@@ -68,33 +70,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         },
         metrics.clone(),
     )?;
-    let starter = Starter::new(
+    let starter = Starter::new(start_parts(
+        &args,
         cri.clone(),
-        FlowConfig {
-            pod_log_root: args.pod_log_root.clone(),
-            hook_timeout: args.hook_timeout,
-            restart_backoff_initial: args.restart_backoff,
-            restart_backoff_max: args.restart_backoff_max,
-            pod_state_root: args.pod_state_root.clone(),
-            image_pull_backoff_initial: args.image_pull_backoff,
-            image_pull_backoff_max: args.image_pull_backoff_max,
-            max_parallel_image_pulls: args.max_parallel_image_pulls,
-            image_pull_stall_timeout: args.image_pull_stall_timeout,
-            image_pull_progress_interval: args.image_pull_progress_interval,
-            // containerd serves its content service on the CRI socket.
-            content_endpoint: Some(image_addr.clone()),
-            ..FlowConfig::default()
-        },
+        &image_addr,
         metrics.clone(),
-    );
+    ));
 
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    set_health(&reporter, ServingStatus::NotServing).await;
     let (ready_tx, ready_rx) = watch::channel(false);
     tokio::spawn(watch_runtime(
         cri,
@@ -153,12 +137,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 
     shutdown.cancelled().await;
     tracing::info!(open = tasks.len(), grace = ?args.shutdown_grace, "shutting down: draining open streams");
-    reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    set_health(&reporter, ServingStatus::NotServing).await;
     tasks.close();
     if tokio::time::timeout(args.shutdown_grace, tasks.wait())
         .await
@@ -181,6 +160,34 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let _ = std::fs::remove_file(&path);
     tracing::info!("podstart stopped");
     Ok(())
+}
+
+/// The start flow's parts, each built with its own share of the command
+/// line.
+fn start_parts(args: &ServeArgs, cri: Cri, image_addr: &Address, metrics: Metrics) -> Parts {
+    let puller = Puller::new(
+        cri.clone(),
+        PullerConfig {
+            max_parallel: args.max_parallel_image_pulls,
+            stall_timeout: args.image_pull_stall_timeout,
+            sample_interval: args.image_pull_progress_interval,
+            // containerd serves its content service on the CRI socket.
+            content_endpoint: Some(image_addr.clone()),
+        },
+    );
+    Parts {
+        cri,
+        config: FlowConfig {
+            pod_log_root: args.pod_log_root.clone(),
+            hook_timeout: args.hook_timeout,
+            pod_state_root: args.pod_state_root.clone(),
+            ..FlowConfig::default()
+        },
+        metrics,
+        puller,
+        pull_backoff: PullBackoff::new(args.image_pull_backoff, args.image_pull_backoff_max),
+        crash_loop: CrashLoopBackoff::new(args.restart_backoff, args.restart_backoff_max),
+    }
 }
 
 /// The runtime to talk to; `sim` starts the built-in simulated runtime on a
@@ -306,8 +313,7 @@ async fn watch_runtime(
             } else {
                 ServingStatus::NotServing
             };
-            reporter.set_service_status(SERVICE_NAME, status).await;
-            reporter.set_service_status("", status).await;
+            set_health(&reporter, status).await;
             metrics.set_runtime_ready(ready);
             let _ = ready_tx.send(ready);
             if was_ready.is_some() {
@@ -325,6 +331,13 @@ async fn watch_runtime(
             _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Sets the gRPC health of the PodStarter service and of the server as a
+/// whole (the empty name), which always agree.
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status(SERVICE_NAME, status).await;
+    reporter.set_service_status("", status).await;
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

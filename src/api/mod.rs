@@ -18,7 +18,7 @@ use crate::proto::v1::{
     StartContainerRequest, StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
     pod_starter_server::PodStarter,
 };
-use crate::spec::validate::{validate_start_container, validate_start_pod};
+use crate::spec::validate::{validate_pod_ref, validate_start_container, validate_start_pod};
 use crate::start::{EventSink, StartError, Starter};
 use crate::state::view;
 use crate::telemetry::remote_context;
@@ -116,11 +116,7 @@ impl PodStarter for PodStarterService {
     ) -> Result<Response<Self::StopPodStream>, Status> {
         let pod_ref = request.get_ref().pod.clone().unwrap_or_default();
         let grace = request.get_ref().grace_period_seconds;
-        if pod_ref.uid.is_empty() && (pod_ref.namespace.is_empty() || pod_ref.name.is_empty()) {
-            return Err(Status::invalid_argument(
-                "pod: give the uid, or both namespace and name",
-            ));
-        }
+        validate_pod_ref(&pod_ref).map_err(StartError::from)?;
         if let Some(g) = grace.filter(|g| *g < 0) {
             return Err(Status::invalid_argument(format!(
                 "grace_period_seconds: must be >= 0, got {g}"
@@ -137,11 +133,7 @@ impl PodStarter for PodStarterService {
 
     async fn get_pod(&self, request: Request<GetPodRequest>) -> Result<Response<Pod>, Status> {
         let pod_ref = request.into_inner().pod.unwrap_or_default();
-        if pod_ref.uid.is_empty() && (pod_ref.namespace.is_empty() || pod_ref.name.is_empty()) {
-            return Err(Status::invalid_argument(
-                "pod: give the uid, or both namespace and name",
-            ));
-        }
+        validate_pod_ref(&pod_ref).map_err(StartError::from)?;
         let pods = view::pods(self.starter.cri(), &view::PodFilter::from(&pod_ref), true)
             .await
             .map_err(|e| Status::from(StartError::Runtime(e)))?;

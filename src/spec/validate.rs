@@ -3,7 +3,7 @@
 //! path in the request (`pod.containers[1].image`) and the rule in words.
 
 use crate::proto::v1::{
-    Container, ContainerRestartPolicy, Handler, MountPropagation, PodSpec, Probe,
+    Container, ContainerRestartPolicy, Handler, MountPropagation, PodRef, PodSpec, Probe,
     StartContainerRequest, StartPodRequest, handler::Action,
 };
 use crate::spec::image;
@@ -186,6 +186,15 @@ pub fn validate_start_container(req: &StartContainerRequest) -> Result<(), Inval
         .as_ref()
         .ok_or_else(|| invalid("container", "required"))?;
     validate_ephemeral("container", c)
+}
+
+/// A pod reference (StopPod, GetPod) names the pod by its uid, or by both
+/// namespace and name.
+pub fn validate_pod_ref(pod: &PodRef) -> Result<(), InvalidSpec> {
+    if pod.uid.is_empty() && (pod.namespace.is_empty() || pod.name.is_empty()) {
+        return Err(invalid("pod", "give the uid, or both namespace and name"));
+    }
+    Ok(())
 }
 
 fn validate_uid(path: &str, uid: &str) -> Result<(), InvalidSpec> {
@@ -486,6 +495,24 @@ fn validate_hook(path: &str, h: &Handler, c: &Container) -> Result<(), InvalidSp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_ref_needs_the_uid_or_namespace_and_name() {
+        let r = |uid: &str, namespace: &str, name: &str| PodRef {
+            uid: uid.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        assert!(validate_pod_ref(&r("u1", "", "")).is_ok());
+        assert!(validate_pod_ref(&r("", "ns", "web")).is_ok());
+        for half in [r("", "ns", ""), r("", "", "web"), r("", "", "")] {
+            let err = validate_pod_ref(&half).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "pod: give the uid, or both namespace and name"
+            );
+        }
+    }
     use crate::proto::v1::{
         ContainerPort, Device, EnvVar, ExecAction, HttpGetAction, Lifecycle, Mount, PodMetadata,
         Probe, Resources, SecurityContext, SleepAction, TcpSocketAction,

@@ -5,8 +5,8 @@
 //! remove the leftover and create once more.
 use k8s_cri::v1 as cri;
 
-use super::{Starter, pod::PodContext};
-use crate::cri::CriError;
+use super::runtime::{previous_instances, remove_sandbox};
+use crate::cri::{Cri, CriError};
 use crate::proto::v1::PodSpec;
 use crate::state::view;
 
@@ -33,47 +33,45 @@ pub(super) enum Found {
     Retry,
 }
 
-impl Starter {
-    /// RunPodSandbox (or what it left) for `pod`: a ready sandbox of this
-    /// attempt is adopted, anything else of the pod is removed.
-    pub(super) async fn after_uncertain_sandbox(&self, pod: &PodSpec) -> Result<Found, CriError> {
-        let meta = pod.metadata.clone().unwrap_or_default();
-        let filter = view::PodFilter {
-            uid: Some(meta.uid.clone()),
-            ..Default::default()
-        };
-        for s in view::sandboxes(&self.inner.cri, &filter).await? {
-            let ours = s
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.attempt == meta.attempt);
-            if ours && s.state == cri::PodSandboxState::SandboxReady as i32 {
-                tracing::info!(sandbox = %s.id, "adopting the sandbox an uncertain RunPodSandbox made");
-                return Ok(Found::Adopt(s.id));
-            }
-            self.remove_sandbox(&s.id).await?;
+/// RunPodSandbox (or what it left) for `pod`: a ready sandbox of this
+/// attempt is adopted, anything else of the pod is removed.
+pub(super) async fn after_uncertain_sandbox(cri: &Cri, pod: &PodSpec) -> Result<Found, CriError> {
+    let meta = pod.metadata.clone().unwrap_or_default();
+    let filter = view::PodFilter {
+        uid: Some(meta.uid.clone()),
+        ..Default::default()
+    };
+    for s in view::sandboxes(cri, &filter).await? {
+        let ours = s
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.attempt == meta.attempt);
+        if ours && s.state == cri::PodSandboxState::SandboxReady as i32 {
+            tracing::info!(sandbox = %s.id, "adopting the sandbox an uncertain RunPodSandbox made");
+            return Ok(Found::Adopt(s.id));
         }
-        Ok(Found::Retry)
+        remove_sandbox(cri, &s.id).await?;
     }
+    Ok(Found::Retry)
+}
 
-    /// CreateContainer (or what it left) for `name` at `attempt` in the
-    /// pod's sandbox: a CREATED container is adopted, others removed.
-    pub(super) async fn after_uncertain_container(
-        &self,
-        ctx: &PodContext,
-        name: &str,
-        attempt: u32,
-    ) -> Result<Found, CriError> {
-        for c in self.previous_instances(ctx, name).await? {
-            if c.metadata.as_ref().is_none_or(|m| m.attempt != attempt) {
-                continue;
-            }
-            if c.state == cri::ContainerState::ContainerCreated as i32 {
-                tracing::info!(container = %c.id, "adopting the container an uncertain CreateContainer made");
-                return Ok(Found::Adopt(c.id));
-            }
-            self.inner.cri.remove_container(&c.id).await?;
+/// CreateContainer (or what it left) for `name` at `attempt` in the pod's
+/// sandbox `sandbox_id`: a CREATED container is adopted, others removed.
+pub(super) async fn after_uncertain_container(
+    cri: &Cri,
+    sandbox_id: &str,
+    name: &str,
+    attempt: u32,
+) -> Result<Found, CriError> {
+    for c in previous_instances(cri, sandbox_id, name).await? {
+        if c.metadata.as_ref().is_none_or(|m| m.attempt != attempt) {
+            continue;
         }
-        Ok(Found::Retry)
+        if c.state == cri::ContainerState::ContainerCreated as i32 {
+            tracing::info!(container = %c.id, "adopting the container an uncertain CreateContainer made");
+            return Ok(Found::Adopt(c.id));
+        }
+        cri.remove_container(&c.id).await?;
     }
+    Ok(Found::Retry)
 }

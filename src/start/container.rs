@@ -12,13 +12,14 @@ use tracing::Instrument;
 use super::{
     ContainerRef, StartError, Starter, adopt,
     backoff::{self, Verdict},
+    context::{PodContext, Started},
     events::{micros, now_unix_nano},
     hooks,
-    pod::PodContext,
-    pod::Started,
     restart::{self, AfterExit},
+    runtime::previous_instances,
     termination,
 };
+use crate::cri::Cri;
 use crate::proto::v1::handler::Action;
 use crate::proto::v1::{
     BackOffInfo, Container, ContainerInfo, ContainerKind, StartEvent, StartedContainer, Step,
@@ -46,8 +47,7 @@ impl Starter {
             name: c.name.clone(),
             kind,
         };
-        let previous = self
-            .previous_instances(ctx, &c.name)
+        let previous = previous_instances(&self.inner.cri, &ctx.sandbox_id, &c.name)
             .await
             .map_err(|source| StartError::CreateContainer {
                 container: c.name.clone(),
@@ -189,6 +189,9 @@ impl Starter {
         Ok(())
     }
 
+    /// The steps of a container start, in the kubelet's order: image,
+    /// create, start, PostStart. Each step reports its own events; this
+    /// collects their timings.
     async fn four_steps(
         &self,
         ctx: &PodContext,
@@ -196,7 +199,6 @@ impl Starter {
         c: &Container,
         previous: &[cri::Container],
     ) -> Result<Started, StartError> {
-        let cri = &self.inner.cri;
         let mut timings = Vec::new();
         let mut timed = |step: Step, took: Duration| {
             timings.push(StepTiming {
@@ -206,40 +208,201 @@ impl Starter {
             });
         };
 
-        // 1. Image.
         let t = Instant::now();
-        let image_ref = self.ensure_image(ctx, cref, c).await?;
+        let image_ref = self.ensure_image(&ctx.images, cref, c).await?;
         timed(Step::Image, t.elapsed());
         ctx.check_cancelled()?;
 
-        // 2. Create. Instances that never started (CREATED, UNKNOWN) hold
-        // their name; remove them first.
+        let step = ContainerStep {
+            cri: &self.inner.cri,
+            ctx,
+            cref,
+            c,
+        };
+        let (id, took) = step
+            .create(previous, &image_ref, &self.inner.config.pod_state_root)
+            .await?;
+        timed(Step::Create, took);
+        timed(Step::Start, step.start(&id).await?);
+        if let Some(took) = self.post_start(&step, &id).await? {
+            timed(Step::PostStart, took);
+        }
+
+        Ok(Started {
+            container: started_container(cref, &id),
+            timings,
+            adopted: false,
+        })
+    }
+
+    /// Runs the container's PostStart hook, if it has one, and returns how
+    /// long it took. A failed hook kills the container and fails its start.
+    // Long: the hook run, its exit watch and its three outcomes read best
+    // in one place, in the order their events go out.
+    async fn post_start(
+        &self,
+        step: &ContainerStep<'_>,
+        id: &str,
+    ) -> Result<Option<Duration>, StartError> {
+        let (ctx, cref, c) = (step.ctx, step.cref, step.c);
+        let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(None);
+        };
+        let t = Instant::now();
+        // A sleep hook ends when the container stops.
+        let hook_cancel = ctx.cancel.child_token();
+        let exit_watch = matches!(handler.action, Some(Action::Sleep(_))).then(|| {
+            let (this, token, cref, id) = (
+                self.clone(),
+                hook_cancel.clone(),
+                cref.clone(),
+                id.to_string(),
+            );
+            tokio::spawn(async move {
+                if this.wait_for_exit(&token, &cref, &id).await.is_ok() {
+                    token.cancel();
+                }
+            })
+        });
+        let run = hooks::HookRun {
+            cri: step.cri,
+            container_id: id,
+            container: c,
+            pod_ip: ctx.ips.first().map(String::as_str),
+            timeout: self.inner.config.hook_timeout,
+            cancel: &hook_cancel,
+        };
+        let result = run.run(handler).await;
+        if let Some(watch) = exit_watch {
+            watch.abort();
+        }
+        match result {
+            Ok(outcome) => {
+                if let Some(host) = outcome.http_fallback {
+                    ctx.sink
+                        .emit(
+                            StartEvent::at(
+                                Step::PostStart,
+                                "LifecycleHTTPFallback",
+                                format!(
+                                    "request to HTTPS lifecycle hook {host} got HTTP response, \
+                                     retry with HTTP succeeded"
+                                ),
+                            )
+                            .of(cref)
+                            .warning(),
+                        )
+                        .await;
+                }
+                let took = t.elapsed();
+                ctx.sink
+                    .emit(
+                        StartEvent::at(
+                            Step::PostStart,
+                            "PostStartHookSucceeded",
+                            format!("PostStart hook of container {} completed", c.name),
+                        )
+                        .of(cref)
+                        .took(t.elapsed()),
+                    )
+                    .await;
+                Ok(Some(took))
+            }
+            Err(hook_error) => {
+                // The kubelet leaves the hook's message out of the event (it
+                // may carry secrets); ours says only what failed.
+                ctx.sink
+                    .emit(
+                        StartEvent::at(
+                            Step::PostStart,
+                            "FailedPostStartHook",
+                            "PostStartHook failed",
+                        )
+                        .of(cref)
+                        .took(t.elapsed())
+                        .warning(),
+                    )
+                    .await;
+                kill_container(step.cri, ctx, cref, id, "FailedPostStartHook").await;
+                Err(StartError::PostStartHook {
+                    container: c.name.clone(),
+                    detail: hook_error.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// The create and start steps of one container: what they work with,
+/// rather than the whole `Starter`.
+struct ContainerStep<'a> {
+    cri: &'a Cri,
+    ctx: &'a PodContext,
+    cref: &'a ContainerRef,
+    c: &'a Container,
+}
+
+impl ContainerStep<'_> {
+    /// Reports a failed step as a warning event (`reason`, the error as its
+    /// message, the time since `began`) and returns the error.
+    async fn fail<T>(
+        &self,
+        step: Step,
+        reason: &str,
+        err: StartError,
+        began: Instant,
+    ) -> Result<T, StartError> {
+        self.ctx
+            .sink
+            .emit(
+                StartEvent::at(step, reason, err.to_string())
+                    .of(self.cref)
+                    .took(began.elapsed())
+                    .warning(),
+            )
+            .await;
+        Err(err)
+    }
+
+    /// CreateContainer from `image_ref`, with the restart count the kubelet
+    /// would use and the termination message mount; returns the container
+    /// id and how long the create took.
+    async fn create(
+        &self,
+        previous: &[cri::Container],
+        image_ref: &str,
+        pod_state_root: &Path,
+    ) -> Result<(String, Duration), StartError> {
+        let (ctx, cref, c) = (self.ctx, self.cref, self.c);
+        // Instances that never started (CREATED, UNKNOWN) hold their name;
+        // remove them first.
         for stale in previous.iter().filter(|p| {
             p.state == cri::ContainerState::ContainerCreated as i32
                 || p.state == cri::ContainerState::ContainerUnknown as i32
         }) {
-            if let Err(e) = cri.remove_container(&stale.id).await {
+            if let Err(e) = self.cri.remove_container(&stale.id).await {
                 tracing::warn!(container = %stale.id, error = %e, "removing a stale container");
             }
         }
         let restart_count = restart_count(previous, &ctx.log_dir, &c.name);
-        let target = self.target_id(ctx, cref, c).await?;
+        let target = self.target_id().await?;
         let mut config = container_config(&ContainerContext {
             pod: &ctx.pod,
             container: c,
             kind: cref.kind,
             restart_count,
-            image: &image_ref,
+            image: image_ref,
             target_container_id: target.as_deref(),
         });
         let uid = ctx.pod.metadata.as_ref().map_or("", |m| m.uid.as_str());
-        match termination::prepare(&self.inner.config.pod_state_root, uid, c) {
+        match termination::prepare(pod_state_root, uid, c) {
             Ok(mount) => config.mounts.push(mount),
             Err(e) => {
                 let err = StartError::CreateContainerConfig {
                     container: c.name.clone(),
                     message: format!("failed to create the termination message file: {e}"),
                 };
+                // Nothing reached the runtime: no duration.
                 ctx.sink
                     .emit(
                         StartEvent::at(Step::Create, "Failed", format!("Error: {err}"))
@@ -252,26 +415,18 @@ impl Starter {
         }
         let log_path = ctx.log_dir.join(&config.log_path).display().to_string();
         let t = Instant::now();
-        let id = match self.create(ctx, &c.name, restart_count, config).await {
+        let id = match self.create_container(restart_count, config).await {
             Ok(id) => id,
             Err(source) => {
-                self.remove_reserved(ctx, &c.name, restart_count).await;
+                self.remove_reserved(restart_count).await;
                 let err = StartError::CreateContainer {
                     container: c.name.clone(),
                     source,
                 };
-                ctx.sink
-                    .emit(
-                        StartEvent::at(Step::Create, "Failed", err.to_string())
-                            .of(cref)
-                            .took(t.elapsed())
-                            .warning(),
-                    )
-                    .await;
-                return Err(err);
+                return self.fail(Step::Create, "Failed", err, t).await;
             }
         };
-        timed(Step::Create, t.elapsed());
+        let took = t.elapsed();
         ctx.sink
             .emit(
                 StartEvent::at(
@@ -288,146 +443,62 @@ impl Starter {
                 })),
             )
             .await;
+        Ok((id, took))
+    }
 
-        // 3. Start.
+    /// StartContainer; returns how long it took.
+    async fn start(&self, id: &str) -> Result<Duration, StartError> {
         let t = Instant::now();
-        if let Err(source) = cri.start_container(&id).await {
+        if let Err(source) = self.cri.start_container(id).await {
             let err = StartError::RunContainer {
-                container: c.name.clone(),
+                container: self.c.name.clone(),
                 source,
             };
-            ctx.sink
-                .emit(
-                    StartEvent::at(Step::Start, "Failed", err.to_string())
-                        .of(cref)
-                        .took(t.elapsed())
-                        .warning(),
-                )
-                .await;
-            return Err(err);
+            return self.fail(Step::Start, "Failed", err, t).await;
         }
-        timed(Step::Start, t.elapsed());
-        ctx.sink
+        let took = t.elapsed();
+        self.ctx
+            .sink
             .emit(
                 StartEvent::at(
                     Step::Start,
                     "Started",
-                    format!("Started container {}", c.name),
+                    format!("Started container {}", self.c.name),
                 )
-                .of(cref)
+                .of(self.cref)
                 .took(t.elapsed()),
             )
             .await;
-
-        // 4. PostStart.
-        if let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
-            let t = Instant::now();
-            // A sleep hook ends when the container stops.
-            let hook_cancel = ctx.cancel.child_token();
-            let exit_watch = matches!(handler.action, Some(Action::Sleep(_))).then(|| {
-                let (this, token, cref, id) =
-                    (self.clone(), hook_cancel.clone(), cref.clone(), id.clone());
-                tokio::spawn(async move {
-                    if this.wait_for_exit(&token, &cref, &id).await.is_ok() {
-                        token.cancel();
-                    }
-                })
-            });
-            let run = hooks::HookRun {
-                cri,
-                container_id: &id,
-                container: c,
-                pod_ip: ctx.ips.first().map(String::as_str),
-                timeout: self.inner.config.hook_timeout,
-                cancel: &hook_cancel,
-            };
-            let result = run.run(handler).await;
-            if let Some(watch) = exit_watch {
-                watch.abort();
-            }
-            match result {
-                Ok(outcome) => {
-                    if let Some(host) = outcome.http_fallback {
-                        ctx.sink
-                            .emit(
-                                StartEvent::at(
-                                    Step::PostStart,
-                                    "LifecycleHTTPFallback",
-                                    format!(
-                                        "request to HTTPS lifecycle hook {host} got HTTP response, \
-                                         retry with HTTP succeeded"
-                                    ),
-                                )
-                                .of(cref)
-                                .warning(),
-                            )
-                            .await;
-                    }
-                    timed(Step::PostStart, t.elapsed());
-                    ctx.sink
-                        .emit(
-                            StartEvent::at(
-                                Step::PostStart,
-                                "PostStartHookSucceeded",
-                                format!("PostStart hook of container {} completed", c.name),
-                            )
-                            .of(cref)
-                            .took(t.elapsed()),
-                        )
-                        .await;
-                }
-                Err(hook_error) => {
-                    // The kubelet leaves the hook's message out of the event
-                    // (it may carry secrets); ours says only what failed.
-                    ctx.sink
-                        .emit(
-                            StartEvent::at(
-                                Step::PostStart,
-                                "FailedPostStartHook",
-                                "PostStartHook failed",
-                            )
-                            .of(cref)
-                            .took(t.elapsed())
-                            .warning(),
-                        )
-                        .await;
-                    self.kill_container(ctx, cref, &id, "FailedPostStartHook")
-                        .await;
-                    return Err(StartError::PostStartHook {
-                        container: c.name.clone(),
-                        detail: hook_error.to_string(),
-                    });
-                }
-            }
-        }
-
-        Ok(Started {
-            container: started_container(cref, &id),
-            timings,
-            adopted: false,
-        })
+        Ok(took)
     }
 
     /// CreateContainer; after an uncertain failure, adopts what it made or
     /// cleans up and tries once more.
-    async fn create(
+    async fn create_container(
         &self,
-        ctx: &PodContext,
-        name: &str,
         attempt: u32,
         config: cri::ContainerConfig,
     ) -> Result<String, crate::cri::CriError> {
-        let cri = &self.inner.cri;
+        let ctx = self.ctx;
         let sandbox_config = ctx.sandbox_config.clone();
-        match cri
+        match self
+            .cri
             .create_container(&ctx.sandbox_id, config.clone(), sandbox_config.clone())
             .await
         {
             Err(e) if adopt::uncertain(&e) => {
-                match self.after_uncertain_container(ctx, name, attempt).await? {
+                match adopt::after_uncertain_container(
+                    self.cri,
+                    &ctx.sandbox_id,
+                    &self.c.name,
+                    attempt,
+                )
+                .await?
+                {
                     adopt::Found::Adopt(id) => Ok(id),
                     adopt::Found::Retry => {
-                        cri.create_container(&ctx.sandbox_id, config, sandbox_config)
+                        self.cri
+                            .create_container(&ctx.sandbox_id, config, sandbox_config)
                             .await
                     }
                 }
@@ -438,17 +509,12 @@ impl Starter {
 
     /// For an ephemeral container with a target: the target's running
     /// container id.
-    async fn target_id(
-        &self,
-        ctx: &PodContext,
-        cref: &ContainerRef,
-        c: &Container,
-    ) -> Result<Option<String>, StartError> {
-        if cref.kind != ContainerKind::Ephemeral || c.target_container_name.is_empty() {
+    async fn target_id(&self) -> Result<Option<String>, StartError> {
+        let c = self.c;
+        if self.cref.kind != ContainerKind::Ephemeral || c.target_container_name.is_empty() {
             return Ok(None);
         }
-        let found = self
-            .previous_instances(ctx, &c.target_container_name)
+        let found = previous_instances(self.cri, &self.ctx.sandbox_id, &c.target_container_name)
             .await
             .map_err(|source| StartError::CreateContainer {
                 container: c.name.clone(),
@@ -469,50 +535,51 @@ impl Starter {
 
     /// After a failed CreateContainer the runtime may still hold the name
     /// (a half-created container); remove what carries it.
-    async fn remove_reserved(&self, ctx: &PodContext, name: &str, attempt: u32) {
-        let Ok(found) = self.previous_instances(ctx, name).await else {
+    async fn remove_reserved(&self, attempt: u32) {
+        let Ok(found) = previous_instances(self.cri, &self.ctx.sandbox_id, &self.c.name).await
+        else {
             return;
         };
         for c in found
             .iter()
             .filter(|c| c.metadata.as_ref().is_some_and(|m| m.attempt == attempt))
         {
-            if let Err(e) = self.inner.cri.remove_container(&c.id).await {
+            if let Err(e) = self.cri.remove_container(&c.id).await {
                 tracing::warn!(container = %c.id, error = %e, "removing a half-created container");
             }
         }
     }
+}
 
-    /// Stops a container with the pod's grace period (at least 2 s),
-    /// reporting a `Killing` event with `message`.
-    pub(super) async fn kill_container(
-        &self,
-        ctx: &PodContext,
-        cref: &ContainerRef,
-        id: &str,
-        message: &str,
-    ) {
-        let grace = ctx
-            .pod
-            .termination_grace_period_seconds
-            .unwrap_or(labels::DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
-        let grace = Duration::from_secs(grace.max(0) as u64).max(MIN_GRACE);
-        let t = Instant::now();
-        let result = self.inner.cri.stop_container(id, grace).await;
-        let event = StartEvent::at(Step::StopContainer, "Killing", message)
-            .of(cref)
-            .took(t.elapsed());
-        match result {
-            Ok(()) => ctx.sink.emit(event).await,
-            Err(e) => {
-                tracing::warn!(container = %id, error = %e, "killing container");
-                ctx.sink
-                    .emit(event.warning().with(Payload::Container(ContainerInfo {
-                        container_id: id.to_string(),
-                        ..Default::default()
-                    })))
-                    .await;
-            }
+/// Stops a container with the pod's grace period (at least 2 s),
+/// reporting a `Killing` event with `message`.
+pub(super) async fn kill_container(
+    cri: &Cri,
+    ctx: &PodContext,
+    cref: &ContainerRef,
+    id: &str,
+    message: &str,
+) {
+    let grace = ctx
+        .pod
+        .termination_grace_period_seconds
+        .unwrap_or(labels::DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
+    let grace = Duration::from_secs(grace.max(0) as u64).max(MIN_GRACE);
+    let t = Instant::now();
+    let result = cri.stop_container(id, grace).await;
+    let event = StartEvent::at(Step::StopContainer, "Killing", message)
+        .of(cref)
+        .took(t.elapsed());
+    match result {
+        Ok(()) => ctx.sink.emit(event).await,
+        Err(e) => {
+            tracing::warn!(container = %id, error = %e, "killing container");
+            ctx.sink
+                .emit(event.warning().with(Payload::Container(ContainerInfo {
+                    container_id: id.to_string(),
+                    ..Default::default()
+                })))
+                .await;
         }
     }
 }

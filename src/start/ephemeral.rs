@@ -19,8 +19,8 @@ use k8s_cri::v1 as cri;
 
 use super::{
     EventSink, StartError, Starter,
-    events::micros,
-    pod::{PodContext, failed_event},
+    context::PodContext,
+    events::{finish, micros},
 };
 use crate::proto::v1::{
     Container, ContainerKind, PodMetadata, PodSpec, PodStarted, StartContainerRequest, StartEvent,
@@ -40,8 +40,11 @@ impl Starter {
         let result = tokio::spawn(async move { this.run_start_container(req, &task_sink).await })
             .await
             .unwrap_or_else(|e| Err(StartError::TaskFailed(e.to_string())));
-        let terminal = match result {
-            Ok(mut done) => {
+        finish(
+            &sink,
+            || began.elapsed(),
+            result,
+            |mut done| {
                 done.total_duration_micros = micros(began.elapsed());
                 let name = done
                     .containers
@@ -53,13 +56,10 @@ impl Starter {
                 } else {
                     format!("Ephemeral container {name} started")
                 };
-                StartEvent::at(Step::Done, "PodStarted", message)
-                    .took(began.elapsed())
-                    .with(Payload::PodStarted(done))
-            }
-            Err(e) => failed_event(&e).took(began.elapsed()),
-        };
-        sink.emit(terminal).await;
+                StartEvent::at(Step::Done, "PodStarted", message).with(Payload::PodStarted(done))
+            },
+        )
+        .await;
     }
 
     async fn run_start_container(

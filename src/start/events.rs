@@ -3,11 +3,15 @@
 //! WatchEvents reads.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use k8s_cri::v1 as cri;
 use tokio::sync::{broadcast, mpsc};
 use tonic::Status;
 
-use crate::proto::v1::StartEvent;
-use crate::proto::v1::{ContainerKind, EventType, PodMetadata, Step, start_event::Payload};
+use super::{StartError, termination};
+use crate::proto::v1::{
+    ContainerExit, ContainerKind, EventType, PodFailed, PodMetadata, StartEvent, Step,
+    start_event::Payload,
+};
 
 /// Where a request's events go.
 #[derive(Clone)]
@@ -156,4 +160,72 @@ impl StartEvent {
             Some(Payload::PodStarted(_) | Payload::PodFailed(_) | Payload::PodStopped(_))
         )
     }
+}
+
+/// The event of a container's exit: `Completed` for exit 0, else `Error`
+/// (the kubelet's terminated reasons), carrying the exit code, the runtime's
+/// reason and the termination message.
+pub(super) fn exit_event(
+    cref: &ContainerRef,
+    id: &str,
+    status: &cri::ContainerStatus,
+    message: String,
+) -> StartEvent {
+    let event = StartEvent::at(
+        Step::WaitExit,
+        if status.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        },
+        message,
+    )
+    .of(cref)
+    .with(Payload::Exit(ContainerExit {
+        container_id: id.to_string(),
+        exit_code: status.exit_code,
+        reason: status.reason.clone(),
+        message: termination::message(status),
+    }));
+    if status.exit_code == 0 {
+        event
+    } else {
+        event.warning()
+    }
+}
+
+/// The PodFailed event for a failure.
+pub(super) fn failed_event(e: &StartError) -> StartEvent {
+    let container = e.container().unwrap_or_default().to_string();
+    let mut event = StartEvent::at(e.step(), e.reason(), e.to_string())
+        .warning()
+        .with(Payload::PodFailed(PodFailed {
+            reason: e.reason().to_string(),
+            code: e.code() as i32,
+            step: e.step() as i32,
+            container_name: container.clone(),
+            message: e.to_string(),
+        }));
+    event.container_name = container;
+    event
+}
+
+pub(super) fn short(id: &str) -> &str {
+    id.get(..13).unwrap_or(id)
+}
+
+/// Ends a request with its one terminal event: `done` of the result, or
+/// PodFailed, either carrying how long the request took (`elapsed`, read
+/// as the event is made).
+pub(super) async fn finish<T>(
+    sink: &EventSink,
+    elapsed: impl Fn() -> Duration,
+    result: Result<T, StartError>,
+    done: impl FnOnce(T) -> StartEvent,
+) {
+    let terminal = match result {
+        Ok(t) => done(t),
+        Err(e) => failed_event(&e),
+    };
+    sink.emit(terminal.took(elapsed())).await;
 }

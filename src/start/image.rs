@@ -7,7 +7,8 @@
 //!
 //! The check before a pull (`precheck`) emits nothing, so a pre-pull can
 //! use it early and leave the reporting of a present image, a Never policy
-//! or a back-off to the container's turn.
+//! or a back-off to the container's turn. Knows nothing of pre-pulls: the
+//! step as a container runs it (`ensure_image`) is in `prepull.rs`.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -16,7 +17,7 @@ use std::{
 use k8s_cri::v1 as cri;
 use tokio::sync::watch;
 
-use super::{ContainerRef, EventSink, StartError, Starter, events::micros, pod::PodContext};
+use super::{ContainerRef, EventSink, StartError, Starter, events::micros};
 use crate::cri::CriError;
 use crate::duration;
 use crate::images::{FlightState, Progress, PullSpec, backoff, keyring};
@@ -56,30 +57,8 @@ pub(super) enum Precheck {
 }
 
 impl Starter {
-    /// Returns the image reference to create the container from. Uses the
-    /// pod's pre-pull of this container when there is one.
-    pub(super) async fn ensure_image(
-        &self,
-        ctx: &PodContext,
-        cref: &ContainerRef,
-        c: &Container,
-    ) -> Result<String, StartError> {
-        if let Some(pre) = ctx.images.take(&c.name).await {
-            match pre {
-                super::prepull::PrePulled::Present { image, found, took } => {
-                    emit_present(&ctx.images.job.sink, cref, &image, &found, took).await;
-                    return Ok(found.id);
-                }
-                super::prepull::PrePulled::Pulled(image_ref) => return Ok(image_ref),
-                super::prepull::PrePulled::Failed(e) => return Err(e),
-                super::prepull::PrePulled::Deferred => {}
-            }
-        }
-        self.image_turn(&ctx.images.job, cref, c).await
-    }
-
     /// The kubelet's EnsureImageExists, with every event.
-    async fn image_turn(
+    pub(super) async fn image_turn(
         &self,
         job: &ImageJob,
         cref: &ContainerRef,
@@ -174,6 +153,8 @@ impl Starter {
     /// Pulls through the node's puller and tells this container's story of
     /// it: Pulling, PullProgress while it runs, then Pulled or Failed.
     /// `started` is when this container began waiting for its image.
+    // Long: one container's whole story of a pull (Pulling, progress,
+    // Pulled or Failed with the back-off), kept in event order.
     pub(super) async fn pull(
         &self,
         job: &ImageJob,
@@ -391,7 +372,7 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-async fn emit_present(
+pub(super) async fn emit_present(
     sink: &EventSink,
     cref: &ContainerRef,
     image: &str,

@@ -4,17 +4,22 @@
 //! request ends with exactly one terminal event.
 //!
 //! - `pod.rs`: sandbox and ordering; `container.rs`: the four steps of one
-//!   container; `image.rs`: pull policy, credentials, pulling; `hooks.rs`:
-//!   lifecycle handlers; `http.rs`: the HTTP GET of hooks and probes;
-//!   `probe.rs`: one probe run; `sidecar.rs`: sidecars and their startup
-//!   gating; `restart.rs`: restartPolicy decisions; `backoff.rs`: the
-//!   crash-loop back-off; `watch.rs`: waiting for exits; `termination.rs`:
-//!   termination messages; `ephemeral.rs`: StartContainer; `supervise.rs`:
-//!   restarts after the start; `prepull.rs`: every image of a pod started at once; `stop.rs`: StopPod; `events.rs`: event
-//!   delivery; `error.rs`: failures and how they are reported.
+//!   container; `context.rs`: the per-request types the steps share;
+//!   `image.rs`: pull policy, credentials, pulling; `prepull.rs`: every
+//!   image of a pod started at once, and the image step as a container
+//!   runs it; `adopt.rs`: creates whose outcome is uncertain; `runtime.rs`:
+//!   shared CRI look-ups; `hooks.rs`: lifecycle handlers; `http.rs`: the
+//!   HTTP GET of hooks and probes; `probe.rs`: one probe run; `sidecar.rs`:
+//!   sidecars and their startup gating; `restart.rs`: restartPolicy
+//!   decisions; `backoff.rs`: the crash-loop back-off; `watch.rs`: waiting
+//!   for exits; `termination.rs`: termination messages; `ephemeral.rs`:
+//!   StartContainer; `supervise.rs`: restarts after the start; `stop.rs`:
+//!   StopPod; `events.rs`: event construction and delivery; `error.rs`:
+//!   failures and how they are reported.
 mod adopt;
 pub mod backoff;
 mod container;
+mod context;
 mod ephemeral;
 mod error;
 pub mod events;
@@ -25,6 +30,7 @@ mod pod;
 mod prepull;
 mod probe;
 pub mod restart;
+mod runtime;
 mod sidecar;
 mod stop;
 mod supervise;
@@ -46,13 +52,13 @@ pub use error::StartError;
 pub use events::{ContainerRef, EventSink};
 
 use crate::cri::Cri;
-use crate::endpoint::Address;
 use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::proto::v1::StartEvent;
 use crate::state::PodLocks;
 use crate::telemetry::Metrics;
 
-/// Tunables of the start flow, with the kubelet's defaults.
+/// The start flow's own settings, with the kubelet's defaults. The puller
+/// and the back-offs have theirs (see `Parts`).
 #[derive(Debug, Clone)]
 pub struct FlowConfig {
     /// Root of pod log directories (`<root>/<ns>_<name>_<uid>`).
@@ -60,32 +66,12 @@ pub struct FlowConfig {
     /// Limit for exec and HTTP lifecycle hooks; zero means none, as in the
     /// kubelet (whose exec hooks run without a deadline).
     pub hook_timeout: Duration,
-    /// First crash-loop back-off delay (the kubelet's 10 s).
-    pub restart_backoff_initial: Duration,
-    /// Largest crash-loop back-off delay (the kubelet's 300 s).
-    pub restart_backoff_max: Duration,
     /// Longest pause between two status polls while waiting for an init
     /// container to exit.
     pub status_poll_max: Duration,
     /// Root of per-pod state (`<root>/<uid>/containers/<name>/<file>`:
     /// termination message files), the kubelet's pod directories.
     pub pod_state_root: PathBuf,
-    /// First back-off after a failed pull of an image for a pod.
-    pub image_pull_backoff_initial: Duration,
-    /// Largest such back-off.
-    pub image_pull_backoff_max: Duration,
-    /// Pulls in flight on the node at most; 0 for no limit, 1 serializes
-    /// pulls (the kubelet's default `serializeImagePulls`).
-    pub max_parallel_image_pulls: usize,
-    /// A pull whose measured progress stands still this long is cancelled;
-    /// zero for never.
-    pub image_pull_stall_timeout: Duration,
-    /// Pull progress is sampled, and PullProgress events sent, at most this
-    /// often.
-    pub image_pull_progress_interval: Duration,
-    /// containerd's socket, read for pull progress (its content service);
-    /// `None` for heartbeats only.
-    pub content_endpoint: Option<Address>,
 }
 
 impl Default for FlowConfig {
@@ -93,16 +79,54 @@ impl Default for FlowConfig {
         FlowConfig {
             pod_log_root: PathBuf::from("/var/log/pods"),
             hook_timeout: Duration::ZERO,
-            restart_backoff_initial: Duration::from_secs(10),
-            restart_backoff_max: Duration::from_secs(300),
             status_poll_max: Duration::from_secs(1),
             pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
-            image_pull_backoff_initial: Duration::from_secs(10),
-            image_pull_backoff_max: Duration::from_secs(300),
-            max_parallel_image_pulls: 0,
-            image_pull_stall_timeout: Duration::from_secs(300),
-            image_pull_progress_interval: Duration::from_millis(500),
-            content_endpoint: None,
+        }
+    }
+}
+
+/// The kubelet's first and largest back-off delay, for crash loops and
+/// failed pulls alike (10 s, 300 s).
+pub const KUBELET_BACKOFF: (Duration, Duration) =
+    (Duration::from_secs(10), Duration::from_secs(300));
+
+/// The puller's defaults: no limit on parallel pulls, a stalled pull
+/// cancelled after 5 minutes, progress sampled every 500 ms, heartbeats
+/// only (no content service).
+pub const DEFAULT_PULLER: PullerConfig = PullerConfig {
+    max_parallel: 0,
+    stall_timeout: Duration::from_secs(300),
+    sample_interval: Duration::from_millis(500),
+    content_endpoint: None,
+};
+
+/// What a `Starter` is made of, each part already built with its own
+/// settings: the composition root (`server.rs`) builds them from the
+/// command line.
+pub struct Parts {
+    pub cri: Cri,
+    pub config: FlowConfig,
+    pub metrics: Metrics,
+    /// The node's image puller (single-flight, bounded).
+    pub puller: Puller,
+    /// The per-(pod, image) back-off after failed pulls.
+    pub pull_backoff: PullBackoff,
+    /// The crash-loop back-off of restarted containers.
+    pub crash_loop: backoff::CrashLoopBackoff,
+}
+
+impl Parts {
+    /// `config` with every other part at its defaults; tests and benches
+    /// replace the parts they tune.
+    pub fn with_defaults(cri: Cri, config: FlowConfig, metrics: Metrics) -> Parts {
+        let (initial, max) = KUBELET_BACKOFF;
+        Parts {
+            puller: Puller::new(cri.clone(), DEFAULT_PULLER),
+            pull_backoff: PullBackoff::new(initial, max),
+            crash_loop: backoff::CrashLoopBackoff::new(initial, max),
+            cri,
+            config,
+            metrics,
         }
     }
 }
@@ -135,25 +159,16 @@ struct Inner {
 const BUS_CAPACITY: usize = 1024;
 
 impl Starter {
-    pub fn new(cri: Cri, config: FlowConfig, metrics: Metrics) -> Starter {
+    pub fn new(parts: Parts) -> Starter {
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
-        let backoff = backoff::CrashLoopBackoff::new(
-            config.restart_backoff_initial,
-            config.restart_backoff_max,
-        );
-        let puller = Puller::new(
-            cri.clone(),
-            PullerConfig {
-                max_parallel: config.max_parallel_image_pulls,
-                stall_timeout: config.image_pull_stall_timeout,
-                sample_interval: config.image_pull_progress_interval,
-                content_endpoint: config.content_endpoint.clone(),
-            },
-        );
-        let pull_backoff = PullBackoff::new(
-            config.image_pull_backoff_initial,
-            config.image_pull_backoff_max,
-        );
+        let Parts {
+            cri,
+            config,
+            metrics,
+            puller,
+            pull_backoff,
+            crash_loop,
+        } = parts;
         Starter {
             inner: Arc::new(Inner {
                 cri,
@@ -163,7 +178,7 @@ impl Starter {
                 metrics,
                 locks: PodLocks::default(),
                 bus,
-                backoff,
+                backoff: crash_loop,
                 events_unsupported: AtomicBool::new(false),
                 supervisors: Mutex::default(),
                 shutdown: CancellationToken::new(),

@@ -2,69 +2,26 @@
 //! (one at a time, each to exit 0; sidecars started and left running) and
 //! app containers, in the kubelet's order. Ends every request with exactly
 //! one terminal event.
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use k8s_cri::v1 as cri;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
     ContainerRef, EventSink, StartError, Starter, adopt,
-    events::micros,
+    context::{PodContext, Started},
+    events::{exit_event, finish, micros, short},
     restart::{self, AfterExit},
-    termination,
+    runtime::remove_sandbox,
 };
 use crate::duration;
 use crate::proto::v1::{
-    AppStartMode, Container, ContainerExit, ContainerKind, ContainerRestartPolicy, PodFailed,
-    PodSpec, PodStarted, SandboxInfo, StartEvent, StartPodRequest, StartedContainer, Step,
-    StepTiming, start_event::Payload,
+    AppStartMode, Container, ContainerKind, ContainerRestartPolicy, PodSpec, PodStarted,
+    SandboxInfo, StartEvent, StartPodRequest, Step, StepTiming, start_event::Payload,
 };
-use crate::spec::{labels, sandbox as sandbox_spec};
+use crate::spec::sandbox as sandbox_spec;
 use crate::state::view;
-
-/// What one StartPod works with once the sandbox exists.
-#[derive(Clone)]
-pub(super) struct PodContext {
-    pub pod: PodSpec,
-    pub sandbox_id: String,
-    pub sandbox_config: cri::PodSandboxConfig,
-    pub ips: Vec<String>,
-    pub log_dir: PathBuf,
-    /// The image step's inputs and the pod's pre-pulls.
-    pub images: std::sync::Arc<super::prepull::PodImages>,
-    pub sink: EventSink,
-    pub cancel: CancellationToken,
-}
-
-impl PodContext {
-    pub fn check_cancelled(&self) -> Result<(), StartError> {
-        if self.cancel.is_cancelled() {
-            Err(StartError::Cancelled {
-                why: "the pod is being stopped or podstart is shutting down",
-            })
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Sleeps unless cancelled first.
-    pub async fn pause(&self, d: Duration) -> Result<(), StartError> {
-        tokio::select! {
-            _ = self.cancel.cancelled() => self.check_cancelled(),
-            _ = tokio::time::sleep(d) => Ok(()),
-        }
-    }
-}
-
-/// One container that was started (or found running).
-pub(super) struct Started {
-    pub container: StartedContainer,
-    pub timings: Vec<StepTiming>,
-    /// Nothing was created: the container already ran.
-    pub adopted: bool,
-}
 
 struct Sandbox {
     id: String,
@@ -97,8 +54,14 @@ impl Starter {
         )
         .await
         .unwrap_or_else(|e| Err(StartError::TaskFailed(e.to_string())));
-        let terminal = match result {
-            Ok(mut done) => {
+        if let Err(e) = &result {
+            metrics.pod_start_failed(e.reason());
+        }
+        finish(
+            &sink,
+            || began.elapsed(),
+            result,
+            |mut done| {
                 metrics.pod_started(began.elapsed());
                 done.total_duration_micros = micros(began.elapsed());
                 let message = if done.already_running {
@@ -113,16 +76,10 @@ impl Starter {
                         ))
                     )
                 };
-                StartEvent::at(Step::Done, "PodStarted", message)
-                    .took(began.elapsed())
-                    .with(Payload::PodStarted(done))
-            }
-            Err(e) => {
-                metrics.pod_start_failed(e.reason());
-                failed_event(&e).took(began.elapsed())
-            }
-        };
-        sink.emit(terminal).await;
+                StartEvent::at(Step::Done, "PodStarted", message).with(Payload::PodStarted(done))
+            },
+        )
+        .await;
     }
 
     async fn run_start(
@@ -155,6 +112,8 @@ impl Starter {
         }
     }
 
+    // Long: the kubelet's SyncPod order (sandbox, ephemeral, init, app,
+    // then the SLI) is the point of this function; split, it hides.
     async fn run_start_steps(
         &self,
         req: StartPodRequest,
@@ -334,12 +293,38 @@ impl Starter {
             ))
             .await;
             for old in &existing {
-                self.remove_sandbox(&old.id)
+                remove_sandbox(cri, &old.id)
                     .await
                     .map_err(StartError::CreateSandbox)?;
             }
         }
 
+        self.create_sandbox(pod, config, log_dir, sink, timings, started)
+            .await
+    }
+
+    /// Creates the pod's sandbox (and its log directory), reporting
+    /// SandboxCreated, or FailedCreatePodSandBox after cleaning up what the
+    /// failed RunPodSandbox left.
+    async fn create_sandbox(
+        &self,
+        pod: &PodSpec,
+        config: cri::PodSandboxConfig,
+        log_dir: PathBuf,
+        sink: &EventSink,
+        timings: &mut Vec<StepTiming>,
+        started: Instant,
+    ) -> Result<Sandbox, StartError> {
+        let cri = &self.inner.cri;
+        let filter = view::PodFilter {
+            uid: Some(
+                pod.metadata
+                    .as_ref()
+                    .map(|m| m.uid.clone())
+                    .unwrap_or_default(),
+            ),
+            ..Default::default()
+        };
         std::fs::create_dir_all(&log_dir).map_err(|source| StartError::LogDirectory {
             path: log_dir.display().to_string(),
             source,
@@ -351,7 +336,7 @@ impl Starter {
                 // keeps the name reserved: clean it so a later start works.
                 if let Ok(left) = view::sandboxes(cri, &filter).await {
                     for s in left {
-                        if let Err(err) = self.remove_sandbox(&s.id).await {
+                        if let Err(err) = remove_sandbox(cri, &s.id).await {
                             tracing::warn!(sandbox = %s.id, error = %err, "cleaning a failed sandbox");
                         }
                     }
@@ -413,7 +398,8 @@ impl Starter {
             .run_pod_sandbox(config.clone(), &pod.runtime_handler)
             .await
         {
-            Err(e) if adopt::uncertain(&e) => match self.after_uncertain_sandbox(pod).await? {
+            Err(e) if adopt::uncertain(&e) => match adopt::after_uncertain_sandbox(cri, pod).await?
+            {
                 adopt::Found::Adopt(id) => Ok(id),
                 adopt::Found::Retry => {
                     cri.run_pod_sandbox(config.clone(), &pod.runtime_handler)
@@ -432,15 +418,6 @@ impl Starter {
             .await
             .map_err(StartError::SandboxStatus)?;
         Ok(sandbox_spec::pod_ips(&status, pod.host_network))
-    }
-
-    pub(super) async fn remove_sandbox(&self, id: &str) -> Result<(), crate::cri::CriError> {
-        let cri = &self.inner.cri;
-        match cri.stop_pod_sandbox(id).await {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
-        cri.remove_pod_sandbox(id).await
     }
 
     /// A regular init container: started (or found), then waited on until it
@@ -507,72 +484,4 @@ impl Starter {
             }
         }
     }
-
-    /// The containers of the sandbox that carry `name`, newest first.
-    pub(super) async fn previous_instances(
-        &self,
-        ctx: &PodContext,
-        name: &str,
-    ) -> Result<Vec<cri::Container>, crate::cri::CriError> {
-        let selector = HashMap::from([(labels::CONTAINER_NAME.to_string(), name.to_string())]);
-        let mut found = self
-            .inner
-            .cri
-            .list_containers(Some(&ctx.sandbox_id), selector)
-            .await?;
-        found.sort_by_key(|c| std::cmp::Reverse(c.metadata.as_ref().map_or(0, |m| m.attempt)));
-        Ok(found)
-    }
-}
-
-/// The event of a container's exit: `Completed` for exit 0, else `Error`
-/// (the kubelet's terminated reasons), carrying the exit code, the runtime's
-/// reason and the termination message.
-pub(super) fn exit_event(
-    cref: &ContainerRef,
-    id: &str,
-    status: &cri::ContainerStatus,
-    message: String,
-) -> StartEvent {
-    let event = StartEvent::at(
-        Step::WaitExit,
-        if status.exit_code == 0 {
-            "Completed"
-        } else {
-            "Error"
-        },
-        message,
-    )
-    .of(cref)
-    .with(Payload::Exit(ContainerExit {
-        container_id: id.to_string(),
-        exit_code: status.exit_code,
-        reason: status.reason.clone(),
-        message: termination::message(status),
-    }));
-    if status.exit_code == 0 {
-        event
-    } else {
-        event.warning()
-    }
-}
-
-/// The PodFailed event for a failure.
-pub(super) fn failed_event(e: &StartError) -> StartEvent {
-    let container = e.container().unwrap_or_default().to_string();
-    let mut event = StartEvent::at(e.step(), e.reason(), e.to_string())
-        .warning()
-        .with(Payload::PodFailed(PodFailed {
-            reason: e.reason().to_string(),
-            code: e.code() as i32,
-            step: e.step() as i32,
-            container_name: container.clone(),
-            message: e.to_string(),
-        }));
-    event.container_name = container;
-    event
-}
-
-pub(super) fn short(id: &str) -> &str {
-    id.get(..13).unwrap_or(id)
 }

@@ -18,7 +18,7 @@ use std::{
 use k8s_cri::v1 as cri;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::image::{ImageJob, Precheck};
+use super::image::{ImageJob, Precheck, emit_present};
 use super::{ContainerRef, EventSink, StartError, Starter};
 use crate::proto::v1::{
     Container, ContainerKind, ContainerRestartPolicy, PodSpec, RegistryCredential, StartOptions,
@@ -75,6 +75,29 @@ impl PodImages {
 }
 
 impl Starter {
+    /// Step 1 of a container start: returns the image reference to create
+    /// the container from. Uses the pod's pre-pull of this container when
+    /// there is one, else runs the whole image step now.
+    pub(super) async fn ensure_image(
+        &self,
+        images: &PodImages,
+        cref: &ContainerRef,
+        c: &Container,
+    ) -> Result<String, StartError> {
+        if let Some(pre) = images.take(&c.name).await {
+            match pre {
+                PrePulled::Present { image, found, took } => {
+                    emit_present(&images.job.sink, cref, &image, &found, took).await;
+                    return Ok(found.id);
+                }
+                PrePulled::Pulled(image_ref) => return Ok(image_ref),
+                PrePulled::Failed(e) => return Err(e),
+                PrePulled::Deferred => {}
+            }
+        }
+        self.image_turn(&images.job, cref, c).await
+    }
+
     /// The pod's images, with their pre-pulls started unless the request
     /// opts out.
     pub(super) fn pod_images(

@@ -10,8 +10,8 @@ use k8s_cri::v1 as cri;
 
 use super::{
     ContainerRef, StartError, Starter,
-    events::{micros, now_unix_nano},
-    pod::{PodContext, Started, exit_event},
+    context::{PodContext, Started},
+    events::{exit_event, micros, now_unix_nano},
     probe::{self, Timing},
 };
 use crate::proto::v1::{Container, ContainerKind, StartEvent, Step, StepTiming};
@@ -95,7 +95,7 @@ impl Starter {
                 }
                 Startup::ProbeFailed => {
                     let why = format!("Init container {} failed startup probe", c.name);
-                    self.kill_container(ctx, &cref, &id, &why).await;
+                    super::container::kill_container(&self.inner.cri, ctx, &cref, &id, &why).await;
                 }
             }
         }

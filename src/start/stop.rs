@@ -11,7 +11,10 @@ use k8s_cri::v1 as cri;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ContainerRef, EventSink, StartError, Starter, events::micros, hooks, pod::failed_event,
+    ContainerRef, EventSink, StartError, Starter,
+    events::{finish, micros, short},
+    hooks,
+    runtime::remove_sandbox,
     termination,
 };
 use crate::proto::v1::{
@@ -52,8 +55,12 @@ impl Starter {
     /// exactly one PodStopped or PodFailed.
     pub async fn stop_pod(&self, pod: PodMetadata, grace: Option<i64>, sink: EventSink) {
         let began = Instant::now();
-        let terminal = match self.run_stop(&pod, grace, &sink).await {
-            Ok(mut stopped) => {
+        let result = self.run_stop(&pod, grace, &sink).await;
+        finish(
+            &sink,
+            || began.elapsed(),
+            result,
+            |mut stopped| {
                 stopped.total_duration_micros = micros(began.elapsed());
                 StartEvent::at(
                     Step::Done,
@@ -63,14 +70,14 @@ impl Starter {
                         stopped.containers_stopped
                     ),
                 )
-                .took(began.elapsed())
                 .with(Payload::PodStopped(stopped))
-            }
-            Err(e) => failed_event(&e).took(began.elapsed()),
-        };
-        sink.emit(terminal).await;
+            },
+        )
+        .await;
     }
 
+    // Long: the kubelet's stop order per sandbox, then the pod's state and
+    // log directories, kept in the order their events go out.
     async fn run_stop(
         &self,
         pod: &PodMetadata,
@@ -122,17 +129,14 @@ impl Starter {
                 stopped.containers_stopped += 1;
             }
             let t = Instant::now();
-            self.remove_sandbox(&sandbox.id)
+            remove_sandbox(cri, &sandbox.id)
                 .await
                 .map_err(StartError::Stop)?;
             sink.emit(
                 StartEvent::at(
                     Step::StopSandbox,
                     "SandboxRemoved",
-                    format!(
-                        "Stopped and removed pod sandbox {}",
-                        super::pod::short(&sandbox.id)
-                    ),
+                    format!("Stopped and removed pod sandbox {}", short(&sandbox.id)),
                 )
                 .took(t.elapsed()),
             )
@@ -193,80 +197,8 @@ impl Starter {
         let grace = Duration::from_secs(grace_secs as u64);
         let began = Instant::now();
 
-        // As the kubelet: no PreStop with a zero grace period.
-        let pre_stop = labels::prestop_from_annotations(&c.annotations).filter(|_| grace_secs > 0);
-        if let Some(handler) = pre_stop {
-            let cancel = CancellationToken::new();
-            // Named ports of an HTTP hook resolve through the ports
-            // annotation, as the kubelet restores them.
-            let spec = Container {
-                name: name.clone(),
-                ports: labels::ports_from_annotations(&c.annotations).unwrap_or_default(),
-                ..Default::default()
-            };
-            let run = hooks::HookRun {
-                cri: &self.inner.cri,
-                container_id: &c.id,
-                container: &spec,
-                pod_ip,
-                timeout: grace,
-                cancel: &cancel,
-            };
-            let outcome = tokio::time::timeout(grace.max(MIN_GRACE), run.run(&handler)).await;
-            match outcome {
-                Ok(Ok(outcome)) => {
-                    if let Some(host) = outcome.http_fallback {
-                        sink.emit(
-                            StartEvent::at(
-                                Step::PreStop,
-                                "LifecycleHTTPFallback",
-                                format!(
-                                    "request to HTTPS lifecycle hook {host} got HTTP response, \
-                                     retry with HTTP succeeded"
-                                ),
-                            )
-                            .of(&cref)
-                            .warning(),
-                        )
-                        .await;
-                    }
-                    sink.emit(
-                        StartEvent::at(
-                            Step::PreStop,
-                            "PreStopHookSucceeded",
-                            format!("PreStop hook of container {name} completed"),
-                        )
-                        .of(&cref)
-                        .took(began.elapsed()),
-                    )
-                    .await;
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(container = %name, error = %e, "PreStop hook failed");
-                    sink.emit(
-                        StartEvent::at(Step::PreStop, "FailedPreStopHook", "PreStopHook failed")
-                            .of(&cref)
-                            .took(began.elapsed())
-                            .warning(),
-                    )
-                    .await;
-                }
-                Err(_) => {
-                    cancel.cancel();
-                    sink.emit(
-                        StartEvent::at(
-                            Step::PreStop,
-                            "FailedPreStopHook",
-                            format!("PreStop hook did not finish within the grace period of {grace_secs}s"),
-                        )
-                        .of(&cref)
-                        .took(began.elapsed())
-                        .warning(),
-                    )
-                    .await;
-                }
-            }
-        }
+        self.pre_stop(c, &cref, grace_secs, pod_ip, sink, began)
+            .await;
 
         let remaining = grace.saturating_sub(began.elapsed()).max(MIN_GRACE);
         let t = Instant::now();
@@ -286,5 +218,100 @@ impl Starter {
         )
         .await;
         Ok(())
+    }
+
+    /// The container's PreStop hook, if it has one and the grace period is
+    /// not zero (as the kubelet), bounded by the grace period; reports how
+    /// it went. Its failure does not stop the stop.
+    // Long: the hook's three outcomes (done, failed, out of time) each
+    // report differently.
+    async fn pre_stop(
+        &self,
+        c: &cri::Container,
+        cref: &ContainerRef,
+        grace_secs: i64,
+        pod_ip: Option<&str>,
+        sink: &EventSink,
+        began: Instant,
+    ) {
+        let Some(handler) =
+            labels::prestop_from_annotations(&c.annotations).filter(|_| grace_secs > 0)
+        else {
+            return;
+        };
+        let name = cref.name.clone();
+        let grace = Duration::from_secs(grace_secs as u64);
+        let cancel = CancellationToken::new();
+        // Named ports of an HTTP hook resolve through the ports
+        // annotation, as the kubelet restores them.
+        let spec = Container {
+            name: name.clone(),
+            ports: labels::ports_from_annotations(&c.annotations).unwrap_or_default(),
+            ..Default::default()
+        };
+        let run = hooks::HookRun {
+            cri: &self.inner.cri,
+            container_id: &c.id,
+            container: &spec,
+            pod_ip,
+            timeout: grace,
+            cancel: &cancel,
+        };
+        let outcome = tokio::time::timeout(grace.max(MIN_GRACE), run.run(&handler)).await;
+        match outcome {
+            Ok(Ok(outcome)) => {
+                if let Some(host) = outcome.http_fallback {
+                    sink.emit(
+                        StartEvent::at(
+                            Step::PreStop,
+                            "LifecycleHTTPFallback",
+                            format!(
+                                "request to HTTPS lifecycle hook {host} got HTTP response, \
+                                 retry with HTTP succeeded"
+                            ),
+                        )
+                        .of(cref)
+                        .warning(),
+                    )
+                    .await;
+                }
+                sink.emit(
+                    StartEvent::at(
+                        Step::PreStop,
+                        "PreStopHookSucceeded",
+                        format!("PreStop hook of container {name} completed"),
+                    )
+                    .of(cref)
+                    .took(began.elapsed()),
+                )
+                .await;
+            }
+            Ok(Err(e)) => {
+                tracing::info!(container = %name, error = %e, "PreStop hook failed");
+                sink.emit(
+                    StartEvent::at(Step::PreStop, "FailedPreStopHook", "PreStopHook failed")
+                        .of(cref)
+                        .took(began.elapsed())
+                        .warning(),
+                )
+                .await;
+            }
+            Err(_) => {
+                cancel.cancel();
+                sink.emit(
+                    StartEvent::at(
+                        Step::PreStop,
+                        "FailedPreStopHook",
+                        format!(
+                            "PreStop hook did not finish within the grace period of {grace_secs}s"
+                        ),
+                    )
+                    .of(cref)
+                    .took(began.elapsed())
+                    .warning(),
+                )
+                .await;
+            }
+        }
     }
 }

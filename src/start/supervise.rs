@@ -12,7 +12,8 @@ use k8s_cri::v1 as cri;
 
 use super::{
     ContainerRef, EventSink, Starter,
-    pod::{PodContext, exit_event},
+    context::PodContext,
+    events::exit_event,
     restart::{self, AfterExit},
 };
 use crate::proto::v1::{Container, ContainerKind, ContainerRestartPolicy, RestartPolicy};
@@ -82,6 +83,8 @@ impl Starter {
         }
     }
 
+    // Long: one relist-and-restart loop whose event stream, reported exits
+    // and relist delay carry from turn to turn.
     async fn supervise_loop(&self, ctx: &PodContext, watched: &[(Container, ContainerKind)]) {
         let uid = ctx
             .pod

@@ -6,13 +6,16 @@ use std::{path::PathBuf, time::Duration};
 use podstart::api::PodStarterService;
 use podstart::cri::{Cri, CriSettings};
 use podstart::endpoint::{Address, Peer};
+use podstart::images::{PullBackoff, Puller, PullerConfig};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodRef, PodSpec, PullPolicy, StartEvent, StartPodRequest,
     StopPodRequest, pod_starter_client::PodStarterClient, pod_starter_server::PodStarterServer,
     start_event::Payload,
 };
 use podstart::sim::{SimConfig, SimRuntime};
-use podstart::start::{FlowConfig, Starter};
+use podstart::start::{
+    DEFAULT_PULLER, FlowConfig, KUBELET_BACKOFF, Parts, Starter, backoff::CrashLoopBackoff,
+};
 use podstart::telemetry::Metrics;
 use tokio_stream::{StreamExt, wrappers::UnixListenerStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -20,6 +23,17 @@ use tonic::{Status, transport::Channel};
 
 /// An image the simulated node has from the start.
 pub(crate) const IMAGE: &str = "registry.test/podstart/busybox:1.0";
+
+/// The settings a test may tune before the harness builds podstart's
+/// parts.
+pub(crate) struct Tuning {
+    pub(crate) flow: FlowConfig,
+    pub(crate) puller: PullerConfig,
+    pub(crate) image_pull_backoff: Duration,
+    pub(crate) image_pull_backoff_max: Duration,
+    pub(crate) restart_backoff: Duration,
+    pub(crate) restart_backoff_max: Duration,
+}
 
 pub(crate) struct Harness {
     pub(crate) sim: SimRuntime,
@@ -45,23 +59,20 @@ impl Harness {
 
     /// A harness whose flow settings `tune` may change (back-offs are short
     /// by default here).
-    pub(crate) async fn with(tune: impl FnOnce(&mut FlowConfig)) -> Harness {
+    pub(crate) async fn with(tune: impl FnOnce(&mut Tuning)) -> Harness {
         Harness::build(|_| {}, tune, |_| {}).await
     }
 
     /// Like `with`, also tuning the CRI client (deadlines, retries).
     pub(crate) async fn with_settings(
-        tune: impl FnOnce(&mut FlowConfig),
+        tune: impl FnOnce(&mut Tuning),
         tune_cri: impl FnOnce(&mut CriSettings),
     ) -> Harness {
         Harness::build(|_| {}, tune, tune_cri).await
     }
 
     /// A harness over a sim configured by `sim` (which always has `IMAGE`).
-    pub(crate) async fn with_sim_config(
-        sim: SimConfig,
-        tune: impl FnOnce(&mut FlowConfig),
-    ) -> Harness {
+    pub(crate) async fn with_sim_config(sim: SimConfig, tune: impl FnOnce(&mut Tuning)) -> Harness {
         Harness::build(
             move |s| {
                 let preloaded = std::mem::take(&mut s.preloaded_images);
@@ -77,14 +88,14 @@ impl Harness {
     /// A harness whose simulated runtime `tune_sim` may change too.
     pub(crate) async fn with_sim(
         tune_sim: impl FnOnce(&mut SimConfig),
-        tune: impl FnOnce(&mut FlowConfig),
+        tune: impl FnOnce(&mut Tuning),
     ) -> Harness {
         Harness::build(tune_sim, tune, |_| {}).await
     }
 
     async fn build(
         tune_sim: impl FnOnce(&mut SimConfig),
-        tune: impl FnOnce(&mut FlowConfig),
+        tune: impl FnOnce(&mut Tuning),
         tune_cri: impl FnOnce(&mut CriSettings),
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
@@ -108,17 +119,33 @@ impl Harness {
         let mut settings = CriSettings::default();
         tune_cri(&mut settings);
         let cri = Cri::new(&runtime, &runtime, settings, metrics.clone()).unwrap();
-        let mut flow = FlowConfig {
-            pod_log_root: dir.path().join("pods"),
-            restart_backoff_initial: Duration::from_millis(50),
+        let (image_pull_backoff, image_pull_backoff_max) = KUBELET_BACKOFF;
+        let mut tuning = Tuning {
+            flow: FlowConfig {
+                pod_log_root: dir.path().join("pods"),
+                status_poll_max: Duration::from_millis(20),
+                pod_state_root: dir.path().join("state"),
+                ..FlowConfig::default()
+            },
+            puller: DEFAULT_PULLER,
+            image_pull_backoff,
+            image_pull_backoff_max,
+            restart_backoff: Duration::from_millis(50),
             restart_backoff_max: Duration::from_millis(200),
-            status_poll_max: Duration::from_millis(20),
-            pod_state_root: dir.path().join("state"),
-            ..FlowConfig::default()
         };
-        tune(&mut flow);
-        let log_root = flow.pod_log_root.clone();
-        let starter = Starter::new(cri, flow, metrics.clone());
+        tune(&mut tuning);
+        let log_root = tuning.flow.pod_log_root.clone();
+        let starter = Starter::new(Parts {
+            puller: Puller::new(cri.clone(), tuning.puller),
+            pull_backoff: PullBackoff::new(
+                tuning.image_pull_backoff,
+                tuning.image_pull_backoff_max,
+            ),
+            crash_loop: CrashLoopBackoff::new(tuning.restart_backoff, tuning.restart_backoff_max),
+            cri,
+            config: tuning.flow,
+            metrics: metrics.clone(),
+        });
         let service = PodStarterService::new(starter, TaskTracker::new());
 
         let api_sock = dir.path().join("podstart.sock");
@@ -131,8 +158,7 @@ impl Harness {
                     shutdown.clone().cancelled_owned(),
                 ),
         );
-        let channel =
-            podstart::endpoint::channel(&Address::Unix(api_sock), Peer::Podstart).unwrap();
+        let channel = podstart::endpoint::channel(&Address::Unix(api_sock), Peer::Podstart).unwrap();
         Harness {
             sim,
             runtime,

@@ -74,8 +74,7 @@ async fn ten_pods_needing_one_image_share_one_pull() {
 #[tokio::test]
 async fn the_parallel_limit_is_never_exceeded() {
     for limit in [1usize, 2] {
-        let h =
-            Harness::with_sim_config(slow_pulls(100), |f| f.max_parallel_image_pulls = limit).await;
+        let h = Harness::with_sim_config(slow_pulls(100), |f| f.puller.max_parallel = limit).await;
         let starts = (0..6).map(|i| {
             let p = pod(
                 &format!("p-{i}"),
@@ -113,7 +112,7 @@ async fn the_parallel_limit_is_never_exceeded() {
 #[tokio::test(start_paused = true)]
 async fn pull_backoff_events_and_timing_under_a_paused_clock() {
     let h = Harness::with(|f| {
-        f.image_pull_backoff_initial = Duration::from_secs(10);
+        f.image_pull_backoff = Duration::from_secs(10);
         f.image_pull_backoff_max = Duration::from_secs(300);
     })
     .await;
@@ -242,7 +241,7 @@ async fn pre_pull_fetches_app_images_while_init_containers_run() {
 #[tokio::test]
 async fn slow_pulls_send_heartbeats_when_the_runtime_has_no_progress() {
     let h = Harness::with_sim_config(slow_pulls(2300), |f| {
-        f.image_pull_progress_interval = Duration::from_millis(100);
+        f.puller.sample_interval = Duration::from_millis(100);
     })
     .await;
     let p = pod(

@@ -639,7 +639,7 @@ async fn crashing_app_container_backs_off_with_doubling_delays() {
 
 #[tokio::test]
 async fn post_start_exec_timeout_is_configurable() {
-    let h = Harness::with(|f| f.hook_timeout = Duration::from_secs(1)).await;
+    let h = Harness::with(|f| f.flow.hook_timeout = Duration::from_secs(1)).await;
     let mut c = container("app");
     c.lifecycle = post_start(exec(&["sleep", "30"]));
     let began = Instant::now();
