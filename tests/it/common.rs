@@ -158,7 +158,8 @@ impl Harness {
                     shutdown.clone().cancelled_owned(),
                 ),
         );
-        let channel = podstart::endpoint::channel(&Address::Unix(api_sock), Peer::Podstart).unwrap();
+        let channel =
+            podstart::endpoint::channel(&Address::Unix(api_sock), Peer::Podstart).unwrap();
         Harness {
             sim,
             runtime,
