@@ -15,6 +15,8 @@ export PODSTART_REQUIRE_TOOLS=1
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
+say "no import cycles between modules"
+scripts/module-cycles.py src
 say "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 

@@ -2,10 +2,10 @@
 //! their ports and the container fields ignored with a warning. Env,
 //! mounts, resources, security and probes have modules of their own.
 
+use super::Converter;
 use super::Result;
 use super::env::env_var;
 use super::fields::Fields;
-use super::pod::Converter;
 use super::probes::{NO_PROBES, lifecycle, probe};
 use super::resources::resources;
 use crate::proto::v1::{

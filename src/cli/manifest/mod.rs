@@ -35,12 +35,29 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::cli::yaml::{self, Value};
 use crate::proto::v1::StartPodRequest;
 use fields::{describe, field_error};
-use pod::Converter;
+use volumes::Volume;
+
+/// State of one conversion: the warnings so far and the pod's volumes.
+#[derive(Debug, Default)]
+struct Converter {
+    warnings: Vec<String>,
+    volumes: BTreeMap<String, Volume>,
+    mounted: BTreeSet<String>,
+    /// imagePullSecrets: (path, Secret name).
+    pull_secrets: Vec<(String, String)>,
+}
+
+impl Converter {
+    fn warn(&mut self, path: String, why: impl std::fmt::Display) {
+        self.warnings.push(format!("{path}: {why}"));
+    }
+}
 
 /// A converted manifest: the request to send, and what was ignored on the way.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,14 +2,13 @@
 //! of its spec (namespaces, DNS, restart policy, grace period), the fields
 //! ignored there with a warning, and the state of one conversion.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::cli::yaml::Value;
 
 use super::container::ContainerList;
 use super::fields::{Fields, field_error};
-use super::volumes::Volume;
-use super::{Manifest, Result};
+use super::{Converter, Manifest, Result};
 use crate::proto::v1::{DnsConfig, PodMetadata, PodSpec, RestartPolicy, StartPodRequest};
 
 pub(super) const SCHEDULING: &str = "scheduling field; ignored by podstart";
@@ -64,21 +63,7 @@ pub(super) const RESTART_POLICIES: &[(&str, RestartPolicy)] = &[
     ("Never", RestartPolicy::Never),
 ];
 
-/// State of one conversion: the warnings so far and the pod's volumes.
-#[derive(Debug, Default)]
-pub(super) struct Converter {
-    pub(super) warnings: Vec<String>,
-    pub(super) volumes: BTreeMap<String, Volume>,
-    pub(super) mounted: BTreeSet<String>,
-    /// imagePullSecrets: (path, Secret name).
-    pub(super) pull_secrets: Vec<(String, String)>,
-}
-
 impl Converter {
-    pub(super) fn warn(&mut self, path: String, why: impl std::fmt::Display) {
-        self.warnings.push(format!("{path}: {why}"));
-    }
-
     pub(super) fn pod(&mut self, document: Value) -> Result<Manifest> {
         let mut pod = Fields::new(document, String::new())?;
         pod.take("kind");

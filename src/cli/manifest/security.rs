@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use super::Converter;
 use super::Result;
 use super::fields::{Fields, field_error};
-use super::pod::Converter;
 use crate::proto::v1::{
     Capabilities, PodSecurityContext, SeccompProfile, SecurityContext, seccomp_profile,
 };

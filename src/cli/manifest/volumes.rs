@@ -2,9 +2,9 @@
 //! mounts; any other kind is refused once a container mounts it) and each
 //! container's volumeMounts, resolved to host paths.
 
+use super::Converter;
 use super::Result;
 use super::fields::{Fields, field_error};
-use super::pod::Converter;
 use crate::proto::v1::{Mount, MountPropagation};
 
 pub(super) const PROPAGATIONS: &[(&str, MountPropagation)] = &[
