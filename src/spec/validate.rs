@@ -74,6 +74,7 @@ pub fn validate_start_pod(req: &StartPodRequest) -> Result<(), InvalidSpec> {
     validate_pod(pod)
 }
 
+// Long: one rule per field, in the order of the message's fields.
 fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
     let meta = pod
         .metadata
@@ -245,6 +246,7 @@ pub fn validate_ephemeral(path: &str, c: &Container) -> Result<(), InvalidSpec> 
 /// `container` for StartContainer). Rules that depend on the container's
 /// list (restart policy, uniqueness, target) are checked by
 /// [`validate_start_pod`] and [`validate_ephemeral`].
+// Long: one rule per field, in the order of the message's fields.
 pub fn validate_container(path: &str, c: &Container) -> Result<(), InvalidSpec> {
     let field = |f: &str| format!("{path}.{f}");
 

@@ -65,6 +65,7 @@ struct Inner {
 }
 
 impl Metrics {
+    // Long: every metric family, declared and registered in one list.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("podstart".into()), None)?;
         let runtime_operations = IntCounterVec::new(
