@@ -55,7 +55,7 @@ pub fn log_path(name: &str, restart_count: u32) -> String {
 }
 
 /// The CRI config for the container in `ctx`.
-pub fn container_config(ctx: &ContainerContext) -> cri::ContainerConfig {
+pub fn container_config(ctx: &ContainerContext<'_>) -> cri::ContainerConfig {
     let c = ctx.container;
     let meta = ctx.pod.metadata.clone().unwrap_or_default();
     let env = expand::container_env(c);
@@ -317,7 +317,7 @@ fn cri_seccomp(p: &SeccompProfile) -> Option<cri::SecurityProfile> {
 
 /// The effective security context (`determineEffectiveSecurityContext`):
 /// container settings over pod settings.
-fn security_context(ctx: &ContainerContext) -> cri::LinuxContainerSecurityContext {
+fn security_context(ctx: &ContainerContext<'_>) -> cri::LinuxContainerSecurityContext {
     let pod = ctx.pod;
     let psc = pod.security_context.clone().unwrap_or_default();
     let sc = ctx.container.security_context.clone().unwrap_or_default();
