@@ -16,16 +16,16 @@ pub const RUN_MS_ENV: &str = "PODSTART_SIM_RUN_MS";
 pub const START_ERROR_ENV: &str = "PODSTART_SIM_START_ERROR";
 /// Env key: exit codes by attempt (`1,1,0`: attempts 0 and 1 exit 1, later ones exit 0; `run`
 /// instead of a code runs until stopped); wins over `PODSTART_SIM_EXIT_CODE`.
-pub const EXIT_CODES_ENV: &str = "PODSTART_SIM_EXIT_CODES";
+pub(crate) const EXIT_CODES_ENV: &str = "PODSTART_SIM_EXIT_CODES";
 /// Env key: text the container writes to its termination message file when it exits.
-pub const TERMINATION_MESSAGE_ENV: &str = "PODSTART_SIM_TERMINATION_MESSAGE";
+pub(crate) const TERMINATION_MESSAGE_ENV: &str = "PODSTART_SIM_TERMINATION_MESSAGE";
 /// Env key: lines (separated by `\n` or `|`) the container prints to stdout when it starts.
-pub const LOG_ENV: &str = "PODSTART_SIM_LOG";
+pub(crate) const LOG_ENV: &str = "PODSTART_SIM_LOG";
 
 /// A `PODSTART_SIM_*` value that does not parse.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("{key}={value:?} is not {expected}")]
-pub struct ScriptError {
+pub(crate) struct ScriptError {
     key: &'static str,
     value: String,
     expected: &'static str,

@@ -101,7 +101,7 @@ fn provider(endpoint: &str) -> Result<SdkTracerProvider, TracingError> {
 
 /// Reads W3C trace context (`traceparent`, `tracestate`) from gRPC
 /// metadata.
-pub struct MetadataExtractor<'a>(pub &'a tonic::metadata::MetadataMap);
+pub(crate) struct MetadataExtractor<'a>(pub(crate) &'a tonic::metadata::MetadataMap);
 
 impl opentelemetry::propagation::Extractor for MetadataExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
