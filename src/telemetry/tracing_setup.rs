@@ -30,6 +30,14 @@ pub struct TracingGuard {
     provider: Option<SdkTracerProvider>,
 }
 
+impl std::fmt::Debug for TracingGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracingGuard")
+            .field("exporting", &self.provider.is_some())
+            .finish()
+    }
+}
+
 impl Drop for TracingGuard {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take()
