@@ -13,7 +13,7 @@ use tower::{Layer, Service};
 
 use crate::telemetry::Metrics;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GrpcMetricsLayer {
     metrics: Metrics,
 }
@@ -34,7 +34,7 @@ impl<S> Layer<S> for GrpcMetricsLayer {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GrpcMetrics<S> {
     inner: S,
     metrics: Metrics,

@@ -33,6 +33,12 @@ pub struct PodStarterService {
     tasks: TaskTracker,
 }
 
+impl std::fmt::Debug for PodStarterService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodStarterService").finish_non_exhaustive()
+    }
+}
+
 impl PodStarterService {
     /// `tasks` tracks every start and stop, so shutdown can drain them.
     pub fn new(starter: Starter, tasks: TaskTracker) -> PodStarterService {

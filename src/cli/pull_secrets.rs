@@ -27,7 +27,7 @@ pub enum PullSecretError {
     Json { origin: String, detail: String },
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 struct AuthEntry {
     #[serde(default)]
     auth: String,
@@ -39,6 +39,26 @@ struct AuthEntry {
     identity_token: String,
     #[serde(default, rename = "registrytoken")]
     registry_token: String,
+}
+
+/// Says which fields an entry sets, never their values.
+impl std::fmt::Debug for AuthEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &String| {
+            if v.is_empty() {
+                "<empty>"
+            } else {
+                "<redacted>"
+            }
+        };
+        f.debug_struct("AuthEntry")
+            .field("auth", &set(&self.auth))
+            .field("username", &set(&self.username))
+            .field("password", &set(&self.password))
+            .field("identity_token", &set(&self.identity_token))
+            .field("registry_token", &set(&self.registry_token))
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +174,19 @@ mod tests {
         let mut documents = crate::cli::yaml::documents(text).unwrap();
         assert_eq!(documents.len(), 1);
         documents.remove(0)
+    }
+
+    #[test]
+    fn auth_entry_debug_hides_values() {
+        let config: DockerConfig = serde_json::from_slice(
+            br#"{"auths": {"r.example": {"username": "u", "password": "hunter2", "auth": "dTpodW50ZXIy"}}}"#,
+        )
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(printed.contains("r.example"), "{printed}");
+        for secret in ["hunter2", "dTpodW50ZXIy", "\"u\""] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tower::{Layer, Service};
 use super::{CriCall, CriError, Reply};
 use crate::telemetry::Metrics;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MetricsLayer {
     metrics: Metrics,
 }
@@ -30,7 +30,7 @@ impl<S> Layer<S> for MetricsLayer {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Record<S> {
     inner: S,
     metrics: Metrics,

@@ -71,6 +71,14 @@ pub struct Cri {
     stack: stack::CriService,
 }
 
+impl std::fmt::Debug for Cri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cri")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Cri {
     /// Builds clients for the runtime and image endpoints (which may be the
     /// same). Connection happens on first use.

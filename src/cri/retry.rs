@@ -41,6 +41,15 @@ pub struct RetryPolicy {
     deposited: bool,
 }
 
+impl std::fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("settings", &self.settings)
+            .field("deposited", &self.deposited)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RetryPolicy {
     pub fn new(settings: RetrySettings, metrics: Metrics) -> RetryPolicy {
         RetryPolicy {

@@ -31,6 +31,14 @@ pub struct TimeoutLayer {
     clock: Option<Arc<Clock>>,
 }
 
+impl std::fmt::Debug for TimeoutLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimeoutLayer")
+            .field("shared_clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TimeoutLayer {
     /// Inside a tokio runtime, deadlines share one clock task (it ends when
     /// the layer and its services are gone); outside, each call gets its own
@@ -56,6 +64,15 @@ impl<S> Layer<S> for TimeoutLayer {
 pub struct Timeout<S> {
     inner: S,
     clock: Option<Arc<Clock>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Timeout<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeout")
+            .field("inner", &self.inner)
+            .field("shared_clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> Service<CriCall> for Timeout<S>

@@ -52,6 +52,12 @@ pub struct ContentClient {
     raw: RawClient<Channel>,
 }
 
+impl std::fmt::Debug for ContentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentClient").finish_non_exhaustive()
+    }
+}
+
 fn request<T>(message: T) -> Request<T> {
     let mut r = Request::new(message);
     r.metadata_mut().insert(

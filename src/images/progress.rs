@@ -48,7 +48,7 @@ impl Progress {
 pub type Claims = Arc<Mutex<HashSet<String>>>;
 
 /// Where readings come from, chosen once per node.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum Probe {
     Containerd(ContentClient),
     Heartbeat,
@@ -100,6 +100,18 @@ pub struct PullWatch {
     claims: Claims,
     /// The last good reading, repeated when a reading fails.
     last: Progress,
+}
+
+impl std::fmt::Debug for PullWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullWatch")
+            .field("probe", &self.probe)
+            .field("host", &self.host)
+            .field("repository", &self.repository)
+            .field("since_unix", &self.since_unix)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for PullWatch {

@@ -61,6 +61,19 @@ pub struct PullSpec {
     pub sandbox_config: Option<cri::PodSandboxConfig>,
 }
 
+/// Never prints a credential: only the servers they are for.
+impl std::fmt::Debug for PullSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers: Vec<&str> = self.credentials.iter().map(|c| c.server.as_str()).collect();
+        f.debug_struct("PullSpec")
+            .field("image", &self.image)
+            .field("parsed", &self.parsed)
+            .field("credentials_for", &servers)
+            .field("sandbox_config", &self.sandbox_config)
+            .finish()
+    }
+}
+
 /// A finished pull.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -91,6 +104,15 @@ pub struct Ticket {
     pub joined: bool,
 }
 
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("pull_id", &self.flight.id)
+            .field("joined", &self.joined)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ticket {
     /// Identifies the PullImage this ticket shares (for back-off
     /// bookkeeping).
@@ -107,6 +129,14 @@ impl Ticket {
 #[derive(Clone)]
 pub struct Puller {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Puller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Puller")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -331,5 +361,38 @@ pub fn auth_config(c: &RegistryCredential) -> cri::AuthConfig {
         server_address,
         identity_token: c.identity_token.clone(),
         registry_token: c.registry_token.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_spec_debug_names_servers_only() {
+        let spec = PullSpec {
+            image: "r.example/app:1".into(),
+            parsed: crate::spec::image::parse_image("r.example/app:1").unwrap(),
+            credentials: vec![RegistryCredential {
+                server: "r.example".into(),
+                username: "user-name".into(),
+                password: "hunter2".into(),
+                auth: "dXNlci1uYW1lOmh1bnRlcjI=".into(),
+                identity_token: "id-token".into(),
+                registry_token: "reg-token".into(),
+            }],
+            sandbox_config: None,
+        };
+        let printed = format!("{spec:?}");
+        assert!(printed.contains("r.example"), "{printed}");
+        for secret in [
+            "user-name",
+            "hunter2",
+            "dXNlci1uYW1l",
+            "id-token",
+            "reg-token",
+        ] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 }

@@ -136,12 +136,12 @@ impl Faults {
 
 /// The layer that applies [`Faults`] to a gRPC server.
 #[derive(Clone)]
-pub struct FaultLayer {
+pub(crate) struct FaultLayer {
     faults: Faults,
 }
 
 impl FaultLayer {
-    pub fn new(faults: Faults) -> FaultLayer {
+    pub(crate) fn new(faults: Faults) -> FaultLayer {
         FaultLayer { faults }
     }
 }
@@ -157,7 +157,7 @@ impl<S> Layer<S> for FaultLayer {
 }
 
 #[derive(Clone)]
-pub struct FaultService<S> {
+pub(crate) struct FaultService<S> {
     inner: S,
     faults: Faults,
 }

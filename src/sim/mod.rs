@@ -44,7 +44,7 @@ use state::Store;
 pub const RUNTIME_NAME: &str = "podstart-sim";
 
 /// How the simulated runtime behaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SimConfig {
     /// Added to every CRI call before it is answered. Default: none.
     pub latency: Duration,
@@ -59,6 +59,29 @@ pub struct SimConfig {
     /// When set, images whose name contains `needs-auth` accept only this (username, password),
     /// given as such or as `auth` (base64 `user:password`); otherwise any credential will do.
     pub registry_credentials: Option<(String, String)>,
+}
+
+/// Prints the registry username, never the password.
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let SimConfig {
+            latency,
+            preloaded_images,
+            faults,
+            no_container_events,
+            pull_delay,
+            registry_credentials,
+        } = self;
+        let registry_user = registry_credentials.as_ref().map(|(user, _)| user);
+        f.debug_struct("SimConfig")
+            .field("latency", latency)
+            .field("preloaded_images", preloaded_images)
+            .field("faults", faults)
+            .field("no_container_events", no_container_events)
+            .field("pull_delay", pull_delay)
+            .field("registry_user", &registry_user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A simulated CRI runtime. Cheap to clone; clones share one node.

@@ -26,6 +26,12 @@ pub struct PodLocks {
     slots: Arc<Mutex<HashMap<String, Slot>>>,
 }
 
+impl std::fmt::Debug for PodLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodLocks").finish_non_exhaustive()
+    }
+}
+
 /// Held while a request works on a pod; `cancel` fires when a StopPod (or
 /// shutdown) wants the work to end.
 pub struct PodGuard {
@@ -33,6 +39,15 @@ pub struct PodGuard {
     pub cancel: CancellationToken,
     uid: String,
     locks: PodLocks,
+}
+
+impl std::fmt::Debug for PodGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodGuard")
+            .field("uid", &self.uid)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PodLocks {

@@ -13,7 +13,7 @@ struct AppState {
     ready: watch::Receiver<bool>,
 }
 
-pub fn router(metrics: Metrics, ready: watch::Receiver<bool>) -> Router {
+pub(crate) fn router(metrics: Metrics, ready: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))

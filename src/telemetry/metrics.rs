@@ -45,6 +45,12 @@ pub struct Metrics {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     registry: Registry,
     runtime_operations: IntCounterVec,
@@ -289,6 +295,12 @@ impl Metrics {
 }
 
 pub struct InFlight(IntGauge);
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("InFlight").field(&self.0.get()).finish()
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

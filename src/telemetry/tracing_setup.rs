@@ -30,6 +30,14 @@ pub struct TracingGuard {
     provider: Option<SdkTracerProvider>,
 }
 
+impl std::fmt::Debug for TracingGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracingGuard")
+            .field("exporting", &self.provider.is_some())
+            .finish()
+    }
+}
+
 impl Drop for TracingGuard {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take()
@@ -101,7 +109,7 @@ fn provider(endpoint: &str) -> Result<SdkTracerProvider, TracingError> {
 
 /// Reads W3C trace context (`traceparent`, `tracestate`) from gRPC
 /// metadata.
-pub struct MetadataExtractor<'a>(pub &'a tonic::metadata::MetadataMap);
+pub(crate) struct MetadataExtractor<'a>(pub(crate) &'a tonic::metadata::MetadataMap);
 
 impl opentelemetry::propagation::Extractor for MetadataExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
