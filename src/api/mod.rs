@@ -28,15 +28,10 @@ const STREAM_BUFFER: usize = 64;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<StartEvent, Status>> + Send>>;
 
+#[derive(Debug)]
 pub struct PodStarterService {
     starter: Starter,
     tasks: TaskTracker,
-}
-
-impl std::fmt::Debug for PodStarterService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PodStarterService").finish_non_exhaustive()
-    }
 }
 
 impl PodStarterService {

@@ -24,7 +24,7 @@ pub(super) struct PodContext {
 }
 
 impl PodContext {
-    pub fn check_cancelled(&self) -> Result<(), StartError> {
+    pub(super) fn check_cancelled(&self) -> Result<(), StartError> {
         if self.cancel.is_cancelled() {
             Err(StartError::Cancelled {
                 why: "the pod is being stopped or podstart is shutting down",
@@ -35,7 +35,7 @@ impl PodContext {
     }
 
     /// Sleeps unless cancelled first.
-    pub async fn pause(&self, d: Duration) -> Result<(), StartError> {
+    pub(super) async fn pause(&self, d: Duration) -> Result<(), StartError> {
         tokio::select! {
             _ = self.cancel.cancelled() => self.check_cancelled(),
             _ = tokio::time::sleep(d) => Ok(()),

@@ -14,7 +14,7 @@ use crate::proto::v1::{
 };
 
 /// Where a request's events go.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct EventSink {
     uid: String,
     name: String,

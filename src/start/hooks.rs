@@ -15,7 +15,7 @@ use crate::proto::v1::{Container, Handler, HttpGetAction, handler::Action};
 const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
-pub enum HookError {
+pub(super) enum HookError {
     #[error("exec hook exited with code {0}")]
     ExitCode(i32),
     #[error("exec hook could not run: {0}")]
@@ -34,7 +34,7 @@ pub enum HookError {
 
 /// How a successful hook went.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct HookOutcome {
+pub(super) struct HookOutcome {
     /// An HTTPS hook was answered in plain HTTP and retried over HTTP: the
     /// host it called (the kubelet's `LifecycleHTTPFallback`).
     pub http_fallback: Option<String>,
@@ -54,7 +54,7 @@ pub(super) struct HookRun<'a> {
 }
 
 impl HookRun<'_> {
-    pub async fn run(&self, handler: &Handler) -> Result<HookOutcome, HookError> {
+    pub(super) async fn run(&self, handler: &Handler) -> Result<HookOutcome, HookError> {
         match handler.action.as_ref() {
             Some(Action::Exec(exec)) => self
                 .exec(exec.command.clone())
@@ -137,7 +137,7 @@ pub(super) struct Target {
 
 impl Target {
     /// The GET request for this target.
-    pub fn get(&self) -> Get<'_> {
+    pub(super) fn get(&self) -> Get<'_> {
         Get {
             https: self.https,
             host: &self.host,

@@ -16,10 +16,10 @@ use rustls::{
 use tokio::net::TcpStream;
 
 /// The most of a response body that is read (the kubelet's 10 KiB).
-pub const MAX_BODY_BYTES: usize = 10 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 10 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(super) enum HttpError {
     #[error("connecting to {0}: {1}")]
     Connect(String, std::io::Error),
     #[error("TLS handshake with {0}: {1}")]
@@ -34,7 +34,7 @@ pub enum HttpError {
 }
 
 /// Where and what to GET.
-pub struct Get<'a> {
+pub(super) struct Get<'a> {
     pub https: bool,
     pub host: &'a str,
     pub port: u16,
@@ -45,7 +45,7 @@ pub struct Get<'a> {
 
 impl Get<'_> {
     /// The URL, for messages (query strings left out: they may carry tokens).
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
         let path = self.path.split('?').next().unwrap_or_default();
         format!("{scheme}://{}{path}", self.authority())
@@ -61,7 +61,7 @@ impl Get<'_> {
 
     /// Sends the request and returns the status code, reading at most
     /// `MAX_BODY_BYTES` of the body.
-    pub async fn send(&self, timeout: Duration) -> Result<u16, HttpError> {
+    pub(super) async fn send(&self, timeout: Duration) -> Result<u16, HttpError> {
         tokio::time::timeout(timeout, self.exchange())
             .await
             .unwrap_or(Err(HttpError::Timeout(timeout)))

@@ -103,6 +103,7 @@ pub const DEFAULT_PULLER: PullerConfig = PullerConfig {
 /// What a `Starter` is made of, each part already built with its own
 /// settings: the composition root (`server.rs`) builds them from the
 /// command line.
+#[derive(Debug)]
 pub struct Parts {
     pub cri: Cri,
     pub config: FlowConfig,
@@ -135,6 +136,14 @@ impl Parts {
 #[derive(Clone)]
 pub struct Starter {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Starter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Starter")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {

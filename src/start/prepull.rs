@@ -52,7 +52,7 @@ impl PodImages {
     /// The same image step for work that outlives the request (restarts
     /// after the start): events go to `sink`, nothing is pre-pulled, and
     /// nothing holds the caller's stream open.
-    pub fn detached(&self, sink: EventSink) -> PodImages {
+    pub(super) fn detached(&self, sink: EventSink) -> PodImages {
         PodImages {
             job: ImageJob {
                 sink,
@@ -64,7 +64,7 @@ impl PodImages {
 
     /// The pre-pull of a container, once (a restarted container does the
     /// whole step again).
-    pub async fn take(&self, container: &str) -> Option<PrePulled> {
+    pub(super) async fn take(&self, container: &str) -> Option<PrePulled> {
         let handle = self
             .pre
             .lock()

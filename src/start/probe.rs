@@ -12,13 +12,13 @@ use crate::proto::v1::{Container, Probe, handler::Action};
 use super::hooks;
 
 /// Kubernetes' probe defaults.
-pub const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
-pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+pub(super) const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 
 /// A probe's timing with Kubernetes' defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
+pub(super) struct Timing {
     pub initial_delay: Duration,
     pub period: Duration,
     pub timeout: Duration,
@@ -26,7 +26,7 @@ pub struct Timing {
 }
 
 impl Timing {
-    pub fn of(p: &Probe) -> Timing {
+    pub(super) fn of(p: &Probe) -> Timing {
         let secs = |v: i32, default: Duration| {
             if v > 0 {
                 Duration::from_secs(v as u64)
