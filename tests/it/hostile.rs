@@ -41,10 +41,10 @@ fn cri_calls(h: &Harness) -> Vec<(&'static str, u64)> {
 }
 
 enum Call {
-    Start(StartPodRequest),
+    Start(Box<StartPodRequest>),
     Stop(StopPodRequest),
     Get(GetPodRequest),
-    StartContainer(StartContainerRequest),
+    StartContainer(Box<StartContainerRequest>),
 }
 
 struct Row {
@@ -57,10 +57,10 @@ struct Row {
 async fn send(h: &Harness, call: Call) -> Result<(), Status> {
     let mut client = h.client.clone();
     match call {
-        Call::Start(r) => client.start_pod(r).await.map(drop),
+        Call::Start(r) => client.start_pod(*r).await.map(drop),
         Call::Stop(r) => client.stop_pod(r).await.map(drop),
         Call::Get(r) => client.get_pod(r).await.map(drop),
-        Call::StartContainer(r) => client.start_container(r).await.map(drop),
+        Call::StartContainer(r) => client.start_container(*r).await.map(drop),
     }
 }
 
@@ -74,7 +74,7 @@ fn base() -> PodSpec {
 fn start(f: impl FnOnce(&mut PodSpec)) -> Call {
     let mut p = base();
     f(&mut p);
-    Call::Start(request(p))
+    Call::Start(Box::new(request(p)))
 }
 
 /// StartPod whose app container is changed by `f`.
@@ -86,7 +86,7 @@ fn app(f: impl FnOnce(&mut Container)) -> Call {
 fn start_req(f: impl FnOnce(&mut StartPodRequest)) -> Call {
     let mut r = request(base());
     f(&mut r);
-    Call::Start(r)
+    Call::Start(Box::new(r))
 }
 
 fn uid(u: &str) -> Call {
@@ -197,7 +197,7 @@ fn start_container(pod_uid: &str, f: impl FnOnce(&mut StartContainerRequest)) ->
         credentials: vec![],
     };
     f(&mut r);
-    Call::StartContainer(r)
+    Call::StartContainer(Box::new(r))
 }
 
 fn row(what: &'static str, call: Call, field: &'static str, rule: &'static str) -> Row {

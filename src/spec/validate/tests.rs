@@ -1825,3 +1825,55 @@ fn qualified_names_and_env_names() {
         assert!(!is_sysctl_name(bad), "{bad}");
     }
 }
+
+/// The proto documents every limit with the number the code holds.
+#[test]
+fn the_proto_states_each_limit() {
+    let proto = include_str!("../../../proto/podstart/v1/podstart.proto");
+    let limits: &[(&str, i64)] = &[
+        ("DNS1123_LABEL_MAX", DNS1123_LABEL_MAX as i64),
+        ("DNS1123_SUBDOMAIN_MAX", DNS1123_SUBDOMAIN_MAX as i64),
+        ("UID_MAX", UID_MAX as i64),
+        ("PATH_MAX", PATH_MAX as i64),
+        ("TEXT_MAX", TEXT_MAX as i64),
+        ("ARG_STRLEN_MAX", ARG_STRLEN_MAX as i64),
+        ("EXPANDED_TOTAL_MAX", EXPANDED_TOTAL_MAX as i64),
+        ("CONTAINERS_MAX", CONTAINERS_MAX as i64),
+        ("ENV_MAX", ENV_MAX as i64),
+        ("ARGS_MAX", ARGS_MAX as i64),
+        ("MOUNTS_MAX", MOUNTS_MAX as i64),
+        ("DEVICES_MAX", DEVICES_MAX as i64),
+        ("PORTS_MAX", PORTS_MAX as i64),
+        ("HTTP_HEADERS_MAX", HTTP_HEADERS_MAX as i64),
+        ("CAPABILITIES_MAX", CAPABILITIES_MAX as i64),
+        ("CAPABILITY_NAME_MAX", CAPABILITY_NAME_MAX as i64),
+        ("SUPPLEMENTAL_GROUPS_MAX", SUPPLEMENTAL_GROUPS_MAX as i64),
+        ("ID_MAX", ID_MAX),
+        ("METADATA_ENTRIES_MAX", METADATA_ENTRIES_MAX as i64),
+        ("METADATA_BYTES_MAX", METADATA_BYTES_MAX as i64),
+        ("QUALIFIED_NAME_MAX", QUALIFIED_NAME_MAX as i64),
+        ("DNS_SERVERS_MAX", DNS_SERVERS_MAX as i64),
+        ("DNS_SEARCHES_MAX", DNS_SEARCHES_MAX as i64),
+        ("DNS_SEARCH_CHARS_MAX", DNS_SEARCH_CHARS_MAX as i64),
+        ("DNS_OPTIONS_MAX", DNS_OPTIONS_MAX as i64),
+        ("DNS_OPTION_MAX", DNS_OPTION_MAX as i64),
+        ("SYSCTLS_MAX", SYSCTLS_MAX as i64),
+        ("SYSCTL_NAME_MAX", SYSCTL_NAME_MAX as i64),
+        ("CREDENTIALS_MAX", CREDENTIALS_MAX as i64),
+        ("SECRET_MAX", SECRET_MAX as i64),
+        ("SECONDS_MAX", SECONDS_MAX),
+        ("PROBE_THRESHOLD_MAX", i64::from(PROBE_THRESHOLD_MAX)),
+        ("ECHO_MAX", ECHO_MAX as i64),
+    ];
+    for (name, n) in limits {
+        let pattern = |text: &str| {
+            text.match_indices(&n.to_string()).any(|(i, m)| {
+                let before = text[..i].chars().next_back();
+                let after = text[i + m.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_digit())
+                    && !after.is_some_and(|c| c.is_ascii_digit())
+            })
+        };
+        assert!(pattern(proto), "{name} = {n} is not stated in the proto");
+    }
+}
