@@ -18,7 +18,9 @@ use crate::proto::v1::{
     StartContainerRequest, StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
     pod_starter_server::PodStarter,
 };
-use crate::spec::validate::{validate_pod_ref, validate_start_container, validate_start_pod};
+use crate::spec::validate::{
+    validate_pod_ref, validate_start_container, validate_start_pod, validate_stop_pod,
+};
 use crate::start::{EventSink, StartError, Starter};
 use crate::state::view;
 use crate::telemetry::remote_context;
@@ -115,14 +117,9 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<StopPodRequest>,
     ) -> Result<Response<Self::StopPodStream>, Status> {
+        validate_stop_pod(request.get_ref()).map_err(StartError::from)?;
         let pod_ref = request.get_ref().pod.clone().unwrap_or_default();
         let grace = request.get_ref().grace_period_seconds;
-        validate_pod_ref(&pod_ref).map_err(StartError::from)?;
-        if let Some(g) = grace.filter(|g| *g < 0) {
-            return Err(Status::invalid_argument(format!(
-                "grace_period_seconds: must be >= 0, got {g}"
-            )));
-        }
         let meta = self.starter.find_pod(&pod_ref).await?;
         let span = Self::span("StopPod", &request, &meta);
         let (sink, stream) = self.stream(&meta);

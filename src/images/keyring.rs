@@ -4,7 +4,9 @@
 //! image's registry and repository; the most specific pattern comes first
 //! (reverse lexical order of the normalised patterns, as the kubelet sorts
 //! its index), credentials under one pattern keep the order they were given,
-//! and a credential without a server comes last and matches every registry.
+//! and a credential without a server matches no registry (request
+//! validation refuses one; a credential is only ever offered to the registry
+//! it names).
 //!
 //! Pure rules over borrowed credentials: nothing here logs, formats or keeps
 //! a secret.
@@ -112,15 +114,14 @@ pub fn lookup<'a>(
     image: &ImageRef,
     creds: &'a [RegistryCredential],
 ) -> Vec<&'a RegistryCredential> {
-    let mut found: Vec<(Option<String>, &RegistryCredential)> = creds
+    let mut found: Vec<(String, &RegistryCredential)> = creds
         .iter()
-        .filter_map(|c| match ServerPattern::parse(&c.server) {
-            None => Some((None, c)),
-            Some(p) => p.matches(image).then(|| (Some(p.key()), c)),
+        .filter_map(|c| {
+            let p = ServerPattern::parse(&c.server)?;
+            p.matches(image).then(|| (p.key(), c))
         })
         .collect();
-    // Stable: credentials under one pattern keep their order. `None` (no
-    // server) sorts below every pattern.
+    // Stable: credentials under one pattern keep their order.
     found.sort_by(|a, b| b.0.cmp(&a.0));
     found.into_iter().map(|(_, c)| c).collect()
 }
@@ -163,27 +164,29 @@ mod tests {
             cred("*.example.com", "wild"),
             cred("reg.example.com", "exact"),
             cred("reg.example.com:5000", "port"),
-            cred("", "anywhere"),
+            cred("", "no-server"),
+            cred("https://", "scheme-only"),
             cred("other.example", "other"),
         ];
         let table: &[(&str, &[&str])] = &[
             // Most specific path first; equal patterns keep their order.
             (
                 "127.0.0.1:5402/team/app:1",
-                &["team", "team-second", "host", "anywhere"],
+                &["team", "team-second", "host"],
             ),
-            ("127.0.0.1:5402/teams/app:1", &["host", "anywhere"]),
-            ("127.0.0.1:5402/else/app:1", &["host", "anywhere"]),
-            // A different port is a different registry.
-            ("127.0.0.1:5400/team/app:1", &["anywhere"]),
+            ("127.0.0.1:5402/teams/app:1", &["host"]),
+            ("127.0.0.1:5402/else/app:1", &["host"]),
+            // A different port is a different registry; a credential
+            // without a server applies nowhere.
+            ("127.0.0.1:5400/team/app:1", &[]),
             // Docker Hub, however it is spelled.
-            ("busybox", &["hub", "anywhere"]),
-            ("docker.io/library/busybox:1", &["hub", "anywhere"]),
+            ("busybox", &["hub"]),
+            ("docker.io/library/busybox:1", &["hub"]),
             // Globs cover one label; exact names sort before globs.
-            ("reg.example.com/x/y:1", &["exact", "wild", "anywhere"]),
-            ("a.b.example.com/x/y:1", &["anywhere"]),
-            ("reg.example.com:5000/x:1", &["port", "anywhere"]),
-            ("quay.io/x/y", &["anywhere"]),
+            ("reg.example.com/x/y:1", &["exact", "wild"]),
+            ("a.b.example.com/x/y:1", &[]),
+            ("reg.example.com:5000/x:1", &["port"]),
+            ("quay.io/x/y", &[]),
         ];
         for (image, want) in table {
             let parsed = parse_image(image).unwrap();

@@ -17,6 +17,7 @@ mod process;
 
 mod cli;
 mod hooks;
+mod hostile;
 mod image_secrets;
 mod images;
 mod middleware;
