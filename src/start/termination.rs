@@ -12,6 +12,7 @@ use std::{
 
 use k8s_cri::v1 as cri;
 
+use crate::paths::{self, PathError, Removed};
 use crate::proto::v1::Container;
 use crate::spec::labels;
 
@@ -23,20 +24,32 @@ pub const FALLBACK_LOG_LINES: usize = 80;
 /// Most of those lines kept.
 pub const FALLBACK_LOG_BYTES: usize = 2 * 1024;
 
-/// The pod's directory under the state root.
-pub fn pod_dir(state_root: &Path, uid: &str) -> PathBuf {
-    state_root.join(uid)
+/// The directory of the pod's state under the state root: `<root>/<uid>`.
+pub fn pod_dir(state_root: &Path, uid: &str) -> Result<PathBuf, PathError> {
+    paths::under(state_root, &[uid])
 }
 
+/// The length of a termination message file's name (hex digits).
+const MESSAGE_FILE_NAME_LEN: usize = 8;
+
 /// Creates the termination message file of a container and returns the
-/// mount that puts it at the container's termination message path.
-pub fn prepare(state_root: &Path, uid: &str, c: &Container) -> std::io::Result<cri::Mount> {
-    let dir = pod_dir(state_root, uid).join("containers").join(&c.name);
-    std::fs::create_dir_all(&dir)?;
+/// mount that puts it at the container's termination message path. Every
+/// directory on the way is checked to be inside the state root.
+pub fn prepare(state_root: &Path, uid: &str, c: &Container) -> Result<cri::Mount, PathError> {
+    let dir = paths::create_dirs(state_root, &[uid, CONTAINERS, &c.name])?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let file = dir.join(id.get(..8).unwrap_or(&id));
-    std::fs::write(&file, b"")?;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))?;
+    let file = dir.join(id.get(..MESSAGE_FILE_NAME_LEN).unwrap_or(&id));
+    let io = |source| PathError::Io {
+        path: file.clone(),
+        source,
+    };
+    // A new file, never one that was there (nor what a link there names).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+        .map_err(io)?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).map_err(io)?;
     let container_path = if c.termination_message_path.is_empty() {
         labels::DEFAULT_TERMINATION_MESSAGE_PATH.to_string()
     } else {
@@ -47,6 +60,29 @@ pub fn prepare(state_root: &Path, uid: &str, c: &Container) -> std::io::Result<c
         host_path: file.display().to_string(),
         ..Default::default()
     })
+}
+
+/// The one directory level between a pod's state directory and its
+/// containers'.
+const CONTAINERS: &str = "containers";
+
+/// Removes what [`prepare`] made for the pod `uid`: its
+/// `containers/<name>/<8 hex>` files and those directories, then the pod's
+/// directory once empty. Anything else stays (see `Removed::kept`).
+pub fn remove_pod_dir(state_root: &Path, uid: &str) -> Result<Removed, PathError> {
+    paths::remove_layout(
+        state_root,
+        &[uid],
+        &[|n| n == CONTAINERS, paths::is_plain_name, is_message_file],
+    )
+}
+
+/// A name [`prepare`] gives a termination message file.
+fn is_message_file(name: &str) -> bool {
+    name.len() == MESSAGE_FILE_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The message of an exited container: the runtime's own message, then
@@ -209,5 +245,41 @@ mod tests {
         let meta = std::fs::metadata(&m.host_path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o666);
         assert!(m.host_path.contains("/uid1/containers/app/"));
+    }
+
+    #[test]
+    fn removal_takes_only_the_message_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let c = Container {
+            name: "app".into(),
+            ..Default::default()
+        };
+        let m = prepare(&root, "uid1", &c).unwrap();
+        let stray = root.join("uid1/containers/app/not-ours");
+        std::fs::write(&stray, "x").unwrap();
+        let r = remove_pod_dir(&root, "uid1").unwrap();
+        assert_eq!(r.files, 1);
+        assert_eq!(r.kept, vec![stray.clone()]);
+        assert!(!Path::new(&m.host_path).exists() && stray.exists());
+        std::fs::remove_file(&stray).unwrap();
+        assert!(remove_pod_dir(&root, "uid1").unwrap().gone());
+        assert!(root.is_dir() && !root.join("uid1").exists());
+    }
+
+    #[test]
+    fn a_uid_that_is_not_one_component_makes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let c = Container {
+            name: "app".into(),
+            ..Default::default()
+        };
+        for uid in ["..", ".", "", "../x", "a/b", "a\0b"] {
+            assert!(prepare(&root, uid, &c).is_err(), "{uid:?}");
+            assert!(remove_pod_dir(&root, uid).is_err(), "{uid:?}");
+        }
+        assert!(!dir.path().join("containers").exists());
+        assert!(!dir.path().join("x").exists());
     }
 }
