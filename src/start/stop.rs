@@ -161,12 +161,20 @@ impl Starter {
 
         let log_root = &self.inner.config.pod_log_root;
         let log_name = sandbox_spec::log_directory_name(pod);
-        let removed = paths::remove_layout(
+        let removed = match paths::remove_layout(
             log_root,
             &[&log_name],
             &[paths::is_plain_name, |n| log_number(n).is_some()],
-        )
-        .map_err(StartError::RemoveLogDirectory)?;
+        ) {
+            Ok(removed) => removed,
+            // A name no directory under the root can have: podstart made
+            // none for it, so there is nothing to remove.
+            Err(e) if e.is_request_fault() => {
+                tracing::warn!(error = %e, "the pod's log directory has no place under the log root");
+                paths::Removed::default()
+            }
+            Err(e) => return Err(StartError::RemoveLogDirectory(e)),
+        };
         let log_dir = log_root.join(&log_name);
         if removed.gone() {
             sink.emit(StartEvent::at(
