@@ -100,10 +100,13 @@ pub fn message(status: &cri::ContainerStatus) -> String {
         .is_some_and(|p| p == "FallbackToLogsOnError")
         && status.exit_code != 0
         && status.reason != "ContainerCannotRun";
+    // Only a file laid out as `prepare` makes it for this container: a
+    // mount of the request's own at the same path is never read.
     let from_file = status
         .mounts
         .iter()
-        .find(|m| !path.is_empty() && m.container_path == path)
+        .filter(|m| !path.is_empty() && m.container_path == path)
+        .rfind(|m| is_prepared_file(Path::new(&m.host_path), status))
         .map(|m| tail_bytes(Path::new(&m.host_path), MAX_MESSAGE_BYTES))
         .unwrap_or_default();
     let written = if from_file.is_empty() && fallback {
@@ -116,6 +119,28 @@ pub fn message(status: &cri::ContainerStatus) -> String {
         (true, false) => written,
         (false, false) => format!("{}: {written}", status.message),
     }
+}
+
+/// Whether `file` is `…/<pod uid>/containers/<container name>/<8 hex>`
+/// for the container of `status`, and a regular file (not a link).
+fn is_prepared_file(file: &Path, status: &cri::ContainerStatus) -> bool {
+    let container = status.metadata.as_ref().map(|m| m.name.as_str());
+    let uid = status.labels.get(labels::POD_UID).map(String::as_str);
+    let dir = file.parent();
+    let containers = dir.and_then(Path::parent);
+    let pod = containers.and_then(Path::parent);
+    name(Some(file)).is_some_and(is_message_file)
+        && container.is_some()
+        && name(dir) == container
+        && name(containers) == Some(CONTAINERS)
+        && uid.is_some()
+        && name(pod) == uid
+        && std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// The last component of `p`, as text.
+fn name(p: Option<&Path>) -> Option<&str> {
+    p.and_then(Path::file_name).and_then(|n| n.to_str())
 }
 
 /// The last `max` bytes of a file, as text; empty when it cannot be read.
@@ -171,10 +196,16 @@ mod tests {
     use std::collections::HashMap;
 
     fn status(dir: &Path, policy: &str, exit_code: i32, file_text: &str) -> cri::ContainerStatus {
-        let file = dir.join("msg");
+        let file = dir.join("uid1/containers/app/0123abcd");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, file_text).unwrap();
         cri::ContainerStatus {
             exit_code,
+            metadata: Some(cri::ContainerMetadata {
+                name: "app".into(),
+                attempt: 0,
+            }),
+            labels: HashMap::from([(labels::POD_UID.to_string(), "uid1".to_string())]),
             log_path: dir.join("0.log").display().to_string(),
             annotations: HashMap::from([
                 (
@@ -218,6 +249,31 @@ mod tests {
         let mut s = status(dir.path(), "File", 1, "bye");
         s.message = "runtime said".into();
         assert_eq!(message(&s), "runtime said: bye");
+    }
+
+    #[test]
+    fn only_the_file_podstart_made_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("host-secret");
+        std::fs::write(&secret, "root's secret").unwrap();
+        let mut s = status(dir.path(), "File", 1, "mine");
+        // The request's own mount at the same path, listed first.
+        let mut theirs = s.mounts[0].clone();
+        theirs.host_path = secret.display().to_string();
+        s.mounts.insert(0, theirs.clone());
+        assert_eq!(message(&s), "mine");
+        s.mounts.push(theirs);
+        assert_eq!(message(&s), "mine", "whatever the order");
+        s.mounts
+            .retain(|m| m.host_path == secret.display().to_string());
+        assert_eq!(message(&s), "");
+        // A link in podstart's place is not followed.
+        let s = status(dir.path(), "File", 1, "mine");
+        let file = Path::new(&s.mounts[0].host_path);
+        std::fs::remove_file(file).unwrap();
+        std::os::unix::fs::symlink(&secret, file).unwrap();
+        assert_eq!(message(&s), "");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root's secret");
     }
 
     #[test]
