@@ -63,7 +63,9 @@ async fn direct(
     image_ref: &str,
     log_root: &std::path::Path,
 ) -> Duration {
-    let config = sandbox_spec::pod_sandbox_config(spec, log_root);
+    let meta = spec.metadata.clone().unwrap_or_default();
+    let log_dir = sandbox_spec::log_directory(log_root, &meta).unwrap();
+    let config = sandbox_spec::pod_sandbox_config(spec, &log_dir);
     let t = Instant::now();
     let sandbox = cri.run_pod_sandbox(config.clone(), "").await.unwrap();
     let c = &spec.containers[0];

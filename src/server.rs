@@ -157,7 +157,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         Ok(Err(join)) => tracing::error!(error = %join, "gRPC server task failed"),
         Err(_) => tracing::debug!("idle client connections still open at exit"),
     }
-    let _ = std::fs::remove_file(&path);
+    // Our socket, unless something replaced it meanwhile.
+    if std::fs::symlink_metadata(&path)
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+    {
+        let _ = std::fs::remove_file(&path);
+    }
     tracing::info!("podstart stopped");
     Ok(())
 }
@@ -233,24 +238,40 @@ fn unix_path(listen: &str) -> Result<PathBuf, ServeError> {
     }
 }
 
-/// Binds a unix socket with mode 0660, replacing a stale socket file.
+/// Binds a unix socket with mode 0660. Something already at the path is
+/// removed only when it is a socket nobody answers on (a stale one);
+/// anything else (a file, a directory, a link, a live socket) is an error
+/// and stays.
 fn bind(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServeError> {
+    use std::os::unix::fs::FileTypeExt;
     let err = |source| ServeError::Bind {
         path: path.to_path_buf(),
         source,
     };
+    let refuse = |kind, text: String| err(std::io::Error::new(kind, text));
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
-    if path.exists() {
-        // A live podstart on this socket would answer a connect.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "another process serves this socket",
-            )));
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(refuse(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; nothing was removed",
+                    path.display()
+                ),
+            ));
         }
-        std::fs::remove_file(path).map_err(err)?;
+        // A live server on this socket answers a connect.
+        Ok(_) if std::os::unix::net::UnixStream::connect(path).is_ok() => {
+            return Err(refuse(
+                std::io::ErrorKind::AddrInUse,
+                format!("another process is serving on {}", path.display()),
+            ));
+        }
+        Ok(_) => std::fs::remove_file(path).map_err(err)?,
     }
     let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;

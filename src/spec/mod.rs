@@ -22,5 +22,5 @@ pub use labels::{
     container_kind_from_labels, grace_period_from_annotations, prestop_from_annotations,
     restart_count_from_annotations,
 };
-pub use sandbox::{log_directory, pod_ips, pod_sandbox_config};
+pub use sandbox::{log_directory, log_directory_name, pod_ips, pod_sandbox_config};
 pub use validate::{InvalidSpec, validate_container, validate_ephemeral, validate_start_pod};

@@ -2,6 +2,7 @@
 //! `generatePodSandboxConfig`), the pod log directory, and the pod IPs read
 //! back from `PodSandboxStatus` (`determinePodSandboxIPs`).
 
+use crate::paths::{self, PathError};
 use crate::proto::v1::{
     ContainerPort, PodMetadata, PodSpec, Protocol, SecurityContext as ContainerSecurityContext,
 };
@@ -14,13 +15,22 @@ use std::path::{Path, PathBuf};
 /// Longest hostname the kernel accepts.
 const MAX_HOSTNAME_LEN: usize = 63;
 
-/// The pod's log directory: `<log_root>/<namespace>_<name>_<uid>`.
-pub fn log_directory(log_root: &Path, meta: &PodMetadata) -> PathBuf {
-    log_root.join(format!("{}_{}_{}", meta.namespace, meta.name, meta.uid))
+/// The pod's log directory: `<log_root>/<namespace>_<name>_<uid>`, one
+/// directory inside the root (refused when the three do not make one plain
+/// path component).
+pub fn log_directory(log_root: &Path, meta: &PodMetadata) -> Result<PathBuf, PathError> {
+    paths::under(log_root, &[&log_directory_name(meta)])
 }
 
-/// The sandbox config for `pod`, its log directory under `log_root`.
-pub fn pod_sandbox_config(pod: &PodSpec, log_root: &Path) -> cri::PodSandboxConfig {
+/// The name of the pod's log directory inside the log root:
+/// `<namespace>_<name>_<uid>`.
+pub fn log_directory_name(meta: &PodMetadata) -> String {
+    format!("{}_{}_{}", meta.namespace, meta.name, meta.uid)
+}
+
+/// The sandbox config for `pod`, with `log_dir` (from [`log_directory`]) as
+/// its log directory.
+pub fn pod_sandbox_config(pod: &PodSpec, log_dir: &Path) -> cri::PodSandboxConfig {
     let meta = pod.metadata.clone().unwrap_or_default();
     let psc = pod.security_context.clone().unwrap_or_default();
 
@@ -66,9 +76,7 @@ pub fn pod_sandbox_config(pod: &PodSpec, log_root: &Path) -> cri::PodSandboxConf
             attempt: meta.attempt,
         }),
         hostname: sandbox_hostname(pod),
-        log_directory: log_directory(log_root, &meta)
-            .to_string_lossy()
-            .into_owned(),
+        log_directory: log_dir.to_string_lossy().into_owned(),
         dns_config: pod.dns_config.as_ref().map(|d| cri::DnsConfig {
             servers: d.servers.clone(),
             searches: d.searches.clone(),

@@ -616,7 +616,7 @@ pub(super) fn restart_count(previous: &[cri::Container], log_dir: &Path, name: &
 }
 
 /// `N` from a log file name `N.log` or `N.log.<suffix>` (rotated).
-fn log_number(file: &str) -> Option<u32> {
+pub(super) fn log_number(file: &str) -> Option<u32> {
     let (digits, rest) = file.split_at(file.find(|ch: char| !ch.is_ascii_digit())?);
     if digits.is_empty() || !(rest == ".log" || rest.starts_with(".log.")) {
         return None;

@@ -101,12 +101,14 @@ impl Starter {
             no_pre_pull: true,
             ..Default::default()
         };
-        let images = self.pod_images(&pod, req.credentials, &no_pre_pull, sink);
+        let log_dir =
+            sandbox_spec::log_directory(log_root, &meta).map_err(StartError::LogDirectory)?;
+        let images = self.pod_images(&pod, &log_dir, req.credentials, &no_pre_pull, sink);
         let ctx = PodContext {
             sandbox_id: sandbox.id.clone(),
-            sandbox_config: sandbox_spec::pod_sandbox_config(&pod, log_root),
+            sandbox_config: sandbox_spec::pod_sandbox_config(&pod, &log_dir),
             ips: sandbox_spec::pod_ips(&status, pod.host_network),
-            log_dir: sandbox_spec::log_directory(log_root, &meta),
+            log_dir,
             images: std::sync::Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use crate::cri::CriError;
 use crate::images::{PullError, PullFailureKind};
+use crate::paths::PathError;
 use crate::proto::v1::Step;
 use crate::spec::InvalidSpec;
+use crate::state::IdentityConflict;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -17,12 +19,20 @@ pub enum StartError {
     /// No sandbox on this node carries the pod's uid (or namespace/name).
     #[error("pod {pod} is not known on this node")]
     PodNotFound { pod: String },
-    /// The pod's log directory could not be created.
-    #[error("failed to create pod log directory {path}: {source}")]
-    LogDirectory {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The pod's log directory could not be made: its name is not one
+    /// path component inside the log root, or the file system refused.
+    #[error("failed to create pod log directory: {0}")]
+    LogDirectory(PathError),
+    /// The pod's state directory (`<state root>/<uid>`) cannot be made from
+    /// its uid.
+    #[error("failed to place pod state directory: {0}")]
+    StateDirectory(PathError),
+    /// The pod's uid is already another pod's (by namespace/name), or the
+    /// pod's namespace/name already runs under another uid. Found among the
+    /// node's sandboxes (from CRI labels) and the starts in flight; nothing
+    /// was created.
+    #[error("{0}")]
+    PodIdentity(IdentityConflict),
     /// RunPodSandbox failed.
     #[error("Failed to create pod sandbox: {0}")]
     CreateSandbox(CriError),
@@ -98,11 +108,8 @@ pub enum StartError {
     #[error("Failed to stop pod: {0}")]
     Stop(CriError),
     /// The pod's log directory could not be removed after the pod was.
-    #[error("failed to remove pod log directory {path}: {source}")]
-    RemoveLogDirectory {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("failed to remove pod log directory: {0}")]
+    RemoveLogDirectory(PathError),
     /// The caller's deadline passed before the pod started.
     #[error("the caller's deadline of {after:?} passed before the pod started")]
     DeadlineExceeded { after: std::time::Duration },
@@ -120,9 +127,14 @@ impl StartError {
         match self {
             StartError::InvalidSpec(_) => Code::InvalidArgument,
             StartError::PodNotFound { .. } => Code::NotFound,
-            StartError::LogDirectory { .. } | StartError::RemoveLogDirectory { .. } => {
-                Code::Internal
-            }
+            StartError::LogDirectory(e)
+            | StartError::StateDirectory(e)
+            | StartError::RemoveLogDirectory(e) => match e {
+                e if e.is_request_fault() => Code::InvalidArgument,
+                PathError::Outside { .. } => Code::FailedPrecondition,
+                _ => Code::Internal,
+            },
+            StartError::PodIdentity(_) => Code::AlreadyExists,
             StartError::CreateSandbox(e)
             | StartError::SandboxStatus(e)
             | StartError::ImageInspect { source: e, .. }
@@ -156,10 +168,15 @@ impl StartError {
             // The kubelet's waiting reason for a bad reference.
             StartError::InvalidSpec(spec) if spec.field.ends_with(".image") => "InvalidImageName",
             StartError::InvalidSpec(_) => "InvalidSpec",
-            StartError::PodNotFound { .. } => "PodNotFound",
-            StartError::LogDirectory { .. } | StartError::CreateSandbox(_) => {
-                "CreatePodSandboxError"
+            // A uid, namespace or name no path may be made of.
+            StartError::LogDirectory(e) | StartError::StateDirectory(e) if e.is_request_fault() => {
+                "InvalidSpec"
             }
+            StartError::PodNotFound { .. } => "PodNotFound",
+            StartError::PodIdentity(_) => "PodIdentityConflict",
+            StartError::LogDirectory(_)
+            | StartError::StateDirectory(_)
+            | StartError::CreateSandbox(_) => "CreatePodSandboxError",
             StartError::SandboxStatus(_) => "FailedPodSandBoxStatus",
             StartError::ImageInspect { .. } => "ImageInspectError",
             StartError::ImageNeverPull { .. } => "ErrImageNeverPull",
@@ -181,7 +198,7 @@ impl StartError {
             StartError::AppContainers { first, .. } => first.reason(),
             StartError::Runtime(_) => "RuntimeError",
             StartError::Stop(_) => "KillPodError",
-            StartError::RemoveLogDirectory { .. } => "RemoveLogDirectoryError",
+            StartError::RemoveLogDirectory(_) => "RemoveLogDirectoryError",
             StartError::DeadlineExceeded { .. } => "DeadlineExceeded",
             StartError::Cancelled { .. } => "Cancelled",
             StartError::TaskFailed(_) => "InternalError",
@@ -192,8 +209,13 @@ impl StartError {
     pub fn step(&self) -> Step {
         match self {
             StartError::InvalidSpec(_) => Step::Validate,
+            StartError::LogDirectory(e) | StartError::StateDirectory(e) if e.is_request_fault() => {
+                Step::Validate
+            }
             StartError::PodNotFound { .. } | StartError::Runtime(_) => Step::Unspecified,
-            StartError::LogDirectory { .. }
+            StartError::PodIdentity(_) => Step::Validate,
+            StartError::LogDirectory(_)
+            | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
             | StartError::SandboxStatus(_) => Step::Sandbox,
             StartError::ImageInspect { .. }
@@ -211,7 +233,7 @@ impl StartError {
             }
             StartError::AppContainers { first, .. } => first.step(),
             StartError::Stop(_) => Step::StopSandbox,
-            StartError::RemoveLogDirectory { .. } => Step::Remove,
+            StartError::RemoveLogDirectory(_) => Step::Remove,
             StartError::DeadlineExceeded { .. }
             | StartError::Cancelled { .. }
             | StartError::TaskFailed(_) => Step::Unspecified,
@@ -235,12 +257,14 @@ impl StartError {
             StartError::AppContainers { first, .. } => first.container(),
             StartError::InvalidSpec(_)
             | StartError::PodNotFound { .. }
-            | StartError::LogDirectory { .. }
+            | StartError::PodIdentity(_)
+            | StartError::LogDirectory(_)
+            | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
             | StartError::SandboxStatus(_)
             | StartError::Runtime(_)
             | StartError::Stop(_)
-            | StartError::RemoveLogDirectory { .. }
+            | StartError::RemoveLogDirectory(_)
             | StartError::DeadlineExceeded { .. }
             | StartError::Cancelled { .. }
             | StartError::TaskFailed(_) => None,
@@ -374,6 +398,44 @@ mod tests {
                 Code::Aborted,
                 "PostStartHookError",
                 Step::PostStart,
+            ),
+            (
+                StartError::PodIdentity(IdentityConflict::UidTaken {
+                    uid: "u1".into(),
+                    known: "ns-a/web".into(),
+                    requested: "ns-b/api".into(),
+                }),
+                Code::AlreadyExists,
+                "PodIdentityConflict",
+                Step::Validate,
+            ),
+            (
+                StartError::LogDirectory(PathError::Part {
+                    root: "/var/log/pods".into(),
+                    part: "a/b".into(),
+                    rule: "contains '/'",
+                }),
+                Code::InvalidArgument,
+                "InvalidSpec",
+                Step::Validate,
+            ),
+            (
+                StartError::StateDirectory(PathError::Io {
+                    path: "/var/lib/podstart/pods/u1".into(),
+                    source: std::io::Error::other("read-only file system"),
+                }),
+                Code::Internal,
+                "CreatePodSandboxError",
+                Step::Sandbox,
+            ),
+            (
+                StartError::RemoveLogDirectory(PathError::Outside {
+                    path: "/var/log/pods/x".into(),
+                    root: "/var/log/pods".into(),
+                }),
+                Code::FailedPrecondition,
+                "RemoveLogDirectoryError",
+                Step::Remove,
             ),
         ];
         for (err, code, reason, step) in cases {

@@ -14,8 +14,10 @@ use super::{
     events::{exit_event, finish, micros, short},
     restart::{self, AfterExit},
     runtime::remove_sandbox,
+    termination,
 };
 use crate::duration;
+use crate::paths;
 use crate::proto::v1::{
     AppStartMode, Container, ContainerKind, ContainerRestartPolicy, PodSpec, PodStarted,
     SandboxInfo, StartEvent, StartPodRequest, Step, StepTiming, start_event::Payload,
@@ -91,6 +93,27 @@ impl Starter {
         let began = Instant::now();
         let pod = req.pod.clone().unwrap_or_default();
         let meta = pod.metadata.clone().unwrap_or_default();
+        // Every path made from the request is inside its root, or nothing
+        // is made at all.
+        termination::pod_dir(&self.inner.config.pod_state_root, &meta.uid)
+            .map_err(StartError::StateDirectory)?;
+        sandbox_spec::log_directory(&self.inner.config.pod_log_root, &meta)
+            .map_err(StartError::LogDirectory)?;
+        // The uid names one pod: refused before anything is made (or a
+        // supervisor stopped) when it or the name is another pod's, in
+        // flight or on the node. The claim is held to the end of the start.
+        let _claim = self
+            .inner
+            .locks
+            .claim(&meta.uid, &meta.namespace, &meta.name)
+            .map_err(StartError::PodIdentity)?;
+        if let Some(conflict) =
+            view::identity_conflict(&self.inner.cri, &meta.uid, &meta.namespace, &meta.name)
+                .await
+                .map_err(StartError::Runtime)?
+        {
+            return Err(StartError::PodIdentity(conflict));
+        }
         // This start takes over from the pod's supervisor, if it has one.
         self.stop_supervising(&meta.uid);
         let guard = self.inner.locks.enter(&meta.uid).await;
@@ -124,10 +147,13 @@ impl Starter {
         let pod = req.pod.unwrap_or_default();
         let mut timings = Vec::new();
         let options = req.options.unwrap_or_default();
-        let images = self.pod_images(&pod, req.credentials, &options, sink);
+        let meta = pod.metadata.clone().unwrap_or_default();
+        let log_dir = sandbox_spec::log_directory(&self.inner.config.pod_log_root, &meta)
+            .map_err(StartError::LogDirectory)?;
+        let images = self.pod_images(&pod, &log_dir, req.credentials, &options, sink);
 
         let sandbox = self
-            .ensure_sandbox(&pod, sink, &mut timings)
+            .ensure_sandbox(&pod, log_dir, sink, &mut timings)
             .instrument(tracing::info_span!("sandbox"))
             .await?;
         let ctx = PodContext {
@@ -236,13 +262,13 @@ impl Starter {
     async fn ensure_sandbox(
         &self,
         pod: &PodSpec,
+        log_dir: PathBuf,
         sink: &EventSink,
         timings: &mut Vec<StepTiming>,
     ) -> Result<Sandbox, StartError> {
         let cri = &self.inner.cri;
         let meta = pod.metadata.clone().unwrap_or_default();
-        let log_dir = sandbox_spec::log_directory(&self.inner.config.pod_log_root, &meta);
-        let config = sandbox_spec::pod_sandbox_config(pod, &self.inner.config.pod_log_root);
+        let config = sandbox_spec::pod_sandbox_config(pod, &log_dir);
         let started = Instant::now();
 
         let filter = view::PodFilter {
@@ -325,10 +351,12 @@ impl Starter {
             ),
             ..Default::default()
         };
-        std::fs::create_dir_all(&log_dir).map_err(|source| StartError::LogDirectory {
-            path: log_dir.display().to_string(),
-            source,
-        })?;
+        let meta = pod.metadata.clone().unwrap_or_default();
+        paths::create_dirs(
+            &self.inner.config.pod_log_root,
+            &[&sandbox_spec::log_directory_name(&meta)],
+        )
+        .map_err(StartError::LogDirectory)?;
         let id = match self.run_sandbox(pod, &config).await {
             Ok(id) => id,
             Err(e) => {

@@ -99,10 +99,11 @@ impl Starter {
     }
 
     /// The pod's images, with their pre-pulls started unless the request
-    /// opts out.
+    /// opts out; `log_dir` is the pod's (checked) log directory.
     pub(super) fn pod_images(
         &self,
         pod: &PodSpec,
+        log_dir: &std::path::Path,
         credentials: Vec<RegistryCredential>,
         options: &StartOptions,
         sink: &EventSink,
@@ -113,10 +114,7 @@ impl Starter {
                 .as_ref()
                 .map(|m| m.uid.clone())
                 .unwrap_or_default(),
-            sandbox_config: crate::spec::sandbox::pod_sandbox_config(
-                pod,
-                &self.inner.config.pod_log_root,
-            ),
+            sandbox_config: crate::spec::sandbox::pod_sandbox_config(pod, log_dir),
             credentials: Arc::new(credentials),
             sink: sink.clone(),
             progress: !options.no_pull_progress,

@@ -1,6 +1,7 @@
 //! StopPod: PreStop hooks within the grace period, StopContainer with what
 //! is left of it (at least 2 s), StopPodSandbox, RemovePodSandbox, and the
-//! pod's log directory. Works from what the runtime reports (labels and
+//! files podstart made for the pod (termination message files, the log
+//! directory's container logs), never more. Works from what the runtime reports (labels and
 //! annotations), so it needs no memory of the start.
 use std::{
     collections::HashMap,
@@ -17,13 +18,14 @@ use super::{
     runtime::remove_sandbox,
     termination,
 };
+use crate::paths;
 use crate::proto::v1::{
     Container, PodMetadata, PodRef, PodStopped, StartEvent, Step, start_event::Payload,
 };
 use crate::spec::{labels, sandbox as sandbox_spec};
 use crate::state::view;
 
-use super::container::MIN_GRACE;
+use super::container::{MIN_GRACE, log_number};
 
 impl Starter {
     /// The metadata of the pod `r` names, from its newest sandbox.
@@ -144,30 +146,60 @@ impl Starter {
             stopped.sandbox_id.clone_from(&sandbox.id);
         }
 
-        let state_dir = termination::pod_dir(&self.inner.config.pod_state_root, &pod.uid);
-        if let Err(e) = std::fs::remove_dir_all(&state_dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %state_dir.display(), error = %e, "removing the pod's state directory");
+        // Only what podstart made goes: the termination message files and
+        // their directories, then the pod's container logs (`<name>/N.log`,
+        // rotated `N.log.*`) and their directories; anything else stays.
+        let state_root = &self.inner.config.pod_state_root;
+        match termination::remove_pod_dir(state_root, &pod.uid) {
+            Ok(removed) if !removed.kept.is_empty() => tracing::warn!(
+                kept = ?removed.kept,
+                "the pod's state directory holds files podstart did not make; they stay"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "removing the pod's state directory"),
         }
 
-        let log_dir = sandbox_spec::log_directory(&self.inner.config.pod_log_root, pod);
-        match std::fs::remove_dir_all(&log_dir) {
-            Ok(()) => {
-                sink.emit(StartEvent::at(
+        let log_root = &self.inner.config.pod_log_root;
+        let log_name = sandbox_spec::log_directory_name(pod);
+        let removed = match paths::remove_layout(
+            log_root,
+            &[&log_name],
+            &[paths::is_plain_name, |n| log_number(n).is_some()],
+        ) {
+            Ok(removed) => removed,
+            // A name no directory under the root can have: podstart made
+            // none for it, so there is nothing to remove.
+            Err(e) if e.is_request_fault() => {
+                tracing::warn!(error = %e, "the pod's log directory has no place under the log root");
+                paths::Removed::default()
+            }
+            Err(e) => return Err(StartError::RemoveLogDirectory(e)),
+        };
+        let log_dir = log_root.join(&log_name);
+        if removed.gone() {
+            sink.emit(StartEvent::at(
+                Step::Remove,
+                "LogsRemoved",
+                format!("Removed pod log directory {}", log_dir.display()),
+            ))
+            .await;
+        } else if let Some(first) = removed.kept.first() {
+            sink.emit(
+                StartEvent::at(
                     Step::Remove,
-                    "LogsRemoved",
-                    format!("Removed pod log directory {}", log_dir.display()),
-                ))
-                .await;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(StartError::RemoveLogDirectory {
-                    path: log_dir.display().to_string(),
-                    source,
-                });
-            }
+                    "LogsKept",
+                    format!(
+                        "Kept pod log directory {}: {} entr{} podstart did not make, \
+                         such as {}",
+                        log_dir.display(),
+                        removed.kept.len(),
+                        if removed.kept.len() == 1 { "y" } else { "ies" },
+                        first.display()
+                    ),
+                )
+                .warning(),
+            )
+            .await;
         }
         Ok(stopped)
     }

@@ -12,6 +12,7 @@ use std::{
 
 use k8s_cri::v1 as cri;
 
+use crate::paths::{self, PathError, Removed};
 use crate::proto::v1::Container;
 use crate::spec::labels;
 
@@ -23,20 +24,32 @@ pub const FALLBACK_LOG_LINES: usize = 80;
 /// Most of those lines kept.
 pub const FALLBACK_LOG_BYTES: usize = 2 * 1024;
 
-/// The pod's directory under the state root.
-pub fn pod_dir(state_root: &Path, uid: &str) -> PathBuf {
-    state_root.join(uid)
+/// The directory of the pod's state under the state root: `<root>/<uid>`.
+pub fn pod_dir(state_root: &Path, uid: &str) -> Result<PathBuf, PathError> {
+    paths::under(state_root, &[uid])
 }
 
+/// The length of a termination message file's name (hex digits).
+const MESSAGE_FILE_NAME_LEN: usize = 8;
+
 /// Creates the termination message file of a container and returns the
-/// mount that puts it at the container's termination message path.
-pub fn prepare(state_root: &Path, uid: &str, c: &Container) -> std::io::Result<cri::Mount> {
-    let dir = pod_dir(state_root, uid).join("containers").join(&c.name);
-    std::fs::create_dir_all(&dir)?;
+/// mount that puts it at the container's termination message path. Every
+/// directory on the way is checked to be inside the state root.
+pub fn prepare(state_root: &Path, uid: &str, c: &Container) -> Result<cri::Mount, PathError> {
+    let dir = paths::create_dirs(state_root, &[uid, CONTAINERS, &c.name])?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let file = dir.join(id.get(..8).unwrap_or(&id));
-    std::fs::write(&file, b"")?;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))?;
+    let file = dir.join(id.get(..MESSAGE_FILE_NAME_LEN).unwrap_or(&id));
+    let io = |source| PathError::Io {
+        path: file.clone(),
+        source,
+    };
+    // A new file, never one that was there (nor what a link there names).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+        .map_err(io)?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).map_err(io)?;
     let container_path = if c.termination_message_path.is_empty() {
         labels::DEFAULT_TERMINATION_MESSAGE_PATH.to_string()
     } else {
@@ -47,6 +60,29 @@ pub fn prepare(state_root: &Path, uid: &str, c: &Container) -> std::io::Result<c
         host_path: file.display().to_string(),
         ..Default::default()
     })
+}
+
+/// The one directory level between a pod's state directory and its
+/// containers'.
+const CONTAINERS: &str = "containers";
+
+/// Removes what [`prepare`] made for the pod `uid`: its
+/// `containers/<name>/<8 hex>` files and those directories, then the pod's
+/// directory once empty. Anything else stays (see `Removed::kept`).
+pub fn remove_pod_dir(state_root: &Path, uid: &str) -> Result<Removed, PathError> {
+    paths::remove_layout(
+        state_root,
+        &[uid],
+        &[|n| n == CONTAINERS, paths::is_plain_name, is_message_file],
+    )
+}
+
+/// A name [`prepare`] gives a termination message file.
+fn is_message_file(name: &str) -> bool {
+    name.len() == MESSAGE_FILE_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The message of an exited container: the runtime's own message, then
@@ -64,10 +100,13 @@ pub fn message(status: &cri::ContainerStatus) -> String {
         .is_some_and(|p| p == "FallbackToLogsOnError")
         && status.exit_code != 0
         && status.reason != "ContainerCannotRun";
+    // Only a file laid out as `prepare` makes it for this container: a
+    // mount of the request's own at the same path is never read.
     let from_file = status
         .mounts
         .iter()
-        .find(|m| !path.is_empty() && m.container_path == path)
+        .filter(|m| !path.is_empty() && m.container_path == path)
+        .rfind(|m| is_prepared_file(Path::new(&m.host_path), status))
         .map(|m| tail_bytes(Path::new(&m.host_path), MAX_MESSAGE_BYTES))
         .unwrap_or_default();
     let written = if from_file.is_empty() && fallback {
@@ -80,6 +119,28 @@ pub fn message(status: &cri::ContainerStatus) -> String {
         (true, false) => written,
         (false, false) => format!("{}: {written}", status.message),
     }
+}
+
+/// Whether `file` is `…/<pod uid>/containers/<container name>/<8 hex>`
+/// for the container of `status`, and a regular file (not a link).
+fn is_prepared_file(file: &Path, status: &cri::ContainerStatus) -> bool {
+    let container = status.metadata.as_ref().map(|m| m.name.as_str());
+    let uid = status.labels.get(labels::POD_UID).map(String::as_str);
+    let dir = file.parent();
+    let containers = dir.and_then(Path::parent);
+    let pod = containers.and_then(Path::parent);
+    name(Some(file)).is_some_and(is_message_file)
+        && container.is_some()
+        && name(dir) == container
+        && name(containers) == Some(CONTAINERS)
+        && uid.is_some()
+        && name(pod) == uid
+        && std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// The last component of `p`, as text.
+fn name(p: Option<&Path>) -> Option<&str> {
+    p.and_then(Path::file_name).and_then(|n| n.to_str())
 }
 
 /// The last `max` bytes of a file, as text; empty when it cannot be read.
@@ -135,10 +196,16 @@ mod tests {
     use std::collections::HashMap;
 
     fn status(dir: &Path, policy: &str, exit_code: i32, file_text: &str) -> cri::ContainerStatus {
-        let file = dir.join("msg");
+        let file = dir.join("uid1/containers/app/0123abcd");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, file_text).unwrap();
         cri::ContainerStatus {
             exit_code,
+            metadata: Some(cri::ContainerMetadata {
+                name: "app".into(),
+                attempt: 0,
+            }),
+            labels: HashMap::from([(labels::POD_UID.to_string(), "uid1".to_string())]),
             log_path: dir.join("0.log").display().to_string(),
             annotations: HashMap::from([
                 (
@@ -185,6 +252,31 @@ mod tests {
     }
 
     #[test]
+    fn only_the_file_podstart_made_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("host-secret");
+        std::fs::write(&secret, "root's secret").unwrap();
+        let mut s = status(dir.path(), "File", 1, "mine");
+        // The request's own mount at the same path, listed first.
+        let mut theirs = s.mounts[0].clone();
+        theirs.host_path = secret.display().to_string();
+        s.mounts.insert(0, theirs.clone());
+        assert_eq!(message(&s), "mine");
+        s.mounts.push(theirs);
+        assert_eq!(message(&s), "mine", "whatever the order");
+        s.mounts
+            .retain(|m| m.host_path == secret.display().to_string());
+        assert_eq!(message(&s), "");
+        // A link in podstart's place is not followed.
+        let s = status(dir.path(), "File", 1, "mine");
+        let file = Path::new(&s.mounts[0].host_path);
+        std::fs::remove_file(file).unwrap();
+        std::os::unix::fs::symlink(&secret, file).unwrap();
+        assert_eq!(message(&s), "");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root's secret");
+    }
+
+    #[test]
     fn log_tail_joins_partials_and_caps_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0.log");
@@ -209,5 +301,41 @@ mod tests {
         let meta = std::fs::metadata(&m.host_path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o666);
         assert!(m.host_path.contains("/uid1/containers/app/"));
+    }
+
+    #[test]
+    fn removal_takes_only_the_message_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let c = Container {
+            name: "app".into(),
+            ..Default::default()
+        };
+        let m = prepare(&root, "uid1", &c).unwrap();
+        let stray = root.join("uid1/containers/app/not-ours");
+        std::fs::write(&stray, "x").unwrap();
+        let r = remove_pod_dir(&root, "uid1").unwrap();
+        assert_eq!(r.files, 1);
+        assert_eq!(r.kept, vec![stray.clone()]);
+        assert!(!Path::new(&m.host_path).exists() && stray.exists());
+        std::fs::remove_file(&stray).unwrap();
+        assert!(remove_pod_dir(&root, "uid1").unwrap().gone());
+        assert!(root.is_dir() && !root.join("uid1").exists());
+    }
+
+    #[test]
+    fn a_uid_that_is_not_one_component_makes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let c = Container {
+            name: "app".into(),
+            ..Default::default()
+        };
+        for uid in ["..", ".", "", "../x", "a/b", "a\0b"] {
+            assert!(prepare(&root, uid, &c).is_err(), "{uid:?}");
+            assert!(remove_pod_dir(&root, uid).is_err(), "{uid:?}");
+        }
+        assert!(!dir.path().join("containers").exists());
+        assert!(!dir.path().join("x").exists());
     }
 }

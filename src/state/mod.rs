@@ -1,7 +1,8 @@
 //! What the node runs, and who is working on which pod.
 //!
 //! - [`PodLocks`]: one start or stop at a time per pod uid, and a way for a
-//!   stop to cancel a start in progress.
+//!   stop to cancel a start in progress; the identity (namespace/name) of
+//!   every start in flight, so a uid names one pod ([`PodLocks::claim`]).
 //! - [`view`]: pods and containers as the runtime reports them, found through
 //!   the CRI labels podstart sets — so it holds after a podstart restart.
 pub mod view;
@@ -20,10 +21,78 @@ struct Slot {
     cancel: CancellationToken,
 }
 
-/// Per-uid exclusion and cancellation for StartPod / StopPod.
+/// Per-uid exclusion and cancellation for StartPod / StopPod, and the
+/// identities of the starts in flight.
 #[derive(Clone, Default)]
 pub struct PodLocks {
     slots: Arc<Mutex<HashMap<String, Slot>>>,
+    claims: Arc<Mutex<Claims>>,
+}
+
+/// The identities starts in flight claim: uid → (namespace/name, how many
+/// starts), namespace/name → uid.
+#[derive(Default)]
+struct Claims {
+    by_uid: HashMap<String, (String, usize)>,
+    by_name: HashMap<String, String>,
+}
+
+/// A pod's uid and its namespace/name disagree with a pod the node knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityConflict {
+    /// The uid is already another pod's.
+    #[error("pod uid {uid:?} is already pod {known:?}; this request names {requested:?}")]
+    UidTaken {
+        uid: String,
+        /// The namespace/name the node knows the uid by.
+        known: String,
+        /// The namespace/name the request gives it.
+        requested: String,
+    },
+    /// The namespace/name already runs (or starts) under another uid.
+    #[error(
+        "pod {name:?} is already pod uid {known:?}; this request gives uid {requested:?} \
+         (stop that pod first)"
+    )]
+    NameTaken {
+        name: String,
+        known: String,
+        requested: String,
+    },
+}
+
+/// `namespace/name`, as identities are written.
+pub fn pod_name(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// A start's claim on its pod's identity; released when dropped.
+pub struct Claim {
+    uid: String,
+    claims: Arc<Mutex<Claims>>,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("uid", &self.uid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((name, count)) = claims.by_uid.get_mut(&self.uid) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            let name = name.clone();
+            claims.by_uid.remove(&self.uid);
+            claims.by_name.remove(&name);
+        }
+    }
 }
 
 impl std::fmt::Debug for PodLocks {
@@ -76,6 +145,43 @@ impl PodLocks {
             uid: uid.to_string(),
             locks: self.clone(),
         }
+    }
+
+    /// Records that a start of pod `uid`, named `namespace/name`, is in
+    /// flight — unless a start in flight already gives the uid another
+    /// name, or the name another uid. Checked and recorded at once, so of
+    /// two clashing starts only one goes on.
+    pub fn claim(&self, uid: &str, namespace: &str, name: &str) -> Result<Claim, IdentityConflict> {
+        let requested = pod_name(namespace, name);
+        let mut claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, _)) = claims.by_uid.get(uid)
+            && *known != requested
+        {
+            return Err(IdentityConflict::UidTaken {
+                uid: uid.to_string(),
+                known: known.clone(),
+                requested,
+            });
+        }
+        if let Some(known) = claims.by_name.get(&requested)
+            && known != uid
+        {
+            return Err(IdentityConflict::NameTaken {
+                name: requested,
+                known: known.clone(),
+                requested: uid.to_string(),
+            });
+        }
+        claims
+            .by_uid
+            .entry(uid.to_string())
+            .or_insert_with(|| (requested.clone(), 0))
+            .1 += 1;
+        claims.by_name.insert(requested, uid.to_string());
+        Ok(Claim {
+            uid: uid.to_string(),
+            claims: self.claims.clone(),
+        })
     }
 
     /// Asks whoever works on `uid` to stop.
@@ -144,6 +250,36 @@ mod tests {
         drop(first);
         let next = locks.enter("uid-1").await;
         assert!(!next.cancel.is_cancelled());
+    }
+
+    #[test]
+    fn a_uid_and_a_name_are_claimed_together() {
+        let locks = PodLocks::default();
+        let first = locks.claim("u1", "ns-a", "web").unwrap();
+        let again = locks.claim("u1", "ns-a", "web").unwrap();
+        assert_eq!(
+            locks.claim("u1", "ns-b", "api").unwrap_err().to_string(),
+            r#"pod uid "u1" is already pod "ns-a/web"; this request names "ns-b/api""#
+        );
+        assert_eq!(
+            locks.claim("u2", "ns-a", "web").unwrap_err(),
+            IdentityConflict::NameTaken {
+                name: "ns-a/web".into(),
+                known: "u1".into(),
+                requested: "u2".into(),
+            }
+        );
+        drop(first);
+        assert!(
+            locks.claim("u2", "ns-a", "web").is_err(),
+            "still claimed once"
+        );
+        drop(again);
+        let other = locks.claim("u2", "ns-a", "web").unwrap();
+        assert!(locks.claim("u1", "ns-a", "web").is_err());
+        drop(other);
+        let claims = locks.claims.lock().unwrap();
+        assert!(claims.by_uid.is_empty() && claims.by_name.is_empty());
     }
 
     #[tokio::test]

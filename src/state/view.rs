@@ -9,6 +9,8 @@ use crate::proto::v1::{ContainerState, ContainerStatus, Pod, PodRef, SandboxStat
 use crate::spec::labels;
 use crate::spec::sandbox::pod_ips;
 
+use super::{IdentityConflict, pod_name};
+
 /// Which pods to report.
 #[derive(Debug, Default, Clone)]
 pub struct PodFilter {
@@ -53,6 +55,50 @@ pub async fn sandboxes(cri: &Cri, filter: &PodFilter) -> Result<Vec<cri::PodSand
     let mut found = cri.list_pod_sandboxes(filter.selector()).await?;
     found.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(found)
+}
+
+/// Whether the node's sandboxes (found through podstart's labels, so this
+/// holds after a restart) give `uid` another namespace/name — any sandbox
+/// of the uid counts, since it is that pod's until a StopPod removes it —
+/// or run `namespace/name` (a ready sandbox) under another uid.
+pub async fn identity_conflict(
+    cri: &Cri,
+    uid: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<IdentityConflict>, CriError> {
+    let requested = pod_name(namespace, name);
+    let by_uid = PodFilter {
+        uid: Some(uid.to_string()),
+        ..Default::default()
+    };
+    for s in sandboxes(cri, &by_uid).await? {
+        let Some(m) = &s.metadata else { continue };
+        let known = pod_name(&m.namespace, &m.name);
+        if known != requested {
+            return Ok(Some(IdentityConflict::UidTaken {
+                uid: uid.to_string(),
+                known,
+                requested,
+            }));
+        }
+    }
+    let by_name = PodFilter {
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    let running = sandboxes(cri, &by_name).await?.into_iter().find(|s| {
+        s.state == cri::PodSandboxState::SandboxReady as i32
+            && s.metadata.as_ref().is_some_and(|m| m.uid != uid)
+    });
+    Ok(running
+        .and_then(|s| s.metadata)
+        .map(|m| IdentityConflict::NameTaken {
+            name: requested,
+            known: m.uid,
+            requested: uid.to_string(),
+        }))
 }
 
 /// The pod's current sandbox: the newest ready one, else the newest.

@@ -86,6 +86,9 @@ async fn credentials_are_tried_in_order_and_never_shown() {
         .await
         .unwrap();
     assert_eq!(failure(&wrong), "ErrImagePullUnauthorized");
+    // The failed pod keeps its sandbox, and with it its name: stopped, the
+    // name may start again under a new uid.
+    h.stop("uid-wrong").await.unwrap();
     // The most specific credential first (the wrong one), then the host-wide one.
     let right = h
         .start(with_creds(

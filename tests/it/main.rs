@@ -12,16 +12,20 @@
 //! thread.
 
 mod common;
+mod direct;
 mod net;
 mod process;
 
 mod cli;
 mod hooks;
 mod hostile;
+mod identity;
 mod image_secrets;
 mod images;
+mod listen;
 mod middleware;
 mod observability;
+mod paths;
 mod semantics;
 mod serve;
 mod start_flow;

@@ -66,11 +66,27 @@ fn sc(cfg: &cri::PodSandboxConfig) -> cri::LinuxSandboxSecurityContext {
 fn log_dir_layout() {
     let meta = pod().metadata.expect("meta");
     assert_eq!(
-        log_directory(Path::new("/var/log/pods"), &meta),
+        log_directory(Path::new("/var/log/pods"), &meta).unwrap(),
         PathBuf::from("/var/log/pods/prod_web_uid-1")
     );
-    let cfg = pod_sandbox_config(&pod(), Path::new("/tmp/logs"));
+    let dir = log_directory(Path::new("/tmp/logs"), &meta).unwrap();
+    let cfg = pod_sandbox_config(&pod(), &dir);
     assert_eq!(cfg.log_directory, "/tmp/logs/prod_web_uid-1");
+    // One component inside the root, whatever the uid says.
+    for uid in ["a/../../etc", "x/y", "a\0b"] {
+        let mut bad = meta.clone();
+        bad.uid = uid.into();
+        assert!(
+            log_directory(Path::new("/var/log/pods"), &bad).is_err(),
+            "{uid:?}"
+        );
+    }
+    let mut dots = meta.clone();
+    dots.uid = "..".into();
+    assert_eq!(
+        log_directory(Path::new("/l"), &dots).unwrap(),
+        PathBuf::from("/l/prod_web_..")
+    );
 }
 
 #[test]
