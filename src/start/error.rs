@@ -15,7 +15,7 @@ pub enum StartError {
     #[error("{0}")]
     InvalidSpec(#[from] InvalidSpec),
     /// No sandbox on this node carries the pod's uid (or namespace/name).
-    #[error("pod {pod} is not known on this node")]
+    #[error("pod {} is not known on this node", echo(.pod))]
     PodNotFound { pod: String },
     /// The pod's log directory could not be created.
     #[error("failed to create pod log directory {path}: {source}")]
@@ -248,15 +248,50 @@ impl StartError {
     }
 }
 
+/// Longest piece of caller input a message repeats.
+pub const ECHO_CHARS: usize = 64;
+
+/// Longest status message sent to a caller: what a client's trailer takes
+/// whatever the message repeats.
+pub const STATUS_MESSAGE_CHARS: usize = 1024;
+
+/// `input` as a message repeats it: at most `ECHO_CHARS` characters, "…"
+/// marking the cut.
+pub fn echo(input: &str) -> String {
+    clip(input, ECHO_CHARS)
+}
+
+fn clip(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 impl From<StartError> for tonic::Status {
     fn from(e: StartError) -> tonic::Status {
-        tonic::Status::new(e.code(), e.to_string())
+        tonic::Status::new(e.code(), clip(&e.to_string(), STATUS_MESSAGE_CHARS))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_input_is_cut_at_64_characters() {
+        assert_eq!(echo("abc"), "abc");
+        let long = "é".repeat(3_000_000);
+        let shown = echo(&long);
+        assert_eq!(shown.chars().count(), ECHO_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        let e = StartError::PodNotFound { pod: long };
+        let status = tonic::Status::from(e);
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().len() < 200, "{}", status.message());
+        let status = tonic::Status::from(StartError::TaskFailed("x".repeat(100_000)));
+        assert_eq!(status.message().chars().count(), STATUS_MESSAGE_CHARS + 1);
+    }
 
     fn cri(code: Code) -> CriError {
         CriError::Call {

@@ -1,10 +1,17 @@
 //! StartEvent construction and delivery. Every event goes to the caller's
 //! stream (while the caller listens) and to the node-wide bus that
 //! WatchEvents reads.
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    future::Future,
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_cri::v1 as cri;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::{StartError, termination};
@@ -12,18 +19,128 @@ use crate::proto::v1::{
     ContainerExit, ContainerKind, EventType, PodFailed, PodMetadata, StartEvent, Step,
     start_event::Payload,
 };
+use crate::telemetry::Metrics;
 
-/// Where a request's events go.
+/// Where a request's events go. Clones share one caller: the flow never
+/// waits on it (see `Caller`).
 #[derive(Clone)]
 pub struct EventSink {
     uid: String,
     name: String,
     namespace: String,
-    caller: Option<mpsc::Sender<Result<StartEvent, Status>>>,
+    caller: Option<Arc<Caller>>,
     bus: broadcast::Sender<StartEvent>,
 }
 
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSink")
+            .field("uid", &self.uid)
+            .field("caller", &self.caller.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The caller's end of one request's events: a bounded buffer the flow
+/// never waits on. When it fills (the caller does not read), progress
+/// events are dropped first, once half of it is taken; a step event that
+/// does not fit disconnects the caller (RESOURCE_EXHAUSTED after what it
+/// was sent); the last slot is kept for the terminal event. After the
+/// terminal event the caller gets nothing more, so its stream ends.
+struct Caller {
+    state: Mutex<CallerState>,
+    metrics: Option<Metrics>,
+}
+
+struct CallerState {
+    /// None once the terminal event went out, the caller left, or it was
+    /// disconnected.
+    tx: Option<mpsc::Sender<Result<StartEvent, Status>>>,
+    /// Ends the stream with a status after its buffered events.
+    cut: Option<oneshot::Sender<Status>>,
+    disconnected: bool,
+    terminal_sent: bool,
+}
+
+/// What an event is to the caller's buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Progress,
+    Step,
+    Terminal,
+}
+
+/// `podstart_events_dropped_total` reasons.
+const DROPPED_SLOW_READER: &str = "slow_reader";
+const DROPPED_DISCONNECTED: &str = "disconnected";
+
+impl Caller {
+    fn lock(&self) -> MutexGuard<'_, CallerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dropped(&self, reason: &str) {
+        if let Some(m) = &self.metrics {
+            m.event_dropped(reason);
+        }
+    }
+
+    /// Hands `event` to the caller's buffer without waiting.
+    fn deliver(&self, event: StartEvent, kind: Kind, uid: &str) {
+        let mut state = self.lock();
+        if kind == Kind::Terminal {
+            state.terminal_sent = true;
+        }
+        let Some(tx) = state.tx.as_ref() else {
+            if state.disconnected {
+                self.dropped(DROPPED_DISCONNECTED);
+            }
+            return;
+        };
+        if tx.is_closed() {
+            tracing::debug!(pod_uid = %uid, "caller stopped listening; carrying on");
+            state.tx = None;
+            state.cut = None;
+            return;
+        }
+        // Free slots an event of this kind must leave for later ones.
+        let keep = match kind {
+            Kind::Progress => tx.max_capacity() / 2,
+            Kind::Step => 1,
+            Kind::Terminal => 0,
+        };
+        let fits = tx.capacity() > keep && tx.try_send(Ok(event)).is_ok();
+        if !fits {
+            if kind == Kind::Progress {
+                self.dropped(DROPPED_SLOW_READER);
+                return;
+            }
+            self.dropped(DROPPED_DISCONNECTED);
+            tracing::warn!(
+                pod_uid = %uid,
+                "caller is not reading its stream: disconnecting it; the request carries on"
+            );
+            state.disconnected = true;
+            state.tx = None;
+            if let Some(cut) = state.cut.take() {
+                let _ = cut.send(Status::resource_exhausted(
+                    "client is not reading its stream: disconnected; the request carries on \
+                     (WatchEvents has every event)",
+                ));
+            }
+            return;
+        }
+        if kind == Kind::Terminal {
+            // Nothing follows the terminal event: the stream ends.
+            state.tx = None;
+            state.cut = None;
+        }
+    }
+}
+
 impl EventSink {
+    /// A sink whose caller, if any, reads `caller` (a buffer the flow
+    /// never waits on; a full one ends the delivery, unannounced).
     pub fn new(
         pod: &PodMetadata,
         caller: Option<mpsc::Sender<Result<StartEvent, Status>>>,
@@ -33,19 +150,70 @@ impl EventSink {
             uid: pod.uid.clone(),
             name: pod.name.clone(),
             namespace: pod.namespace.clone(),
-            caller,
+            caller: caller.map(|tx| {
+                Arc::new(Caller {
+                    state: Mutex::new(CallerState {
+                        tx: Some(tx),
+                        cut: None,
+                        disconnected: false,
+                        terminal_sent: false,
+                    }),
+                    metrics: None,
+                })
+            }),
             bus,
         }
     }
 
-    /// Stamps the event with the time and the pod, then delivers it. A
-    /// caller that went away does not stop the work: the events still reach
-    /// the bus and the log.
-    pub async fn emit(&self, mut event: StartEvent) {
+    /// A sink for a gRPC caller and the caller's response stream:
+    /// `buffer` events at most wait for the caller; dropped events are
+    /// counted in `metrics`. A caller that is disconnected reads what was
+    /// buffered, then RESOURCE_EXHAUSTED.
+    pub fn for_caller(
+        pod: &PodMetadata,
+        bus: broadcast::Sender<StartEvent>,
+        buffer: usize,
+        metrics: Metrics,
+    ) -> (
+        EventSink,
+        impl Stream<Item = Result<StartEvent, Status>> + Send + 'static,
+    ) {
+        let (tx, rx) = mpsc::channel(buffer.max(2));
+        let (cut_tx, cut_rx) = oneshot::channel();
+        let mut sink = EventSink::new(pod, None, bus);
+        sink.caller = Some(Arc::new(Caller {
+            state: Mutex::new(CallerState {
+                tx: Some(tx),
+                cut: Some(cut_tx),
+                disconnected: false,
+                terminal_sent: false,
+            }),
+            metrics: Some(metrics),
+        }));
+        let cut = futures::stream::once(cut_rx).filter_map(|r| async move { r.ok().map(Err) });
+        (sink, ReceiverStream::new(rx).chain(cut))
+    }
+
+    fn stamp(&self, event: &mut StartEvent) {
         event.time_unix_nano = now_unix_nano();
         event.pod_uid.clone_from(&self.uid);
         event.pod_name.clone_from(&self.name);
         event.pod_namespace.clone_from(&self.namespace);
+    }
+
+    fn deliver(&self, event: StartEvent, kind: Kind) {
+        // No receivers is the normal case for the bus.
+        let _ = self.bus.send(event.clone());
+        if let Some(caller) = &self.caller {
+            caller.deliver(event, kind, &self.uid);
+        }
+    }
+
+    /// Stamps the event with the time and the pod, then delivers it. A
+    /// caller that went away, or does not read, does not stop the work:
+    /// the events still reach the bus and the log.
+    pub async fn emit(&self, mut event: StartEvent) {
+        self.stamp(&mut event);
         tracing::info!(
             pod_uid = %event.pod_uid,
             container = %event.container_name,
@@ -55,33 +223,48 @@ impl EventSink {
             "{}",
             event.message
         );
-        // No receivers is the normal case for the bus.
-        let _ = self.bus.send(event.clone());
-        if let Some(tx) = &self.caller
-            && tx.send(Ok(event)).await.is_err()
-        {
-            tracing::debug!(pod_uid = %self.uid, "caller stopped listening; carrying on");
-        }
+        let kind = if event.is_terminal() {
+            Kind::Terminal
+        } else {
+            Kind::Step
+        };
+        self.deliver(event, kind);
     }
-}
 
-impl EventSink {
     /// Like `emit`, for the frequent PullProgress events: logged at debug
-    /// level only.
+    /// level only, and the first a slow caller loses.
     pub async fn emit_progress(&self, mut event: StartEvent) {
-        event.time_unix_nano = now_unix_nano();
-        event.pod_uid.clone_from(&self.uid);
-        event.pod_name.clone_from(&self.name);
-        event.pod_namespace.clone_from(&self.namespace);
+        self.stamp(&mut event);
         tracing::debug!(
             pod_uid = %event.pod_uid,
             container = %event.container_name,
             "{}",
             event.message
         );
-        let _ = self.bus.send(event.clone());
-        if let Some(tx) = &self.caller {
-            let _ = tx.send(Ok(event)).await;
+        self.deliver(event, Kind::Progress);
+    }
+
+    /// Whether a terminal event went out through this sink (or a clone).
+    fn terminal_sent(&self) -> bool {
+        self.caller.as_ref().is_some_and(|c| c.lock().terminal_sent)
+    }
+
+    /// Runs a request's flow; should it panic, the request still ends
+    /// with one terminal event: PodFailed with code INTERNAL (unless its
+    /// terminal event went out before the panic).
+    pub async fn guard(self, flow: impl Future<Output = ()>) {
+        let Err(panic) = AssertUnwindSafe(flow).catch_unwind().await else {
+            return;
+        };
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(pod_uid = %self.uid, panic = %what, "request task panicked");
+        if !self.terminal_sent() {
+            let e = StartError::TaskFailed("the request's task panicked".to_string());
+            self.emit(failed_event(&e)).await;
         }
     }
 }

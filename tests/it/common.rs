@@ -9,8 +9,7 @@ use podstart::endpoint::{Address, Peer};
 use podstart::images::{PullBackoff, Puller, PullerConfig};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodRef, PodSpec, PullPolicy, StartEvent, StartPodRequest,
-    StopPodRequest, pod_starter_client::PodStarterClient, pod_starter_server::PodStarterServer,
-    start_event::Payload,
+    StopPodRequest, pod_starter_client::PodStarterClient, start_event::Payload,
 };
 use podstart::sim::{SimConfig, SimRuntime};
 use podstart::start::{
@@ -33,6 +32,8 @@ pub(crate) struct Tuning {
     pub(crate) image_pull_backoff_max: Duration,
     pub(crate) restart_backoff: Duration,
     pub(crate) restart_backoff_max: Duration,
+    /// `--max-concurrent-starts`.
+    pub(crate) max_concurrent_starts: usize,
 }
 
 pub(crate) struct Harness {
@@ -132,9 +133,11 @@ impl Harness {
             image_pull_backoff_max,
             restart_backoff: Duration::from_millis(50),
             restart_backoff_max: Duration::from_millis(200),
+            max_concurrent_starts: podstart::api::DEFAULT_MAX_CONCURRENT_STARTS,
         };
         tune(&mut tuning);
         let log_root = tuning.flow.pod_log_root.clone();
+        let max_concurrent_starts = tuning.max_concurrent_starts;
         let starter = Starter::new(Parts {
             puller: Puller::new(cri.clone(), tuning.puller),
             pull_backoff: PullBackoff::new(
@@ -146,13 +149,14 @@ impl Harness {
             config: tuning.flow,
             metrics: metrics.clone(),
         });
-        let service = PodStarterService::new(starter, TaskTracker::new());
+        let service = PodStarterService::new(starter, TaskTracker::new())
+            .max_concurrent_starts(max_concurrent_starts);
 
         let api_sock = dir.path().join("podstart.sock");
         let api = tokio::net::UnixListener::bind(&api_sock).unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(PodStarterServer::new(service))
+                .add_service(service.into_server())
                 .serve_with_incoming_shutdown(
                     UnixListenerStream::new(api),
                     shutdown.clone().cancelled_owned(),
