@@ -176,7 +176,7 @@ impl EventSink {
         metrics: Metrics,
     ) -> (
         EventSink,
-        impl Stream<Item = Result<StartEvent, Status>> + Send + 'static,
+        impl Stream<Item = Result<StartEvent, Status>> + Send + use<>,
     ) {
         let (tx, rx) = mpsc::channel(buffer.max(2));
         let (cut_tx, cut_rx) = oneshot::channel();
@@ -411,4 +411,192 @@ pub(super) async fn finish<T>(
         Err(e) => failed_event(&e),
     };
     sink.emit(terminal.took(elapsed())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn pod() -> PodMetadata {
+        PodMetadata {
+            uid: "u1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn step(i: usize) -> StartEvent {
+        StartEvent::at(Step::Create, "Created", format!("event {i}"))
+    }
+
+    fn progress(i: usize) -> StartEvent {
+        StartEvent::at(Step::Image, "Pulling", format!("progress {i}"))
+    }
+
+    fn done() -> StartEvent {
+        failed_event(&StartError::Cancelled { why: "test" })
+    }
+
+    fn sink(
+        buffer: usize,
+    ) -> (
+        EventSink,
+        Metrics,
+        impl Stream<Item = Result<StartEvent, Status>>,
+    ) {
+        let (bus, _) = broadcast::channel(64);
+        let metrics = Metrics::new().unwrap();
+        let (sink, stream) = EventSink::for_caller(&pod(), bus, buffer, metrics.clone());
+        (sink, metrics, stream)
+    }
+
+    async fn drain(
+        stream: impl Stream<Item = Result<StartEvent, Status>>,
+    ) -> (Vec<StartEvent>, Option<Status>) {
+        let items: Vec<_> = stream.collect().await;
+        let mut events = Vec::new();
+        let mut status = None;
+        for item in items {
+            match item {
+                Ok(e) => {
+                    assert!(status.is_none(), "nothing after the status");
+                    events.push(e);
+                }
+                Err(s) => status = Some(s),
+            }
+        }
+        (events, status)
+    }
+
+    #[tokio::test]
+    async fn a_reader_gets_every_event_and_one_terminal_last() {
+        let (sink, _, stream) = sink(8);
+        let reader = tokio::spawn(drain(stream));
+        for i in 0..100 {
+            sink.emit(step(i)).await;
+            tokio::task::yield_now().await;
+        }
+        sink.emit(done()).await;
+        // Nothing goes out after the terminal event, and the stream ends
+        // though the sink is still alive.
+        sink.emit(step(100)).await;
+        let (events, status) = reader.await.unwrap();
+        assert!(status.is_none());
+        assert_eq!(events.len(), 101);
+        assert!(events.last().unwrap().is_terminal());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_does_not_read_loses_progress_then_is_disconnected() {
+        let (sink, metrics, stream) = sink(8);
+        let (bus_sink, mut bus) = (sink.clone(), sink.bus.subscribe());
+        for i in 0..3 {
+            sink.emit(step(i)).await;
+        }
+        // Progress may take the buffer to half full, no further.
+        for i in 0..10 {
+            sink.emit_progress(progress(i)).await;
+        }
+        // Steps may take all but the last slot.
+        for i in 3..6 {
+            sink.emit(step(i)).await;
+        }
+        assert!(!sink.caller.as_ref().unwrap().lock().disconnected);
+        // This one does not fit: the caller is cut off; the flow goes on.
+        sink.emit(step(6)).await;
+        bus_sink.emit(done()).await;
+        assert!(sink.terminal_sent());
+
+        let (events, status) = drain(stream).await;
+        let status = status.expect("a disconnected caller gets a status");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("not reading"), "{status:?}");
+        let messages: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "event 0",
+                "event 1",
+                "event 2",
+                "progress 0",
+                "event 3",
+                "event 4",
+                "event 5"
+            ]
+        );
+        // The node-wide bus got every event.
+        let mut on_bus = 0;
+        while bus.try_recv().is_ok() {
+            on_bus += 1;
+        }
+        assert_eq!(on_bus, 3 + 10 + 3 + 1 + 1);
+        let text = metrics.encode();
+        assert!(
+            text.contains("podstart_events_dropped_total{reason=\"slow_reader\"} 9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("podstart_events_dropped_total{reason=\"disconnected\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_terminal_event_takes_the_last_slot() {
+        let (sink, _, stream) = sink(4);
+        for i in 0..3 {
+            sink.emit(step(i)).await;
+        }
+        sink.emit(done()).await;
+        let (events, status) = drain(stream).await;
+        assert!(status.is_none());
+        assert_eq!(events.len(), 4);
+        assert!(events[3].is_terminal());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_left_costs_nothing() {
+        let (sink, metrics, stream) = sink(4);
+        drop(stream);
+        for i in 0..10 {
+            sink.emit(step(i)).await;
+        }
+        sink.emit(done()).await;
+        assert!(!metrics.encode().contains("events_dropped"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_flow_ends_its_stream_with_internal() {
+        let (sink, _, stream) = sink(8);
+        let flow_sink = sink.clone();
+        sink.guard(async move {
+            flow_sink.emit(step(0)).await;
+            panic!("boom");
+        })
+        .await;
+        let (events, status) = drain(stream).await;
+        assert!(status.is_none());
+        assert_eq!(events.len(), 2);
+        let Some(Payload::PodFailed(f)) = &events[1].payload else {
+            panic!("PodFailed last: {events:?}");
+        };
+        assert_eq!(f.code, Code::Internal as i32);
+        assert_eq!(f.reason, "InternalError");
+    }
+
+    #[tokio::test]
+    async fn a_panic_after_the_terminal_event_adds_nothing() {
+        let (sink, _, stream) = sink(8);
+        let flow_sink = sink.clone();
+        sink.guard(async move {
+            flow_sink.emit(done()).await;
+            panic!("late");
+        })
+        .await;
+        let (events, status) = drain(stream).await;
+        assert!(status.is_none());
+        assert_eq!(events.iter().filter(|e| e.is_terminal()).count(), 1);
+        assert_eq!(events.len(), 1);
+    }
 }
