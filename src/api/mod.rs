@@ -32,7 +32,7 @@ const STREAM_BUFFER: usize = 128;
 
 /// Largest request the server decodes (tonic's default, set explicitly):
 /// a StartPodRequest within every validation limit is far smaller; a
-/// larger one is refused (RESOURCE_EXHAUSTED) before it is parsed.
+/// larger one is refused (OUT_OF_RANGE) before it is parsed.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Starts (StartPod, StartContainer) carried out at once by default:

@@ -43,6 +43,10 @@ pub(crate) struct Harness {
     pub(crate) client: PodStarterClient<Channel>,
     pub(crate) log_root: PathBuf,
     pub(crate) metrics: Metrics,
+    /// The flow itself, for calls the API would refuse.
+    pub(crate) starter: Starter,
+    /// podstart's API socket.
+    pub(crate) api: PathBuf,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -149,7 +153,7 @@ impl Harness {
             config: tuning.flow,
             metrics: metrics.clone(),
         });
-        let service = PodStarterService::new(starter, TaskTracker::new())
+        let service = PodStarterService::new(starter.clone(), TaskTracker::new())
             .max_concurrent_starts(max_concurrent_starts);
 
         let api_sock = dir.path().join("podstart.sock");
@@ -163,13 +167,15 @@ impl Harness {
                 ),
         );
         let channel =
-            podstart::endpoint::channel(&Address::Unix(api_sock), Peer::Podstart).unwrap();
+            podstart::endpoint::channel(&Address::Unix(api_sock.clone()), Peer::Podstart).unwrap();
         Harness {
             sim,
             runtime,
             client: PodStarterClient::new(channel),
             log_root,
             metrics,
+            starter,
+            api: api_sock,
             shutdown,
             _dir: dir,
         }

@@ -15,6 +15,7 @@ mod common;
 mod net;
 mod process;
 
+mod bounds;
 mod cli;
 mod hooks;
 mod image_secrets;
