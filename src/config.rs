@@ -2,7 +2,7 @@
 //! subcommand. Nothing else in podstart reads the environment.
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::TypedValueParser as _};
 
 use crate::telemetry::LogFormat;
 
@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// twice this without a failure).
     #[arg(long, env = "PODSTART_RESTART_BACKOFF_MAX", default_value = "300s", value_parser = humantime::parse_duration)]
     pub restart_backoff_max: Duration,
+    /// Starts (StartPod, StartContainer) carried out at once; more are
+    /// refused with RESOURCE_EXHAUSTED before any runtime call.
+    #[arg(long, env = "PODSTART_MAX_CONCURRENT_STARTS", default_value_t = crate::api::DEFAULT_MAX_CONCURRENT_STARTS, value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    pub max_concurrent_starts: usize,
     /// How long SIGTERM waits for open streams before cancelling them.
     #[arg(long, env = "PODSTART_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

@@ -14,7 +14,6 @@ use crate::config::ServeArgs;
 use crate::cri::{Cri, CriError, CriSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
 use crate::images::{PullBackoff, Puller, PullerConfig};
-use crate::proto::v1::pod_starter_server::PodStarterServer;
 use crate::start::{FlowConfig, Parts, Starter, backoff::CrashLoopBackoff};
 use crate::telemetry::{self, Metrics};
 
@@ -110,7 +109,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = TaskTracker::new();
-    let service = PodStarterService::new(starter.clone(), tasks.clone());
+    let service = PodStarterService::new(starter.clone(), tasks.clone())
+        .max_concurrent_starts(args.max_concurrent_starts);
     tracing::info!(
         listen = %path.display(),
         runtime = %runtime_addr,
@@ -128,7 +128,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(PodStarterServer::new(service))
+            // Requests above `api::MAX_REQUEST_BYTES` are refused.
+            .add_service(service.into_server())
             .serve_with_incoming_shutdown(
                 UnixListenerStream::new(listener),
                 server_shutdown.cancelled_owned(),

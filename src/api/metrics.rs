@@ -1,7 +1,9 @@
 //! podstart's own gRPC server, counted: `podstart_grpc_server_handled_total`
 //! by service, method and final gRPC code. The code of a streaming call is
 //! only known at its end (the trailers), so the response body is watched;
-//! a stream the client drops counts as Cancelled.
+//! a stream the client drops counts as Cancelled. Only the methods served
+//! here are labels; every other path counts as `unknown`, so callers cannot
+//! grow the metrics with made-up paths.
 use std::{
     pin::Pin,
     task::{Context, Poll},
@@ -65,7 +67,7 @@ where
             // A trailers-only response (an error before any message) has
             // its status in the headers.
             if let Some(code) = grpc_status(resp.headers()) {
-                metrics.grpc_handled(&method.service, &method.method, code);
+                metrics.grpc_handled(method.service, method.method, code);
                 return Ok(resp.map(tonic::body::Body::new));
             }
             Ok(resp.map(|body| {
@@ -80,18 +82,60 @@ where
     }
 }
 
+/// Every method served, by service: PodStarter, health and both
+/// reflection versions (a test checks the PodStarter list against the
+/// proto).
+const KNOWN: &[(&str, &[&str])] = &[
+    (
+        "podstart.v1.PodStarter",
+        &[
+            "StartPod",
+            "StartContainer",
+            "StopPod",
+            "GetPod",
+            "ListPods",
+            "WatchEvents",
+        ],
+    ),
+    ("grpc.health.v1.Health", &["Check", "Watch"]),
+    (
+        "grpc.reflection.v1.ServerReflection",
+        &["ServerReflectionInfo"],
+    ),
+    (
+        "grpc.reflection.v1alpha.ServerReflection",
+        &["ServerReflectionInfo"],
+    ),
+];
+
+/// The label of paths that name no method served here.
+const UNKNOWN: &str = "unknown";
+
 struct Method {
-    service: String,
-    method: String,
+    service: &'static str,
+    method: &'static str,
 }
 
 impl Method {
     fn from_path(path: &str) -> Method {
         let mut parts = path.trim_start_matches('/').splitn(2, '/');
-        Method {
-            service: parts.next().unwrap_or_default().to_string(),
-            method: parts.next().unwrap_or_default().to_string(),
-        }
+        let (service, method) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        KNOWN
+            .iter()
+            .find(|(s, _)| *s == service)
+            .and_then(|(s, methods)| {
+                methods.iter().find(|m| **m == method).map(|m| Method {
+                    service: s,
+                    method: m,
+                })
+            })
+            .unwrap_or(Method {
+                service: UNKNOWN,
+                method: UNKNOWN,
+            })
     }
 }
 
@@ -117,7 +161,7 @@ impl<RB> Watched<RB> {
         if !self.recorded {
             self.recorded = true;
             self.metrics
-                .grpc_handled(&self.method.service, &self.method.method, code);
+                .grpc_handled(self.method.service, self.method.method, code);
         }
     }
 }
@@ -172,6 +216,47 @@ mod tests {
         let m = Method::from_path("/podstart.v1.PodStarter/StartPod");
         assert_eq!(m.service, "podstart.v1.PodStarter");
         assert_eq!(m.method, "StartPod");
+    }
+
+    #[test]
+    fn unknown_paths_share_one_label() {
+        for path in [
+            "/podstart.v1.PodStarter/Nope",
+            "/made.up.Service/StartPod",
+            "/",
+            "",
+            "/x/y/z",
+            &format!("/{}", "a".repeat(10_000)),
+        ] {
+            let m = Method::from_path(path);
+            assert_eq!((m.service, m.method), (UNKNOWN, UNKNOWN), "{path}");
+        }
+        let m = Method::from_path("/grpc.health.v1.Health/Check");
+        assert_eq!((m.service, m.method), ("grpc.health.v1.Health", "Check"));
+    }
+
+    #[test]
+    fn the_podstarter_methods_are_the_protos() {
+        use prost::Message;
+        let set =
+            prost_types::FileDescriptorSet::decode(crate::proto::v1::FILE_DESCRIPTOR_SET).unwrap();
+        let service = set
+            .file
+            .iter()
+            .flat_map(|f| {
+                let package = f.package().to_string();
+                f.service
+                    .iter()
+                    .map(move |s| (format!("{package}.{}", s.name()), s))
+            })
+            .find(|(name, _)| name == "podstart.v1.PodStarter")
+            .map(|(_, s)| s.clone())
+            .unwrap();
+        let mut from_proto: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
+        from_proto.sort_unstable();
+        let mut known = KNOWN[0].1.to_vec();
+        known.sort_unstable();
+        assert_eq!(from_proto, known);
     }
 
     #[test]

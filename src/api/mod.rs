@@ -3,10 +3,10 @@
 //! `metrics` counts every request the gRPC server handles.
 pub mod metrics;
 
-use std::{pin::Pin, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
@@ -16,7 +16,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::proto::v1::{
     GetPodRequest, ListPodsRequest, ListPodsResponse, Pod, PodMetadata, PodRef,
     StartContainerRequest, StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
-    pod_starter_server::PodStarter,
+    pod_starter_server::{PodStarter, PodStarterServer},
 };
 use crate::spec::validate::{
     validate_pod_ref, validate_start_container, validate_start_pod, validate_stop_pod,
@@ -25,8 +25,23 @@ use crate::start::{EventSink, StartError, Starter};
 use crate::state::view;
 use crate::telemetry::remote_context;
 
-/// Events buffered per stream before a slow caller holds the flow up.
-const STREAM_BUFFER: usize = 64;
+/// Events buffered per stream for a caller that reads slowly. The flow
+/// never waits on it: past half of it progress events are dropped, and a
+/// caller whose buffer is full when a step event comes is disconnected
+/// (`EventSink::for_caller`). A pod's start sends a few events per
+/// container; a caller that reads at all keeps the buffer nearly empty.
+const STREAM_BUFFER: usize = 128;
+
+/// Largest request the server decodes (tonic's default, set explicitly):
+/// a StartPodRequest within every validation limit is far smaller; a
+/// larger one is refused (OUT_OF_RANGE) before it is parsed.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Starts (StartPod, StartContainer) carried out at once by default:
+/// above the kubelet's default of 110 pods per node, so a whole node's
+/// pods may start together; past it a start is refused with
+/// RESOURCE_EXHAUSTED before any runtime call.
+pub const DEFAULT_MAX_CONCURRENT_STARTS: usize = 128;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<StartEvent, Status>> + Send>>;
 
@@ -34,12 +49,51 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<StartEvent, Status>> + Send>
 pub struct PodStarterService {
     starter: Starter,
     tasks: TaskTracker,
+    /// One permit per start being carried out.
+    starts: Arc<Semaphore>,
+    max_starts: usize,
 }
 
 impl PodStarterService {
     /// `tasks` tracks every start and stop, so shutdown can drain them.
     pub fn new(starter: Starter, tasks: TaskTracker) -> PodStarterService {
-        PodStarterService { starter, tasks }
+        PodStarterService {
+            starter,
+            tasks,
+            starts: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_STARTS)),
+            max_starts: DEFAULT_MAX_CONCURRENT_STARTS,
+        }
+    }
+
+    /// At most `n` (at least 1) starts carried out at once; more are
+    /// refused.
+    pub fn max_concurrent_starts(mut self, n: usize) -> PodStarterService {
+        let n = n.clamp(1, Semaphore::MAX_PERMITS);
+        self.starts = Arc::new(Semaphore::new(n));
+        self.max_starts = n;
+        self
+    }
+
+    /// The gRPC service with its request size limit.
+    pub fn into_server(self) -> PodStarterServer<PodStarterService> {
+        PodStarterServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES)
+    }
+
+    /// A place among the starts in progress, or RESOURCE_EXHAUSTED.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.starts.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} starts are in progress on this node (--max-concurrent-starts); \
+                 try again later",
+                self.max_starts
+            ))
+        })
+    }
+
+    /// Runs a request's flow as a tracked task; a panic in it still ends
+    /// the caller's stream with PodFailed (INTERNAL).
+    fn spawn(&self, sink: EventSink, flow: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(sink.guard(flow));
     }
 
     /// The span of one StartPod / StopPod, continuing the caller's trace
@@ -59,9 +113,13 @@ impl PodStarterService {
     }
 
     fn stream(&self, meta: &PodMetadata) -> (EventSink, EventStream) {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let sink = EventSink::new(meta, Some(tx), self.starter.bus());
-        (sink, Box::pin(ReceiverStream::new(rx)))
+        let (sink, stream) = EventSink::for_caller(
+            meta,
+            self.starter.bus(),
+            STREAM_BUFFER,
+            self.starter.metrics().clone(),
+        );
+        (sink, Box::pin(stream))
     }
 }
 
@@ -77,6 +135,7 @@ impl PodStarter for PodStarterService {
         request: Request<StartPodRequest>,
     ) -> Result<Response<Self::StartPodStream>, Status> {
         validate_start_pod(request.get_ref()).map_err(StartError::from)?;
+        let permit = self.admit()?;
         let meta = request
             .get_ref()
             .pod
@@ -88,8 +147,14 @@ impl PodStarter for PodStarterService {
         let req = request.into_inner();
         let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
-        self.tasks
-            .spawn(async move { starter.start_pod(req, sink, deadline).await }.instrument(span));
+        self.spawn(
+            sink.clone(),
+            async move {
+                starter.start_pod(req, sink, deadline).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
         Ok(Response::new(stream))
     }
 
@@ -99,6 +164,7 @@ impl PodStarter for PodStarterService {
     ) -> Result<Response<Self::StartContainerStream>, Status> {
         let req = request.into_inner();
         validate_start_container(&req).map_err(StartError::from)?;
+        let permit = self.admit()?;
         let meta = self
             .starter
             .find_pod(&PodRef {
@@ -108,8 +174,10 @@ impl PodStarter for PodStarterService {
             .await?;
         let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
-        self.tasks
-            .spawn(async move { starter.start_container(req, sink).await });
+        self.spawn(sink.clone(), async move {
+            starter.start_container(req, sink).await;
+            drop(permit);
+        });
         Ok(Response::new(stream))
     }
 
@@ -124,8 +192,10 @@ impl PodStarter for PodStarterService {
         let span = Self::span("StopPod", &request, &meta);
         let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
-        self.tasks
-            .spawn(async move { starter.stop_pod(meta, grace, sink).await }.instrument(span));
+        self.spawn(
+            sink.clone(),
+            async move { starter.stop_pod(meta, grace, sink).await }.instrument(span),
+        );
         Ok(Response::new(stream))
     }
 
@@ -171,9 +241,15 @@ impl PodStarter for PodStarterService {
         let req = request.into_inner();
         let mut feed = self.starter.subscribe();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        // The task ends with its stream: when the caller goes, not at the
+        // next event.
         tokio::spawn(async move {
             loop {
-                let event = match feed.recv().await {
+                let received = tokio::select! {
+                    _ = tx.closed() => break,
+                    received = feed.recv() => received,
+                };
+                let event = match received {
                     Ok(e) => e,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(skipped = n, "a WatchEvents caller fell behind");
@@ -202,8 +278,8 @@ pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration>
     let (digits, unit) = value.split_at(value.len() - 1);
     let n: u64 = digits.parse().ok()?;
     Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
         "S" => Duration::from_secs(n),
         "m" => Duration::from_millis(n),
         "u" => Duration::from_micros(n),

@@ -179,7 +179,7 @@ impl Cri {
             config: Some(config),
             runtime_handler: runtime_handler.to_string(),
         };
-        let deadline = Some(self.settings.request_timeout * 2);
+        let deadline = Some(self.settings.request_timeout.saturating_mul(2));
         let resp = self
             .call(
                 &self.runtime,
@@ -317,7 +317,7 @@ impl Cri {
             container_id: container_id.to_string(),
             timeout: grace.as_secs() as i64,
         };
-        let deadline = Some(self.settings.request_timeout + grace);
+        let deadline = Some(self.settings.request_timeout.saturating_add(grace));
         match self
             .call(
                 &self.runtime,
@@ -411,7 +411,8 @@ impl Cri {
             cmd,
             timeout: timeout.as_secs() as i64,
         };
-        let deadline = (!timeout.is_zero()).then(|| timeout + self.settings.request_timeout);
+        let deadline =
+            (!timeout.is_zero()).then(|| timeout.saturating_add(self.settings.request_timeout));
         self.call(
             &self.runtime,
             Operation::ExecSync,

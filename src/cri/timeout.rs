@@ -100,9 +100,14 @@ where
                 op: op.name(),
                 after,
             };
+            // A deadline past the clock's range (a caller's grace period
+            // of centuries) is no deadline.
+            let Some(at) = Instant::now().checked_add(after) else {
+                return fut.await;
+            };
             match clock {
                 Some(clock) => {
-                    let (_entry, fired) = clock.register(Instant::now() + after);
+                    let (_entry, fired) = clock.register(at);
                     tokio::select! {
                         biased;
                         result = fut => result,
@@ -257,6 +262,17 @@ mod tests {
         }
         let clock = layer.clock.as_ref().unwrap();
         assert!(clock.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deadline_past_the_clock_is_none() {
+        for after in [Duration::MAX, Duration::from_secs(i64::MAX as u64)] {
+            let call = CriCall::new(Operation::StopContainer, Some(after), || {
+                Box::pin(async { Ok(Box::new(()) as Reply) })
+            });
+            let svc = TimeoutLayer::new().layer(dispatch());
+            assert!(svc.oneshot(call).await.is_ok());
+        }
     }
 
     #[tokio::test]

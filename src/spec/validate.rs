@@ -153,6 +153,14 @@ pub fn echo(s: &str) -> String {
     }
 }
 
+/// `text` cut after `max_chars` characters, "…" marking the cut.
+pub fn clip(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// No NUL, and at most `max` bytes.
 fn check_text(path: &str, value: &str, max: usize) -> Result<(), InvalidSpec> {
     if value.len() > max {

@@ -9,6 +9,7 @@ use crate::images::{PullError, PullFailureKind};
 use crate::paths::PathError;
 use crate::proto::v1::Step;
 use crate::spec::InvalidSpec;
+use crate::spec::validate::{clip, echo};
 use crate::state::IdentityConflict;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +18,7 @@ pub enum StartError {
     #[error("{0}")]
     InvalidSpec(#[from] InvalidSpec),
     /// No sandbox on this node carries the pod's uid (or namespace/name).
-    #[error("pod {pod} is not known on this node")]
+    #[error("pod {} is not known on this node", echo(.pod))]
     PodNotFound { pod: String },
     /// The pod's log directory could not be made: its name is not one
     /// path component inside the log root, or the file system refused.
@@ -272,15 +273,30 @@ impl StartError {
     }
 }
 
+/// Longest status message sent to a caller: what a client's trailer takes
+/// whatever the message repeats.
+const STATUS_MESSAGE_CHARS: usize = 1024;
+
 impl From<StartError> for tonic::Status {
     fn from(e: StartError) -> tonic::Status {
-        tonic::Status::new(e.code(), e.to_string())
+        tonic::Status::new(e.code(), clip(&e.to_string(), STATUS_MESSAGE_CHARS))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_input_is_cut_at_64_characters() {
+        let long = "é".repeat(3_000_000);
+        let e = StartError::PodNotFound { pod: long };
+        let status = tonic::Status::from(e);
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().len() < 200, "{}", status.message());
+        let status = tonic::Status::from(StartError::TaskFailed("x".repeat(100_000)));
+        assert_eq!(status.message().chars().count(), STATUS_MESSAGE_CHARS + 1);
+    }
 
     fn cri(code: Code) -> CriError {
         CriError::Call {

@@ -1,10 +1,17 @@
 //! StartEvent construction and delivery. Every event goes to the caller's
 //! stream (while the caller listens) and to the node-wide bus that
 //! WatchEvents reads.
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    future::Future,
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_cri::v1 as cri;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::{StartError, termination};
@@ -12,18 +19,128 @@ use crate::proto::v1::{
     ContainerExit, ContainerKind, EventType, PodFailed, PodMetadata, StartEvent, Step,
     start_event::Payload,
 };
+use crate::telemetry::Metrics;
 
-/// Where a request's events go.
-#[derive(Clone, Debug)]
+/// Where a request's events go. Clones share one caller: the flow never
+/// waits on it (see `Caller`).
+#[derive(Clone)]
 pub struct EventSink {
     uid: String,
     name: String,
     namespace: String,
-    caller: Option<mpsc::Sender<Result<StartEvent, Status>>>,
+    caller: Option<Arc<Caller>>,
     bus: broadcast::Sender<StartEvent>,
 }
 
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSink")
+            .field("uid", &self.uid)
+            .field("caller", &self.caller.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The caller's end of one request's events: a bounded buffer the flow
+/// never waits on. When it fills (the caller does not read), progress
+/// events are dropped first, once half of it is taken; a step event that
+/// does not fit disconnects the caller (RESOURCE_EXHAUSTED after what it
+/// was sent); the last slot is kept for the terminal event. After the
+/// terminal event the caller gets nothing more, so its stream ends.
+struct Caller {
+    state: Mutex<CallerState>,
+    metrics: Option<Metrics>,
+}
+
+struct CallerState {
+    /// None once the terminal event went out, the caller left, or it was
+    /// disconnected.
+    tx: Option<mpsc::Sender<Result<StartEvent, Status>>>,
+    /// Ends the stream with a status after its buffered events.
+    cut: Option<oneshot::Sender<Status>>,
+    disconnected: bool,
+    terminal_sent: bool,
+}
+
+/// What an event is to the caller's buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Progress,
+    Step,
+    Terminal,
+}
+
+/// `podstart_events_dropped_total` reasons.
+const DROPPED_SLOW_READER: &str = "slow_reader";
+const DROPPED_DISCONNECTED: &str = "disconnected";
+
+impl Caller {
+    fn lock(&self) -> MutexGuard<'_, CallerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dropped(&self, reason: &str) {
+        if let Some(m) = &self.metrics {
+            m.event_dropped(reason);
+        }
+    }
+
+    /// Hands `event` to the caller's buffer without waiting.
+    fn deliver(&self, event: StartEvent, kind: Kind, uid: &str) {
+        let mut state = self.lock();
+        if kind == Kind::Terminal {
+            state.terminal_sent = true;
+        }
+        let Some(tx) = state.tx.as_ref() else {
+            if state.disconnected {
+                self.dropped(DROPPED_DISCONNECTED);
+            }
+            return;
+        };
+        if tx.is_closed() {
+            tracing::debug!(pod_uid = %uid, "caller stopped listening; carrying on");
+            state.tx = None;
+            state.cut = None;
+            return;
+        }
+        // Free slots an event of this kind must leave for later ones.
+        let keep = match kind {
+            Kind::Progress => tx.max_capacity() / 2,
+            Kind::Step => 1,
+            Kind::Terminal => 0,
+        };
+        let fits = tx.capacity() > keep && tx.try_send(Ok(event)).is_ok();
+        if !fits {
+            if kind == Kind::Progress {
+                self.dropped(DROPPED_SLOW_READER);
+                return;
+            }
+            self.dropped(DROPPED_DISCONNECTED);
+            tracing::warn!(
+                pod_uid = %uid,
+                "caller is not reading its stream: disconnecting it; the request carries on"
+            );
+            state.disconnected = true;
+            state.tx = None;
+            if let Some(cut) = state.cut.take() {
+                let _ = cut.send(Status::resource_exhausted(
+                    "client is not reading its stream: disconnected; the request carries on \
+                     (WatchEvents has every event)",
+                ));
+            }
+            return;
+        }
+        if kind == Kind::Terminal {
+            // Nothing follows the terminal event: the stream ends.
+            state.tx = None;
+            state.cut = None;
+        }
+    }
+}
+
 impl EventSink {
+    /// A sink whose caller, if any, reads `caller` (a buffer the flow
+    /// never waits on; a full one ends the delivery, unannounced).
     pub fn new(
         pod: &PodMetadata,
         caller: Option<mpsc::Sender<Result<StartEvent, Status>>>,
@@ -33,19 +150,70 @@ impl EventSink {
             uid: pod.uid.clone(),
             name: pod.name.clone(),
             namespace: pod.namespace.clone(),
-            caller,
+            caller: caller.map(|tx| {
+                Arc::new(Caller {
+                    state: Mutex::new(CallerState {
+                        tx: Some(tx),
+                        cut: None,
+                        disconnected: false,
+                        terminal_sent: false,
+                    }),
+                    metrics: None,
+                })
+            }),
             bus,
         }
     }
 
-    /// Stamps the event with the time and the pod, then delivers it. A
-    /// caller that went away does not stop the work: the events still reach
-    /// the bus and the log.
-    pub async fn emit(&self, mut event: StartEvent) {
+    /// A sink for a gRPC caller and the caller's response stream:
+    /// `buffer` events at most wait for the caller; dropped events are
+    /// counted in `metrics`. A caller that is disconnected reads what was
+    /// buffered, then RESOURCE_EXHAUSTED.
+    pub fn for_caller(
+        pod: &PodMetadata,
+        bus: broadcast::Sender<StartEvent>,
+        buffer: usize,
+        metrics: Metrics,
+    ) -> (
+        EventSink,
+        impl Stream<Item = Result<StartEvent, Status>> + Send + use<>,
+    ) {
+        let (tx, rx) = mpsc::channel(buffer.max(2));
+        let (cut_tx, cut_rx) = oneshot::channel();
+        let mut sink = EventSink::new(pod, None, bus);
+        sink.caller = Some(Arc::new(Caller {
+            state: Mutex::new(CallerState {
+                tx: Some(tx),
+                cut: Some(cut_tx),
+                disconnected: false,
+                terminal_sent: false,
+            }),
+            metrics: Some(metrics),
+        }));
+        let cut = futures::stream::once(cut_rx).filter_map(|r| async move { r.ok().map(Err) });
+        (sink, ReceiverStream::new(rx).chain(cut))
+    }
+
+    fn stamp(&self, event: &mut StartEvent) {
         event.time_unix_nano = now_unix_nano();
         event.pod_uid.clone_from(&self.uid);
         event.pod_name.clone_from(&self.name);
         event.pod_namespace.clone_from(&self.namespace);
+    }
+
+    fn deliver(&self, event: StartEvent, kind: Kind) {
+        // No receivers is the normal case for the bus.
+        let _ = self.bus.send(event.clone());
+        if let Some(caller) = &self.caller {
+            caller.deliver(event, kind, &self.uid);
+        }
+    }
+
+    /// Stamps the event with the time and the pod, then delivers it. A
+    /// caller that went away, or does not read, does not stop the work:
+    /// the events still reach the bus and the log.
+    pub async fn emit(&self, mut event: StartEvent) {
+        self.stamp(&mut event);
         tracing::info!(
             pod_uid = %event.pod_uid,
             container = %event.container_name,
@@ -55,33 +223,48 @@ impl EventSink {
             "{}",
             event.message
         );
-        // No receivers is the normal case for the bus.
-        let _ = self.bus.send(event.clone());
-        if let Some(tx) = &self.caller
-            && tx.send(Ok(event)).await.is_err()
-        {
-            tracing::debug!(pod_uid = %self.uid, "caller stopped listening; carrying on");
-        }
+        let kind = if event.is_terminal() {
+            Kind::Terminal
+        } else {
+            Kind::Step
+        };
+        self.deliver(event, kind);
     }
-}
 
-impl EventSink {
     /// Like `emit`, for the frequent PullProgress events: logged at debug
-    /// level only.
+    /// level only, and the first a slow caller loses.
     pub async fn emit_progress(&self, mut event: StartEvent) {
-        event.time_unix_nano = now_unix_nano();
-        event.pod_uid.clone_from(&self.uid);
-        event.pod_name.clone_from(&self.name);
-        event.pod_namespace.clone_from(&self.namespace);
+        self.stamp(&mut event);
         tracing::debug!(
             pod_uid = %event.pod_uid,
             container = %event.container_name,
             "{}",
             event.message
         );
-        let _ = self.bus.send(event.clone());
-        if let Some(tx) = &self.caller {
-            let _ = tx.send(Ok(event)).await;
+        self.deliver(event, Kind::Progress);
+    }
+
+    /// Whether a terminal event went out through this sink (or a clone).
+    fn terminal_sent(&self) -> bool {
+        self.caller.as_ref().is_some_and(|c| c.lock().terminal_sent)
+    }
+
+    /// Runs a request's flow; should it panic, the request still ends
+    /// with one terminal event: PodFailed with code INTERNAL (unless its
+    /// terminal event went out before the panic).
+    pub async fn guard(self, flow: impl Future<Output = ()>) {
+        let Err(panic) = AssertUnwindSafe(flow).catch_unwind().await else {
+            return;
+        };
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(pod_uid = %self.uid, panic = %what, "request task panicked");
+        if !self.terminal_sent() {
+            let e = StartError::TaskFailed("the request's task panicked".to_string());
+            self.emit(failed_event(&e)).await;
         }
     }
 }
@@ -228,4 +411,192 @@ pub(super) async fn finish<T>(
         Err(e) => failed_event(&e),
     };
     sink.emit(terminal.took(elapsed())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn pod() -> PodMetadata {
+        PodMetadata {
+            uid: "u1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn step(i: usize) -> StartEvent {
+        StartEvent::at(Step::Create, "Created", format!("event {i}"))
+    }
+
+    fn progress(i: usize) -> StartEvent {
+        StartEvent::at(Step::Image, "Pulling", format!("progress {i}"))
+    }
+
+    fn done() -> StartEvent {
+        failed_event(&StartError::Cancelled { why: "test" })
+    }
+
+    fn sink(
+        buffer: usize,
+    ) -> (
+        EventSink,
+        Metrics,
+        impl Stream<Item = Result<StartEvent, Status>>,
+    ) {
+        let (bus, _) = broadcast::channel(64);
+        let metrics = Metrics::new().unwrap();
+        let (sink, stream) = EventSink::for_caller(&pod(), bus, buffer, metrics.clone());
+        (sink, metrics, stream)
+    }
+
+    async fn drain(
+        stream: impl Stream<Item = Result<StartEvent, Status>>,
+    ) -> (Vec<StartEvent>, Option<Status>) {
+        let items: Vec<_> = stream.collect().await;
+        let mut events = Vec::new();
+        let mut status = None;
+        for item in items {
+            match item {
+                Ok(e) => {
+                    assert!(status.is_none(), "nothing after the status");
+                    events.push(e);
+                }
+                Err(s) => status = Some(s),
+            }
+        }
+        (events, status)
+    }
+
+    #[tokio::test]
+    async fn a_reader_gets_every_event_and_one_terminal_last() {
+        let (sink, _, stream) = sink(8);
+        let reader = tokio::spawn(drain(stream));
+        for i in 0..100 {
+            sink.emit(step(i)).await;
+            tokio::task::yield_now().await;
+        }
+        sink.emit(done()).await;
+        // Nothing goes out after the terminal event, and the stream ends
+        // though the sink is still alive.
+        sink.emit(step(100)).await;
+        let (events, status) = reader.await.unwrap();
+        assert!(status.is_none());
+        assert_eq!(events.len(), 101);
+        assert!(events.last().unwrap().is_terminal());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_does_not_read_loses_progress_then_is_disconnected() {
+        let (sink, metrics, stream) = sink(8);
+        let (bus_sink, mut bus) = (sink.clone(), sink.bus.subscribe());
+        for i in 0..3 {
+            sink.emit(step(i)).await;
+        }
+        // Progress may take the buffer to half full, no further.
+        for i in 0..10 {
+            sink.emit_progress(progress(i)).await;
+        }
+        // Steps may take all but the last slot.
+        for i in 3..6 {
+            sink.emit(step(i)).await;
+        }
+        assert!(!sink.caller.as_ref().unwrap().lock().disconnected);
+        // This one does not fit: the caller is cut off; the flow goes on.
+        sink.emit(step(6)).await;
+        bus_sink.emit(done()).await;
+        assert!(sink.terminal_sent());
+
+        let (events, status) = drain(stream).await;
+        let status = status.expect("a disconnected caller gets a status");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("not reading"), "{status:?}");
+        let messages: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "event 0",
+                "event 1",
+                "event 2",
+                "progress 0",
+                "event 3",
+                "event 4",
+                "event 5"
+            ]
+        );
+        // The node-wide bus got every event.
+        let mut on_bus = 0;
+        while bus.try_recv().is_ok() {
+            on_bus += 1;
+        }
+        assert_eq!(on_bus, 3 + 10 + 3 + 1 + 1);
+        let text = metrics.encode();
+        assert!(
+            text.contains("podstart_events_dropped_total{reason=\"slow_reader\"} 9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("podstart_events_dropped_total{reason=\"disconnected\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_terminal_event_takes_the_last_slot() {
+        let (sink, _, stream) = sink(4);
+        for i in 0..3 {
+            sink.emit(step(i)).await;
+        }
+        sink.emit(done()).await;
+        let (events, status) = drain(stream).await;
+        assert!(status.is_none());
+        assert_eq!(events.len(), 4);
+        assert!(events[3].is_terminal());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_left_costs_nothing() {
+        let (sink, metrics, stream) = sink(4);
+        drop(stream);
+        for i in 0..10 {
+            sink.emit(step(i)).await;
+        }
+        sink.emit(done()).await;
+        assert!(!metrics.encode().contains("events_dropped"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_flow_ends_its_stream_with_internal() {
+        let (sink, _, stream) = sink(8);
+        let flow_sink = sink.clone();
+        sink.guard(async move {
+            flow_sink.emit(step(0)).await;
+            panic!("boom");
+        })
+        .await;
+        let (events, status) = drain(stream).await;
+        assert!(status.is_none());
+        assert_eq!(events.len(), 2);
+        let Some(Payload::PodFailed(f)) = &events[1].payload else {
+            panic!("PodFailed last: {events:?}");
+        };
+        assert_eq!(f.code, Code::Internal as i32);
+        assert_eq!(f.reason, "InternalError");
+    }
+
+    #[tokio::test]
+    async fn a_panic_after_the_terminal_event_adds_nothing() {
+        let (sink, _, stream) = sink(8);
+        let flow_sink = sink.clone();
+        sink.guard(async move {
+            flow_sink.emit(done()).await;
+            panic!("late");
+        })
+        .await;
+        let (events, status) = drain(stream).await;
+        assert!(status.is_none());
+        assert_eq!(events.iter().filter(|e| e.is_terminal()).count(), 1);
+        assert_eq!(events.len(), 1);
+    }
 }

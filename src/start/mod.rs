@@ -199,6 +199,10 @@ impl Starter {
         &self.inner.cri
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     pub fn config(&self) -> &FlowConfig {
         &self.inner.config
     }

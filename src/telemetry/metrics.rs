@@ -68,6 +68,7 @@ struct Inner {
     grpc_handled: IntCounterVec,
     in_flight_starts: IntGauge,
     runtime_ready: IntGauge,
+    events_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -154,6 +155,15 @@ impl Metrics {
             "start_pod_in_flight",
             "StartPod requests being carried out.",
         )?;
+        let events_dropped = IntCounterVec::new(
+            Opts::new(
+                "events_dropped_total",
+                "Events a caller's stream did not get: slow_reader (progress events \
+                 dropped while its buffer was filling), disconnected (after the caller \
+                 was cut off for not reading).",
+            ),
+            &["reason"],
+        )?;
         let runtime_ready = IntGauge::new(
             "runtime_ready",
             "1 when the CRI runtime answers and reports RuntimeReady.",
@@ -181,6 +191,7 @@ impl Metrics {
         registry.register(Box::new(grpc_handled.clone()))?;
         registry.register(Box::new(in_flight_starts.clone()))?;
         registry.register(Box::new(runtime_ready.clone()))?;
+        registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(build_info))?;
         Ok(Metrics {
             inner: Arc::new(Inner {
@@ -200,6 +211,7 @@ impl Metrics {
                 grpc_handled,
                 in_flight_starts,
                 runtime_ready,
+                events_dropped,
             }),
         })
     }
@@ -277,6 +289,11 @@ impl Metrics {
     pub fn start_in_flight(&self) -> InFlight {
         self.inner.in_flight_starts.inc();
         InFlight(self.inner.in_flight_starts.clone())
+    }
+
+    /// One event a caller's stream did not get, by reason.
+    pub fn event_dropped(&self, reason: &str) {
+        self.inner.events_dropped.with_label_values(&[reason]).inc();
     }
 
     pub fn set_runtime_ready(&self, ready: bool) {

@@ -9,8 +9,7 @@ use podstart::endpoint::{Address, Peer};
 use podstart::images::{PullBackoff, Puller, PullerConfig};
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodRef, PodSpec, PullPolicy, StartEvent, StartPodRequest,
-    StopPodRequest, pod_starter_client::PodStarterClient, pod_starter_server::PodStarterServer,
-    start_event::Payload,
+    StopPodRequest, pod_starter_client::PodStarterClient, start_event::Payload,
 };
 use podstart::sim::{SimConfig, SimRuntime};
 use podstart::start::{
@@ -33,6 +32,8 @@ pub(crate) struct Tuning {
     pub(crate) image_pull_backoff_max: Duration,
     pub(crate) restart_backoff: Duration,
     pub(crate) restart_backoff_max: Duration,
+    /// `--max-concurrent-starts`.
+    pub(crate) max_concurrent_starts: usize,
 }
 
 pub(crate) struct Harness {
@@ -42,7 +43,13 @@ pub(crate) struct Harness {
     pub(crate) client: PodStarterClient<Channel>,
     pub(crate) log_root: PathBuf,
     pub(crate) metrics: Metrics,
+    /// The flow itself, for calls the API would refuse.
+    pub(crate) starter: Starter,
+    /// podstart's API socket.
+    pub(crate) api: PathBuf,
     shutdown: CancellationToken,
+    /// Stops the simulated runtime's server alone (`runtime_down_for`).
+    sim_serving: std::sync::Arc<std::sync::Mutex<Serving>>,
     _dir: tempfile::TempDir,
 }
 
@@ -108,11 +115,7 @@ impl Harness {
         };
         tune_sim(&mut sim_config);
         let sim = SimRuntime::new(sim_config);
-        let listener = SimRuntime::bind_unix(&sim_sock).unwrap();
-        tokio::spawn(
-            sim.clone()
-                .serve_unix_listener(listener, shutdown.clone().cancelled_owned()),
-        );
+        let sim_serving = serve_sim(&sim, &sim_sock, &shutdown);
 
         let metrics = Metrics::new().unwrap();
         let runtime = Address::Unix(sim_sock);
@@ -132,9 +135,11 @@ impl Harness {
             image_pull_backoff_max,
             restart_backoff: Duration::from_millis(50),
             restart_backoff_max: Duration::from_millis(200),
+            max_concurrent_starts: podstart::api::DEFAULT_MAX_CONCURRENT_STARTS,
         };
         tune(&mut tuning);
         let log_root = tuning.flow.pod_log_root.clone();
+        let max_concurrent_starts = tuning.max_concurrent_starts;
         let starter = Starter::new(Parts {
             puller: Puller::new(cri.clone(), tuning.puller),
             pull_backoff: PullBackoff::new(
@@ -146,29 +151,61 @@ impl Harness {
             config: tuning.flow,
             metrics: metrics.clone(),
         });
-        let service = PodStarterService::new(starter, TaskTracker::new());
+        let service = PodStarterService::new(starter.clone(), TaskTracker::new())
+            .max_concurrent_starts(max_concurrent_starts);
 
         let api_sock = dir.path().join("podstart.sock");
         let api = tokio::net::UnixListener::bind(&api_sock).unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(PodStarterServer::new(service))
+                .add_service(service.into_server())
                 .serve_with_incoming_shutdown(
                     UnixListenerStream::new(api),
                     shutdown.clone().cancelled_owned(),
                 ),
         );
         let channel =
-            podstart::endpoint::channel(&Address::Unix(api_sock), Peer::Podstart).unwrap();
+            podstart::endpoint::channel(&Address::Unix(api_sock.clone()), Peer::Podstart).unwrap();
         Harness {
             sim,
             runtime,
             client: PodStarterClient::new(channel),
             log_root,
             metrics,
+            starter,
+            api: api_sock,
             shutdown,
+            sim_serving: std::sync::Arc::new(std::sync::Mutex::new(sim_serving)),
             _dir: dir,
         }
+    }
+
+    /// Takes the simulated runtime off the node for `how_long`, as a
+    /// crashed runtime is: its server stops and its socket goes, so calls
+    /// fail to connect; then it serves again on the same socket. Returns
+    /// once the runtime is down; it comes back in the background.
+    pub(crate) async fn runtime_down_for(&self, how_long: Duration) {
+        let Address::Unix(sock) = self.runtime.clone() else {
+            unreachable!("the harness serves the sim on a unix socket")
+        };
+        let (token, task) = {
+            let mut serving = self.sim_serving.lock().unwrap();
+            (serving.0.clone(), serving.1.take())
+        };
+        token.cancel();
+        if let Some(task) = task {
+            task.await.unwrap();
+        }
+        let _ = std::fs::remove_file(&sock);
+        let (sim, shutdown, serving) = (
+            self.sim.clone(),
+            self.shutdown.clone(),
+            self.sim_serving.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(how_long).await;
+            *serving.lock().unwrap() = serve_sim(&sim, &sock, &shutdown);
+        });
     }
 
     /// Runs StartPod and collects the whole stream. Checks the stream's
@@ -305,4 +342,22 @@ pub(crate) fn request(pod: PodSpec) -> StartPodRequest {
         pod: Some(pod),
         ..Default::default()
     }
+}
+
+/// The simulated runtime's server: what stops it, and its task.
+type Serving = (CancellationToken, Option<tokio::task::JoinHandle<()>>);
+
+/// Serves `sim` on `sock` until `shutdown` (or the returned token) fires.
+fn serve_sim(sim: &SimRuntime, sock: &std::path::Path, shutdown: &CancellationToken) -> Serving {
+    let token = shutdown.child_token();
+    let listener = SimRuntime::bind_unix(sock).unwrap();
+    let task = tokio::spawn({
+        let (sim, token) = (sim.clone(), token.clone());
+        async move {
+            let _ = sim
+                .serve_unix_listener(listener, token.cancelled_owned())
+                .await;
+        }
+    });
+    (token, Some(task))
 }

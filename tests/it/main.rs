@@ -16,6 +16,7 @@ mod direct;
 mod net;
 mod process;
 
+mod bounds;
 mod cli;
 mod hooks;
 mod hostile;

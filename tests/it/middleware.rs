@@ -162,7 +162,7 @@ async fn a_create_that_fails_outright_is_not_retried() {
 #[tokio::test]
 async fn a_runtime_that_dies_and_returns_is_waited_for() {
     let h = Harness::new().await;
-    h.sim.faults().down_for(Duration::from_millis(150));
+    h.runtime_down_for(Duration::from_millis(150)).await;
     let events = h
         .start(request(pod(
             "phoenix",
