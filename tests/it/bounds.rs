@@ -160,7 +160,20 @@ async fn the_largest_grace_period_stops_the_pod_without_a_panic() {
     let mut spec = pod("grace-flow", "uid-grace-flow", vec![container("app")]);
     spec.termination_grace_period_seconds = Some(i64::MAX);
     let meta = spec.metadata.clone().unwrap();
-    h.start(request(spec)).await.unwrap();
+    // Validation refuses such a grace at the API; the flow must not care.
+    let (sink, started) = EventSink::for_caller(&meta, h.starter.bus(), 64, h.metrics.clone());
+    h.starter.start_pod(request(spec), sink, None).await;
+    let started: Vec<_> = started.collect().await;
+    assert!(
+        matches!(
+            started
+                .last()
+                .and_then(|e| e.as_ref().ok())
+                .and_then(|e| e.payload.as_ref()),
+            Some(Payload::PodStarted(_))
+        ),
+        "{started:?}"
+    );
     let (sink, stream) = EventSink::for_caller(&meta, h.starter.bus(), 64, h.metrics.clone());
     h.starter.stop_pod(meta, Some(i64::MAX), sink).await;
     let events: Vec<_> = stream.collect().await;
