@@ -12,7 +12,7 @@ use std::{
 
 use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
-    GetPodRequest, PodRef, StartEvent, StopPodRequest, WatchEventsRequest,
+    EnvVar, GetPodRequest, PodRef, StartEvent, StopPodRequest, WatchEventsRequest,
     pod_starter_client::PodStarterClient, start_event::Payload,
 };
 use podstart::start::EventSink;
@@ -329,17 +329,22 @@ async fn serve() -> Serve {
 
 /// Resident memory of process `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:") * 1024
+}
+
+/// Peak resident memory of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:") * 1024
+}
+
+/// A `/proc/<pid>/status` figure given in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    let kib: u64 = line
-        .split_whitespace()
+    let line = status.lines().find(|l| l.starts_with(field)).expect(field);
+    line.split_whitespace()
         .nth(1)
         .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
+        .unwrap()
 }
 
 /// Opens a WatchEvents stream on a connection of its own, then closes
@@ -378,6 +383,53 @@ async fn watch_events_opened_and_closed_leave_memory_where_it_was() {
     assert!(
         after < before + 10 * 1024 * 1024,
         "RSS grew from {before} to {after} bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expansion_bomb_is_refused_without_spending_memory() {
+    let s = serve().await;
+    let pid = s.child.0.id();
+    let channel = podstart::endpoint::connect(&Address::Unix(s.socket.clone()), Peer::Podstart)
+        .await
+        .unwrap();
+    let mut client = PodStarterClient::new(channel);
+    // A = 1 KiB, B = $(A) x 1024, C = $(B) x 200: a 6 KB request that
+    // would expand to about 210 MB.
+    let mut bomb = container("bomb");
+    bomb.env = vec![
+        EnvVar {
+            name: "A".into(),
+            value: "x".repeat(1024),
+        },
+        EnvVar {
+            name: "B".into(),
+            value: "$(A)".repeat(1024),
+        },
+        EnvVar {
+            name: "C".into(),
+            value: "$(B)".repeat(200),
+        },
+    ];
+    let before = peak_rss(pid);
+    for round in 0..5 {
+        let uid = format!("uid-bomb-{round}");
+        let err = client
+            .start_pod(request(pod("bomb", &uid, vec![bomb.clone()])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("env[1].value"), "{err:?}");
+    }
+    let after = peak_rss(pid);
+    println!(
+        "peak RSS before {} KiB, after 5 expansion bombs {} KiB",
+        before / 1024,
+        after / 1024
+    );
+    assert!(
+        after < before + 50 * 1024 * 1024,
+        "peak RSS grew from {before} to {after} bytes"
     );
 }
 
