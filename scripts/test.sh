@@ -27,6 +27,9 @@ say "unit and integration tests (simulated runtime)"
 # The e2e tests are #[ignore]d: they run below, once the lab is up.
 cargo test --locked
 
+say "fuzzing: each target for ${PODSTART_FUZZ_SECONDS:-60}s from the seed corpus"
+scripts/fuzz.sh "${PODSTART_FUZZ_SECONDS:-60}"
+
 say "image, Helm chart, alerts and dashboard"
 scripts/chart-test.sh
 
