@@ -46,6 +46,8 @@ fi
 [ "$install_only" = 1 ] && exit 0
 
 targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
+# The fuzz crate is outside the workspace that `cargo fmt --all` checks.
+cargo fmt --check
 say "building the fuzz targets (nightly, sanitizer $sanitizer)"
 build_log=$(mktemp)
 if ! cargo +nightly fuzz build --sanitizer "$sanitizer" >"$build_log" 2>&1; then

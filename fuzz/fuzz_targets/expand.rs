@@ -97,7 +97,10 @@ fuzz_target!(|data: &[u8]| {
         input.text.len(),
     );
     let unknown = expand(&input.text, |_| None);
-    assert!(unknown.len() <= input.text.len(), "grew without a known name");
+    assert!(
+        unknown.len() <= input.text.len(),
+        "grew without a known name"
+    );
     if !input.text.contains('$') {
         assert_eq!(out, input.text);
     }
@@ -135,6 +138,14 @@ fuzz_target!(|data: &[u8]| {
     let (command, args) = expand_command_and_args(&c, &env);
     assert_eq!(command.len(), c.command.len());
     assert_eq!(args.len(), c.args.len());
-    let built = built + command.iter().chain(&args).map(|s| s.len() as u64).sum::<u64>();
-    assert!(built <= total, "built {built} bytes, predicted at most {total}");
+    let built = built
+        + command
+            .iter()
+            .chain(&args)
+            .map(|s| s.len() as u64)
+            .sum::<u64>();
+    assert!(
+        built <= total,
+        "built {built} bytes, predicted at most {total}"
+    );
 });

@@ -33,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
     );
     // The pod's log directory is one entry right under the log root.
     let log_dir = sandbox::log_directory(log_root, pod.metadata.as_ref().expect("metadata"));
-    assert_eq!(log_dir.parent(), Some(log_root), "{log_dir:?} escapes {LOG_ROOT}");
+    assert_eq!(
+        log_dir.parent(),
+        Some(log_root),
+        "{log_dir:?} escapes {LOG_ROOT}"
+    );
     assert_eq!(Path::new(&sandbox_config.log_directory), log_dir);
 
     let lists = [
