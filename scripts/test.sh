@@ -27,6 +27,12 @@ say "unit and integration tests (simulated runtime)"
 # The e2e tests are #[ignore]d: they run below, once the lab is up.
 cargo test --locked
 
+# PODSTART_FUZZ_SECONDS=0 leaves the fuzzing step out.
+if [ "${PODSTART_FUZZ_SECONDS:-60}" != 0 ]; then
+  say "fuzzing: each target for ${PODSTART_FUZZ_SECONDS:-60}s from the seed corpus"
+  scripts/fuzz.sh "${PODSTART_FUZZ_SECONDS:-60}"
+fi
+
 say "image, Helm chart, alerts and dashboard"
 scripts/chart-test.sh
 

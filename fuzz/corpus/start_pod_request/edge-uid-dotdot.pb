@@ -1,0 +1,6 @@
+
+'
+
+dotsdefault.. ÿÿÿÿz
+
+appapp

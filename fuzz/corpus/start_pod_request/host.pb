@@ -1,0 +1,5 @@
+
+1
+
+hostdefaultuid-host(08z
+appappb

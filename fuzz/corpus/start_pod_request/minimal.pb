@@ -1,0 +1,5 @@
+
+6
+
+minimaldefaultuid-minimalz
+appbusybox:1.36
