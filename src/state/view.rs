@@ -72,7 +72,15 @@ pub async fn identity_conflict(
         uid: Some(uid.to_string()),
         ..Default::default()
     };
-    for s in sandboxes(cri, &by_uid).await? {
+    let by_name = PodFilter {
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    // Two independent look-ups: one round trip's time, not two.
+    let (with_uid, with_name) =
+        tokio::try_join!(sandboxes(cri, &by_uid), sandboxes(cri, &by_name))?;
+    for s in with_uid {
         let Some(m) = &s.metadata else { continue };
         let known = pod_name(&m.namespace, &m.name);
         if known != requested {
@@ -83,12 +91,7 @@ pub async fn identity_conflict(
             }));
         }
     }
-    let by_name = PodFilter {
-        namespace: Some(namespace.to_string()),
-        name: Some(name.to_string()),
-        ..Default::default()
-    };
-    let running = sandboxes(cri, &by_name).await?.into_iter().find(|s| {
+    let running = with_name.into_iter().find(|s| {
         s.state == cri::PodSandboxState::SandboxReady as i32
             && s.metadata.as_ref().is_some_and(|m| m.uid != uid)
     });
