@@ -19,7 +19,8 @@ use crate::proto::v1::{
     pod_starter_server::{PodStarter, PodStarterServer},
 };
 use crate::spec::validate::{
-    validate_pod_ref, validate_start_container, validate_start_pod, validate_stop_pod,
+    validate_list_pods, validate_pod_ref, validate_start_container, validate_start_pod,
+    validate_stop_pod, validate_watch_events,
 };
 use crate::start::{EventSink, StartError, Starter};
 use crate::state::view;
@@ -223,6 +224,7 @@ impl PodStarter for PodStarterService {
         request: Request<ListPodsRequest>,
     ) -> Result<Response<ListPodsResponse>, Status> {
         let req = request.into_inner();
+        validate_list_pods(&req).map_err(StartError::from)?;
         let filter = view::PodFilter {
             namespace: (!req.namespace.is_empty()).then_some(req.namespace),
             labels: req.label_selector,
@@ -239,6 +241,7 @@ impl PodStarter for PodStarterService {
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let req = request.into_inner();
+        validate_watch_events(&req).map_err(StartError::from)?;
         let mut feed = self.starter.subscribe();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         // The task ends with its stream: when the caller goes, not at the

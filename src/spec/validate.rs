@@ -10,11 +10,11 @@
 //! the same number.
 
 use crate::proto::v1::{
-    AppStartMode, Container, ContainerRestartPolicy, DnsConfig, Handler, MountPropagation,
-    PodMetadata, PodRef, PodSecurityContext, PodSpec, Probe, Protocol, PullPolicy,
-    RegistryCredential, RestartPolicy, SeccompProfile, SecurityContext, StartContainerRequest,
-    StartOptions, StartPodRequest, StopPodRequest, TerminationMessagePolicy, handler::Action,
-    seccomp_profile,
+    AppStartMode, Container, ContainerRestartPolicy, DnsConfig, Handler, ListPodsRequest,
+    MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec, Probe, Protocol,
+    PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile, SecurityContext,
+    StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest, TerminationMessagePolicy,
+    WatchEventsRequest, handler::Action, seccomp_profile,
 };
 use crate::spec::{expand, image};
 use std::collections::{HashMap, HashSet};
@@ -471,27 +471,7 @@ fn validate_metadata(meta: &PodMetadata) -> Result<(), InvalidSpec> {
     }
     let mut bytes = 0usize;
     for (k, v) in &meta.labels {
-        if !is_qualified_name(k) {
-            return Err(invalid(
-                "pod.metadata.labels",
-                format!(
-                    "key {} must be a qualified name: an optional DNS-1123 subdomain \
-                     and '/', then at most 63 letters, digits, '-', '_' and '.', \
-                     starting and ending with a letter or digit",
-                    echo(k)
-                ),
-            ));
-        }
-        if !is_label_value(v) {
-            return Err(invalid(
-                "pod.metadata.labels",
-                format!(
-                    "value of {} must be empty or at most 63 letters, digits, '-', '_' \
-                     and '.', starting and ending with a letter or digit",
-                    echo(k)
-                ),
-            ));
-        }
+        check_label("pod.metadata.labels", k, v)?;
         bytes += k.len() + v.len();
     }
     for (k, v) in &meta.annotations {
@@ -519,6 +499,63 @@ fn validate_metadata(meta: &PodMetadata) -> Result<(), InvalidSpec> {
             "pod.metadata.annotations",
             format!("labels and annotations together must be at most {METADATA_BYTES_MAX} bytes"),
         ));
+    }
+    Ok(())
+}
+
+/// One label (or label selector pair): a qualified-name key and a label
+/// value, as Kubernetes' `ValidateLabels`.
+fn check_label(path: &str, k: &str, v: &str) -> Result<(), InvalidSpec> {
+    if !is_qualified_name(k) {
+        return Err(invalid(
+            path,
+            format!(
+                "key {} must be a qualified name: an optional DNS-1123 subdomain \
+                 and '/', then at most 63 letters, digits, '-', '_' and '.', \
+                 starting and ending with a letter or digit",
+                echo(k)
+            ),
+        ));
+    }
+    if !is_label_value(v) {
+        return Err(invalid(
+            path,
+            format!(
+                "value of {} must be empty or at most 63 letters, digits, '-', '_' \
+                 and '.', starting and ending with a letter or digit",
+                echo(k)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a ListPods request: a namespace filter is a DNS-1123 label;
+/// the label selector has at most [`METADATA_ENTRIES_MAX`] pairs, each a
+/// label as pods carry them (it reaches the runtime's filter).
+pub fn validate_list_pods(req: &ListPodsRequest) -> Result<(), InvalidSpec> {
+    if !req.namespace.is_empty() && !is_dns1123_label(&req.namespace) {
+        return Err(invalid("namespace", LABEL_RULE));
+    }
+    check_count(
+        "label_selector",
+        req.label_selector.len(),
+        METADATA_ENTRIES_MAX,
+    )?;
+    for (k, v) in &req.label_selector {
+        check_label("label_selector", k, v)?;
+    }
+    Ok(())
+}
+
+/// Validates a WatchEvents request: its filters follow the rules of what
+/// they filter (a pod uid, a namespace).
+pub fn validate_watch_events(req: &WatchEventsRequest) -> Result<(), InvalidSpec> {
+    if !req.pod_uid.is_empty() {
+        validate_uid("pod_uid", &req.pod_uid)?;
+    }
+    if !req.namespace.is_empty() && !is_dns1123_label(&req.namespace) {
+        return Err(invalid("namespace", LABEL_RULE));
     }
     Ok(())
 }

@@ -5,10 +5,10 @@
 use crate::common::*;
 use podstart::proto::v1::{
     AppStartMode, Capabilities, Container, ContainerPort, Device, DnsConfig, EnvVar, ExecAction,
-    GetPodRequest, Handler, HttpGetAction, HttpHeader, Lifecycle, Mount, PodRef,
+    GetPodRequest, Handler, HttpGetAction, HttpHeader, Lifecycle, ListPodsRequest, Mount, PodRef,
     PodSecurityContext, PodSpec, Probe, RegistryCredential, SeccompProfile, SecurityContext,
     SleepAction, StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest,
-    handler::Action, seccomp_profile,
+    WatchEventsRequest, handler::Action, seccomp_profile,
 };
 use tonic::{Code, Status};
 
@@ -45,6 +45,8 @@ enum Call {
     Stop(StopPodRequest),
     Get(GetPodRequest),
     StartContainer(Box<StartContainerRequest>),
+    List(ListPodsRequest),
+    Watch(WatchEventsRequest),
 }
 
 struct Row {
@@ -61,6 +63,8 @@ async fn send(h: &Harness, call: Call) -> Result<(), Status> {
         Call::Stop(r) => client.stop_pod(r).await.map(drop),
         Call::Get(r) => client.get_pod(r).await.map(drop),
         Call::StartContainer(r) => client.start_container(*r).await.map(drop),
+        Call::List(r) => client.list_pods(r).await.map(drop),
+        Call::Watch(r) => client.watch_events(r).await.map(drop),
     }
 }
 
@@ -805,6 +809,61 @@ fn rows() -> Vec<Row> {
             }),
             "pod.name",
             "DNS-1123 subdomain",
+        ),
+        // ---- ListPods and WatchEvents: their filters reach the runtime
+        row(
+            "ListPods with 50,000 selector labels",
+            Call::List(ListPodsRequest {
+                label_selector: (0..50_000).map(|i| (format!("k{i}"), "v".into())).collect(),
+                ..Default::default()
+            }),
+            "label_selector",
+            "at most 1024 items",
+        ),
+        row(
+            "ListPods with NUL in a selector key",
+            Call::List(ListPodsRequest {
+                label_selector: [("app\0".to_string(), "web".to_string())].into(),
+                ..Default::default()
+            }),
+            "label_selector",
+            "qualified name",
+        ),
+        row(
+            "ListPods with a 3 MB selector value",
+            Call::List(ListPodsRequest {
+                label_selector: [("app".to_string(), "v".repeat(MB3))].into(),
+                ..Default::default()
+            }),
+            "label_selector",
+            "at most 63",
+        ),
+        row(
+            "ListPods in namespace '../x'",
+            Call::List(ListPodsRequest {
+                namespace: "../x".into(),
+                ..Default::default()
+            }),
+            "namespace",
+            "DNS-1123 label",
+        ),
+        row(
+            "WatchEvents of pod '..'",
+            Call::Watch(WatchEventsRequest {
+                pod_uid: "..".into(),
+                ..Default::default()
+            }),
+            "pod_uid",
+            "'.' or '..'",
+        ),
+        row(
+            "WatchEvents of a 3 MB namespace",
+            Call::Watch(WatchEventsRequest {
+                namespace: "n".repeat(MB3),
+                ..Default::default()
+            }),
+            "namespace",
+            "DNS-1123 label",
         ),
         // ---- StartContainer
         row(
