@@ -570,6 +570,7 @@ print_env() { # [--export]
   printf '%s%s=%q\n' \
     "$prefix" CONTAINER_RUNTIME_ENDPOINT "unix://$SOCK" \
     "$prefix" LAB "$LAB" \
+    "$prefix" POD_SUBNET "$SUBNET" \
     "$prefix" SANDBOX_IMAGE "$SANDBOX_IMAGE" \
     "$prefix" TEST_IMAGE "$TEST_IMAGE" \
     "$prefix" REGISTRY "127.0.0.1:$REG_PORT" \

@@ -43,6 +43,7 @@ lab_env=$(scripts/containerd-lab.sh start)
 eval "$lab_env"
 export PODSTART_E2E_RUNTIME=$CONTAINER_RUNTIME_ENDPOINT
 export PODSTART_E2E_TEST_IMAGE=$TEST_IMAGE
+export PODSTART_E2E_POD_SUBNET=$POD_SUBNET
 export PODSTART_E2E_REQUIRED=1
 
 say "end-to-end tests against containerd at $PODSTART_E2E_RUNTIME"
