@@ -24,19 +24,20 @@ fuzz_target!(|data: &[u8]| {
     }
     let pod = req.pod.as_ref().expect("validation requires a pod");
     let log_root = Path::new(LOG_ROOT);
-    let sandbox_config = sandbox::pod_sandbox_config(pod, log_root);
+    // A validated pod's log directory is one entry right under the log root.
+    let log_dir = sandbox::log_directory(log_root, pod.metadata.as_ref().expect("metadata"))
+        .expect("a validated pod has a log directory");
+    assert_eq!(
+        log_dir.parent(),
+        Some(log_root),
+        "{log_dir:?} escapes {LOG_ROOT}"
+    );
+    let sandbox_config = sandbox::pod_sandbox_config(pod, &log_dir);
     let meta = sandbox_config.metadata.as_ref().expect("sandbox metadata");
     assert_eq!(
         sandbox_config.labels.get(labels::POD_UID),
         Some(&meta.uid),
         "the sandbox's uid label is the pod's uid",
-    );
-    // The pod's log directory is one entry right under the log root.
-    let log_dir = sandbox::log_directory(log_root, pod.metadata.as_ref().expect("metadata"));
-    assert_eq!(
-        log_dir.parent(),
-        Some(log_root),
-        "{log_dir:?} escapes {LOG_ROOT}"
     );
     assert_eq!(Path::new(&sandbox_config.log_directory), log_dir);
 
