@@ -49,7 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the podstart daemon.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a simulated CRI runtime (in memory) for tests and trials.
     SimRuntime(SimRuntimeArgs),
     /// Start the pod of a Kubernetes Pod manifest and follow it.
@@ -103,6 +103,25 @@ pub struct ServeArgs {
     /// exec hooks have none).
     #[arg(long, env = "PODSTART_HOOK_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub hook_timeout: Duration,
+    /// Where container state changes come from: `auto` (CRI
+    /// GetContainerEvents, else containerd's events service on the CRI
+    /// socket, else relisting), `cri`, `containerd` or `relist` (no events:
+    /// the whole node is listed every --relist-period, as the kubelet's
+    /// generic PLEG).
+    #[arg(
+        long,
+        env = "PODSTART_CONTAINER_EVENTS",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub container_events: crate::pleg::SourceChoice,
+    /// How often the node's containers are listed when no event stream is
+    /// open (the kubelet's PLEG relists every second).
+    #[arg(long, env = "PODSTART_RELIST_PERIOD", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub relist_period: Duration,
+    /// How often they are listed while events flow, as a safety net.
+    #[arg(long, env = "PODSTART_EVENTS_RELIST_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub events_relist_period: Duration,
     /// First crash-loop back-off before a failed container is restarted
     /// (the kubelet's 10s; the delay doubles with each failure).
     #[arg(long, env = "PODSTART_RESTART_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod images;
 pub mod paths;
+pub mod pleg;
 pub mod server;
 pub mod sim;
 pub mod spec;

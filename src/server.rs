@@ -14,6 +14,7 @@ use crate::config::ServeArgs;
 use crate::cri::{Cri, CriError, CriSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
 use crate::images::{PullBackoff, Puller, PullerConfig};
+use crate::pleg::PlegConfig;
 use crate::start::{FlowConfig, Parts, Starter, backoff::CrashLoopBackoff};
 use crate::telemetry::{self, Metrics};
 
@@ -72,7 +73,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let starter = Starter::new(start_parts(
         &args,
         cri.clone(),
-        &image_addr,
+        (&runtime_addr, &image_addr),
         metrics.clone(),
     ));
 
@@ -170,7 +171,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 
 /// The start flow's parts, each built with its own share of the command
 /// line.
-fn start_parts(args: &ServeArgs, cri: Cri, image_addr: &Address, metrics: Metrics) -> Parts {
+fn start_parts(
+    args: &ServeArgs,
+    cri: Cri,
+    (runtime_addr, image_addr): (&Address, &Address),
+    metrics: Metrics,
+) -> Parts {
     let puller = Puller::new(
         cri.clone(),
         PullerConfig {
@@ -187,12 +193,18 @@ fn start_parts(args: &ServeArgs, cri: Cri, image_addr: &Address, metrics: Metric
             pod_log_root: args.pod_log_root.clone(),
             hook_timeout: args.hook_timeout,
             pod_state_root: args.pod_state_root.clone(),
-            ..FlowConfig::default()
         },
         metrics,
         puller,
         pull_backoff: PullBackoff::new(args.image_pull_backoff, args.image_pull_backoff_max),
         crash_loop: CrashLoopBackoff::new(args.restart_backoff, args.restart_backoff_max),
+        pleg: PlegConfig {
+            source: args.container_events,
+            relist_period: args.relist_period,
+            events_relist_period: args.events_relist_period,
+            // containerd serves its events service on the CRI socket.
+            containerd: matches!(runtime_addr, Address::Unix(_)).then(|| runtime_addr.clone()),
+        },
     }
 }
 

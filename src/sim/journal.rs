@@ -1,5 +1,6 @@
 //! What tests can observe about the traffic the sim received: how often each CRI method was called,
-//! every ExecSync command, and how many PullImage calls ran at once. Recording only; it never
+//! every ExecSync command, how many PullImage calls ran at once and how many container event
+//! streams were open at once. Recording only; it never
 //! changes what a call answers.
 
 use std::collections::HashMap;
@@ -14,6 +15,17 @@ pub(crate) struct Journal {
     execs: Mutex<Vec<(String, Vec<String>)>>,
     /// (in progress now, most at once) of PullImage.
     pulls: Mutex<(u64, u64)>,
+    /// (open now, most at once) of GetContainerEvents streams.
+    event_streams: Mutex<(u64, u64)>,
+}
+
+/// One open GetContainerEvents stream; counted until dropped.
+pub(crate) struct EventStreamOpen<'a>(&'a Journal);
+
+impl Drop for EventStreamOpen<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.event_streams).0 -= 1;
+    }
 }
 
 /// One PullImage in progress; counted until dropped.
@@ -51,5 +63,17 @@ impl Journal {
 
     pub(crate) fn max_concurrent_pulls(&self) -> u64 {
         lock(&self.pulls).1
+    }
+
+    pub(crate) fn event_stream_opened(&self) -> EventStreamOpen<'_> {
+        let mut streams = lock(&self.event_streams);
+        streams.0 += 1;
+        streams.1 = streams.1.max(streams.0);
+        EventStreamOpen(self)
+    }
+
+    /// (open now, most at once) of GetContainerEvents streams.
+    pub(crate) fn event_streams(&self) -> (u64, u64) {
+        *lock(&self.event_streams)
     }
 }

@@ -221,6 +221,11 @@ impl SimRuntime {
         self.inner.journal.max_concurrent_pulls()
     }
 
+    /// GetContainerEvents streams open now, and the most ever open at once.
+    pub fn event_streams(&self) -> (u64, u64) {
+        self.inner.journal.event_streams()
+    }
+
     /// Every ExecSync received, in order: (container id, command).
     pub fn execs(&self) -> Vec<(String, Vec<String>)> {
         self.inner.journal.execs()

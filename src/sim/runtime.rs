@@ -2,7 +2,7 @@
 //! hands the request to the store (or to the exec rules) and answers the way containerd does.
 //! Methods the sim does not model answer UNIMPLEMENTED. No state of its own.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_server::RuntimeService;
@@ -239,7 +239,9 @@ impl RuntimeService for SimRuntime {
         let mut events = self.store().subscribe();
         let mut closing = self.inner.closing.subscribe();
         let (client, stream) = mpsc::channel(CLIENT_EVENT_BUFFER);
+        let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
+            let _open = inner.journal.event_stream_opened();
             loop {
                 let next = tokio::select! {
                     _ = closing.wait_for(|closing| *closing) => break,

@@ -20,6 +20,7 @@ use super::{
     termination,
 };
 use crate::cri::Cri;
+use crate::pleg::{Phase, Pleg, Seen};
 use crate::proto::v1::handler::Action;
 use crate::proto::v1::{
     BackOffInfo, Container, ContainerInfo, ContainerKind, StartEvent, StartedContainer, Step,
@@ -215,6 +216,7 @@ impl Starter {
 
         let step = ContainerStep {
             cri: &self.inner.cri,
+            pleg: &self.inner.pleg,
             ctx,
             cref,
             c,
@@ -252,14 +254,19 @@ impl Starter {
         // A sleep hook ends when the container stops.
         let hook_cancel = ctx.cancel.child_token();
         let exit_watch = matches!(handler.action, Some(Action::Sleep(_))).then(|| {
-            let (this, token, cref, id) = (
+            let (this, token, cref, sandbox_id, id) = (
                 self.clone(),
                 hook_cancel.clone(),
                 cref.clone(),
+                ctx.sandbox_id.clone(),
                 id.to_string(),
             );
             tokio::spawn(async move {
-                if this.wait_for_exit(&token, &cref, &id).await.is_ok() {
+                if this
+                    .wait_for_exit(&token, &cref, &sandbox_id, &id)
+                    .await
+                    .is_ok()
+                {
                     token.cancel();
                 }
             })
@@ -337,6 +344,7 @@ impl Starter {
 /// rather than the whole `Starter`.
 struct ContainerStep<'a> {
     cri: &'a Cri,
+    pleg: &'a Pleg,
     ctx: &'a PodContext,
     cref: &'a ContainerRef,
     c: &'a Container,
@@ -427,6 +435,13 @@ impl ContainerStep<'_> {
             }
         };
         let took = t.elapsed();
+        self.pleg.track(Seen {
+            id: id.clone(),
+            sandbox_id: ctx.sandbox_id.clone(),
+            name: c.name.clone(),
+            attempt: restart_count,
+            phase: Phase::Created,
+        });
         ctx.sink
             .emit(
                 StartEvent::at(

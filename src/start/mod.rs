@@ -12,7 +12,7 @@
 //!   HTTP GET of hooks and probes; `probe.rs`: one probe run; `sidecar.rs`:
 //!   sidecars and their startup gating; `restart.rs`: restartPolicy
 //!   decisions; `backoff.rs`: the crash-loop back-off; `watch.rs`: waiting
-//!   for exits; `termination.rs`: termination messages; `ephemeral.rs`:
+//!   for exits (through the node's watcher, `pleg/`); `termination.rs`: termination messages; `ephemeral.rs`:
 //!   StartContainer; `supervise.rs`: restarts after the start; `stop.rs`:
 //!   StopPod; `events.rs`: event construction and delivery; `error.rs`:
 //!   failures and how they are reported.
@@ -40,7 +40,7 @@ mod watch;
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex, atomic::AtomicBool},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -53,6 +53,7 @@ pub use events::{ContainerRef, EventSink};
 
 use crate::cri::Cri;
 use crate::images::{PullBackoff, Puller, PullerConfig};
+use crate::pleg::{Pleg, PlegConfig};
 use crate::proto::v1::StartEvent;
 use crate::state::PodLocks;
 use crate::telemetry::Metrics;
@@ -66,9 +67,6 @@ pub struct FlowConfig {
     /// Limit for exec and HTTP lifecycle hooks; zero means none, as in the
     /// kubelet (whose exec hooks run without a deadline).
     pub hook_timeout: Duration,
-    /// Longest pause between two status polls while waiting for an init
-    /// container to exit.
-    pub status_poll_max: Duration,
     /// Root of per-pod state (`<root>/<uid>/containers/<name>/<file>`:
     /// termination message files), the kubelet's pod directories.
     pub pod_state_root: PathBuf,
@@ -79,7 +77,6 @@ impl Default for FlowConfig {
         FlowConfig {
             pod_log_root: PathBuf::from("/var/log/pods"),
             hook_timeout: Duration::ZERO,
-            status_poll_max: Duration::from_secs(1),
             pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
         }
     }
@@ -114,6 +111,9 @@ pub struct Parts {
     pub pull_backoff: PullBackoff,
     /// The crash-loop back-off of restarted containers.
     pub crash_loop: backoff::CrashLoopBackoff,
+    /// How the node's containers are watched (`Starter::new` starts the
+    /// watcher).
+    pub pleg: PlegConfig,
 }
 
 impl Parts {
@@ -125,6 +125,7 @@ impl Parts {
             puller: Puller::new(cri.clone(), DEFAULT_PULLER),
             pull_backoff: PullBackoff::new(initial, max),
             crash_loop: backoff::CrashLoopBackoff::new(initial, max),
+            pleg: PlegConfig::default(),
             cri,
             config,
             metrics,
@@ -154,8 +155,8 @@ struct Inner {
     bus: broadcast::Sender<StartEvent>,
     /// Crash-loop back-off, shared by every request.
     backoff: backoff::CrashLoopBackoff,
-    /// Set once the runtime answered GetContainerEvents with UNIMPLEMENTED.
-    events_unsupported: AtomicBool,
+    /// The node's one container watcher.
+    pleg: Pleg,
     /// The restart supervisor of each started pod, by uid.
     supervisors: Mutex<HashMap<String, CancellationToken>>,
     /// Fires at shutdown; supervisors end with it.
@@ -168,6 +169,8 @@ struct Inner {
 const BUS_CAPACITY: usize = 1024;
 
 impl Starter {
+    /// Builds the starter and starts the node's container watcher on the
+    /// current Tokio runtime.
     pub fn new(parts: Parts) -> Starter {
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let Parts {
@@ -177,7 +180,9 @@ impl Starter {
             puller,
             pull_backoff,
             crash_loop,
+            pleg,
         } = parts;
+        let pleg = Pleg::start(cri.clone(), pleg, metrics.clone());
         Starter {
             inner: Arc::new(Inner {
                 cri,
@@ -188,7 +193,7 @@ impl Starter {
                 locks: PodLocks::default(),
                 bus,
                 backoff: crash_loop,
-                events_unsupported: AtomicBool::new(false),
+                pleg,
                 supervisors: Mutex::default(),
                 shutdown: CancellationToken::new(),
             }),
@@ -205,6 +210,11 @@ impl Starter {
 
     pub fn config(&self) -> &FlowConfig {
         &self.inner.config
+    }
+
+    /// The node's container watcher.
+    pub fn pleg(&self) -> &Pleg {
+        &self.inner.pleg
     }
 
     /// The node-wide event feed.

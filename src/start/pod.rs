@@ -473,7 +473,9 @@ impl Starter {
                     return Ok(s);
                 }
             }
-            let status = self.wait_for_exit(&ctx.cancel, &cref, &id).await?;
+            let status = self
+                .wait_for_exit(&ctx.cancel, &cref, &ctx.sandbox_id, &id)
+                .await?;
             let mut timings = s.timings;
             timings.push(StepTiming {
                 container_name: c.name.clone(),

@@ -1,11 +1,12 @@
 //! After a pod started, the kubelet keeps syncing it: app containers that
 //! exit are started again as the pod's restartPolicy says, sidecars always,
 //! each through the crash-loop back-off. A supervisor per started pod does
-//! that until StopPod, another StartPod of the pod, or shutdown. It wakes on
-//! the runtime's container events where there are any, else it relists the
-//! pod's containers with a pause growing to `status_poll_max` (the kubelet's
-//! PLEG relists every second). Its events go to the node-wide feed: the
-//! StartPod stream has ended.
+//! that until StopPod, another StartPod of the pod, or shutdown. It holds no
+//! stream and makes no periodic call of its own: it wakes when the node's
+//! watcher (`pleg/`) has news of the pod's sandbox and reads the pod's
+//! containers from the watcher's table; only an exit costs a
+//! ContainerStatus. Its events go to the node-wide feed: the StartPod
+//! stream has ended.
 use std::{collections::HashSet, time::Duration};
 
 use k8s_cri::v1 as cri;
@@ -16,12 +17,12 @@ use super::{
     events::exit_event,
     restart::{self, AfterExit},
 };
+use crate::pleg::{Phase, Seen};
 use crate::proto::v1::{Container, ContainerKind, ContainerRestartPolicy, RestartPolicy};
 
-/// First pause between two relists without container events.
-const FIRST_RELIST: Duration = Duration::from_millis(50);
-/// With container events, the pod is still relisted this often.
-const SAFETY_RELIST: Duration = Duration::from_secs(5);
+/// A restart that failed (the runtime was away, say) is tried again after
+/// this long without news.
+const RETRY_FAILED: Duration = Duration::from_secs(1);
 
 impl Starter {
     /// Starts supervising a pod that was just started (replacing an earlier
@@ -83,8 +84,8 @@ impl Starter {
         }
     }
 
-    // Long: one relist-and-restart loop whose event stream, reported exits
-    // and relist delay carry from turn to turn.
+    // Long: one read-the-table-and-restart loop whose reported exits carry
+    // from turn to turn.
     async fn supervise_loop(&self, ctx: &PodContext, watched: &[(Container, ContainerKind)]) {
         let uid = ctx
             .pod
@@ -92,35 +93,34 @@ impl Starter {
             .as_ref()
             .map(|m| m.uid.clone())
             .unwrap_or_default();
-        let mut events = self.container_events().await;
+        let pleg = &self.inner.pleg;
+        let mut changes = pleg.subscribe(&ctx.sandbox_id);
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            _ = pleg.synced() => {}
+        }
+        // Exits reported on the feed, and those not restarted.
         let mut reported: HashSet<String> = HashSet::new();
-        let mut delay = FIRST_RELIST;
+        let mut done: HashSet<String> = HashSet::new();
         loop {
             if ctx.cancel.is_cancelled() {
                 return;
             }
-            let containers = match self
-                .inner
-                .cri
-                .list_containers(Some(&ctx.sandbox_id), Default::default())
-                .await
-            {
-                Ok(list) if !list.is_empty() => list,
-                Ok(_) => return, // the sandbox is gone
-                Err(e) => {
-                    tracing::info!(pod_uid = %uid, error = %e, "supervision ends: the runtime is unreachable");
-                    return;
-                }
-            };
+            changes.mark_seen();
+            let containers = pleg.containers(&ctx.sandbox_id);
             let mut active = false;
             for (c, kind) in watched {
                 let Some(newest) = newest(&containers, &c.name) else {
                     continue;
                 };
-                if newest.state != cri::ContainerState::ContainerExited as i32 {
+                if newest.phase != Phase::Exited {
                     active = true;
                     continue;
                 }
+                if done.contains(&newest.id) {
+                    continue; // exited for good, and said so
+                }
+                let policy = ctx.pod.restart_policy();
                 let cref = ContainerRef {
                     name: c.name.clone(),
                     kind: *kind,
@@ -129,7 +129,11 @@ impl Starter {
                     active = true;
                     continue;
                 };
-                let policy = ctx.pod.restart_policy();
+                if status.state != cri::ContainerState::ContainerExited as i32 {
+                    // The watcher is ahead of the runtime's status.
+                    active = true;
+                    continue;
+                }
                 let outcome = restart::after_exit(*kind, policy, status.exit_code);
                 if reported.insert(newest.id.clone()) {
                     let message = match outcome {
@@ -150,6 +154,7 @@ impl Starter {
                         .await;
                 }
                 if outcome != AfterExit::Restart {
+                    done.insert(newest.id.clone());
                     continue;
                 }
                 active = true;
@@ -166,26 +171,13 @@ impl Starter {
                 }
             }
             if !active {
-                return; // every container exited for good
+                return; // every container exited for good, or the sandbox is gone
             }
-            match events.as_mut() {
-                Some(stream) => {
-                    let woke = tokio::select! {
-                        _ = ctx.cancel.cancelled() => return,
-                        woke = next_event_in(stream, &ctx.sandbox_id) => woke,
-                        _ = tokio::time::sleep(SAFETY_RELIST) => true,
-                    };
-                    if !woke {
-                        events = None;
-                    }
-                }
-                None => {
-                    tokio::select! {
-                        _ = ctx.cancel.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(self.inner.config.status_poll_max);
-                }
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return,
+                alive = changes.changed() => if !alive { return },
+                // A restart that failed is tried again.
+                _ = tokio::time::sleep(RETRY_FAILED), if !settled(&containers, watched) => {}
             }
         }
     }
@@ -207,30 +199,17 @@ fn watched(ctx: &PodContext) -> Vec<(Container, ContainerKind)> {
     sidecars.chain(apps).collect()
 }
 
-fn newest<'a>(containers: &'a [cri::Container], name: &str) -> Option<&'a cri::Container> {
+fn newest<'a>(containers: &'a [Seen], name: &str) -> Option<&'a Seen> {
     containers
         .iter()
-        .filter(|c| c.metadata.as_ref().is_some_and(|m| m.name == name))
-        .max_by_key(|c| c.metadata.as_ref().map_or(0, |m| m.attempt))
+        .filter(|c| c.name == name)
+        .max_by_key(|c| c.attempt)
 }
 
-/// Waits for an event about a container of the sandbox: true when one
-/// came, false when the stream ended.
-async fn next_event_in(
-    stream: &mut tonic::Streaming<cri::ContainerEventResponse>,
-    sandbox_id: &str,
-) -> bool {
-    loop {
-        match stream.message().await {
-            Ok(Some(e))
-                if e.pod_sandbox_status
-                    .as_ref()
-                    .is_none_or(|s| s.id == sandbox_id) =>
-            {
-                return true;
-            }
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return false,
-        }
-    }
+/// Whether every watched container's newest instance is running (nothing
+/// to retry while no news comes).
+fn settled(containers: &[Seen], watched: &[(Container, ContainerKind)]) -> bool {
+    watched
+        .iter()
+        .all(|(c, _)| newest(containers, &c.name).is_some_and(|n| n.phase == Phase::Running))
 }

@@ -1,20 +1,23 @@
-//! Waiting for a container to exit: through CRI `GetContainerEvents` where
-//! the runtime has it (a wake-up per event of that container, plus a slow
-//! safety re-check), otherwise by polling ContainerStatus with a pause that
-//! grows to `status_poll_max`. Never a busy loop. Once a runtime answers
-//! UNIMPLEMENTED (containerd before 1.7), podstart stops asking it.
-use std::{sync::atomic::Ordering, time::Duration};
+//! Waiting for a container to exit, through the node's watcher (`pleg/`):
+//! a wake-up when anything about the container's sandbox changes, the exit
+//! read from the table, then one ContainerStatus for its code and reason.
+//! No stream or poll loop per waiter. A slow safety re-read covers a watcher
+//! that missed the container (made by an earlier podstart, say).
+use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 use tokio_util::sync::CancellationToken;
 
 use super::{ContainerRef, StartError, Starter};
+use crate::pleg::Phase;
 
-/// First pause between two polls.
-const FIRST_POLL: Duration = Duration::from_millis(20);
-/// With an event stream, the status is still re-read this often, in case an
-/// event was lost.
+/// Without news, the status is still re-read this often.
 const SAFETY_RECHECK: Duration = Duration::from_secs(5);
+/// First pause when the watcher saw the exit before the runtime's status
+/// shows it (containerd's CRI handles the same task exit a moment later).
+const CATCH_UP_FIRST: Duration = Duration::from_millis(2);
+/// Longest such pause.
+const CATCH_UP_MAX: Duration = Duration::from_millis(200);
 
 impl Starter {
     /// Returns the container's status once it has exited.
@@ -22,57 +25,41 @@ impl Starter {
         &self,
         cancel: &CancellationToken,
         cref: &ContainerRef,
+        sandbox_id: &str,
         id: &str,
     ) -> Result<cri::ContainerStatus, StartError> {
-        let mut events = self.container_events().await;
-        let mut delay = FIRST_POLL;
+        let pleg = &self.inner.pleg;
+        let mut changes = pleg.subscribe(sandbox_id);
+        // Read the runtime first: the container may be done already.
+        let mut read = true;
+        let mut catch_up = CATCH_UP_FIRST;
         loop {
-            let status = self.status_of(cref, id).await?;
-            if status.state == cri::ContainerState::ContainerExited as i32 {
-                return Ok(status);
-            }
-            match events.as_mut() {
-                Some(stream) => {
-                    let woke = tokio::select! {
-                        _ = cancel.cancelled() => return Err(cancelled()),
-                        woke = next_event_of(stream, id) => woke,
-                        _ = tokio::time::sleep(SAFETY_RECHECK) => true,
-                    };
-                    if !woke {
-                        // The stream ended: carry on by polling.
-                        events = None;
-                    }
-                }
-                None => {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Err(cancelled()),
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(self.inner.config.status_poll_max);
+            changes.mark_seen();
+            let seen_exited = pleg.phase(id) == Some(Phase::Exited);
+            if read || seen_exited {
+                let status = self.status_of(cref, id).await?;
+                if status.state == cri::ContainerState::ContainerExited as i32 {
+                    return Ok(status);
                 }
             }
-        }
-    }
-
-    /// A container event stream, unless the runtime has none.
-    pub(super) async fn container_events(
-        &self,
-    ) -> Option<tonic::Streaming<cri::ContainerEventResponse>> {
-        if self.inner.events_unsupported.load(Ordering::Relaxed) {
-            return None;
-        }
-        match self.inner.cri.get_container_events().await {
-            Ok(stream) => Some(stream),
-            Err(e) => {
-                if e.code() == tonic::Code::Unimplemented {
-                    tracing::info!(
-                        "the runtime has no GetContainerEvents; waiting on containers by polling"
-                    );
-                    self.inner.events_unsupported.store(true, Ordering::Relaxed);
-                } else {
-                    tracing::debug!(error = %e, "container events unavailable; polling");
+            read = false;
+            let pause = if seen_exited {
+                // The watcher is ahead of the runtime's status: look again
+                // soon rather than wait for news that already came.
+                let pause = catch_up;
+                catch_up = (catch_up * 2).min(CATCH_UP_MAX);
+                pause
+            } else {
+                SAFETY_RECHECK
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(cancelled()),
+                alive = changes.changed() => {
+                    if !alive {
+                        return Err(cancelled());
+                    }
                 }
-                None
+                _ = tokio::time::sleep(pause) => read = true,
             }
         }
     }
@@ -90,21 +77,6 @@ impl Starter {
                 container: cref.name.clone(),
                 source,
             })
-    }
-}
-
-/// Waits for an event about container `id`: true when one came, false when
-/// the stream ended or failed.
-pub(super) async fn next_event_of(
-    stream: &mut tonic::Streaming<cri::ContainerEventResponse>,
-    id: &str,
-) -> bool {
-    loop {
-        match stream.message().await {
-            Ok(Some(event)) if event.container_id == id => return true,
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return false,
-        }
     }
 }
 

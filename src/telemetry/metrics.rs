@@ -69,6 +69,45 @@ struct Inner {
     in_flight_starts: IntGauge,
     runtime_ready: IntGauge,
     events_dropped: IntCounterVec,
+    pleg: PlegFamilies,
+}
+
+/// The node watcher's families (`pleg/`).
+struct PlegFamilies {
+    relist_duration: Histogram,
+    containers: IntGauge,
+    source: IntGaugeVec,
+}
+
+impl PlegFamilies {
+    fn new(registry: &Registry) -> Result<PlegFamilies, prometheus::Error> {
+        let relist_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "pleg_relist_duration_seconds",
+                "Duration of one relist of the node's containers.",
+            )
+            .buckets(prometheus::exponential_buckets(0.001, 2.5, 12)?),
+        )?;
+        let containers = IntGauge::new(
+            "pleg_containers",
+            "Containers on the node, as the last relist and events saw them.",
+        )?;
+        let source = IntGaugeVec::new(
+            Opts::new(
+                "container_events_source",
+                "1 for the source of container state changes in use: cri, containerd or relist.",
+            ),
+            &["source"],
+        )?;
+        registry.register(Box::new(relist_duration.clone()))?;
+        registry.register(Box::new(containers.clone()))?;
+        registry.register(Box::new(source.clone()))?;
+        Ok(PlegFamilies {
+            relist_duration,
+            containers,
+            source,
+        })
+    }
 }
 
 impl Metrics {
@@ -193,6 +232,7 @@ impl Metrics {
         registry.register(Box::new(runtime_ready.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(build_info))?;
+        let pleg = PlegFamilies::new(&registry)?;
         Ok(Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -212,6 +252,7 @@ impl Metrics {
                 in_flight_starts,
                 runtime_ready,
                 events_dropped,
+                pleg,
             }),
         })
     }
@@ -294,6 +335,24 @@ impl Metrics {
     /// One event a caller's stream did not get, by reason.
     pub fn event_dropped(&self, reason: &str) {
         self.inner.events_dropped.with_label_values(&[reason]).inc();
+    }
+
+    /// One relist of the node's containers took `took` and found `count`.
+    pub fn pleg_relisted(&self, took: Duration, count: usize) {
+        let pleg = &self.inner.pleg;
+        pleg.relist_duration.observe(took.as_secs_f64());
+        pleg.containers
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// The source of container state changes now in use.
+    pub fn set_pleg_source(&self, source: &'static str) {
+        let families = &self.inner.pleg.source;
+        for name in ["cri", "containerd", "relist"] {
+            families
+                .with_label_values(&[name])
+                .set(i64::from(name == source));
+        }
     }
 
     pub fn set_runtime_ready(&self, ready: bool) {

@@ -7,6 +7,7 @@ use podstart::api::PodStarterService;
 use podstart::cri::{Cri, CriSettings};
 use podstart::endpoint::{Address, Peer};
 use podstart::images::{PullBackoff, Puller, PullerConfig};
+use podstart::pleg::PlegConfig;
 use podstart::proto::v1::{
     Container, EnvVar, PodMetadata, PodRef, PodSpec, PullPolicy, StartEvent, StartPodRequest,
     StopPodRequest, pod_starter_client::PodStarterClient, start_event::Payload,
@@ -34,6 +35,8 @@ pub(crate) struct Tuning {
     pub(crate) restart_backoff_max: Duration,
     /// `--max-concurrent-starts`.
     pub(crate) max_concurrent_starts: usize,
+    /// The node's container watcher (`--container-events`, relist periods).
+    pub(crate) pleg: PlegConfig,
 }
 
 pub(crate) struct Harness {
@@ -126,7 +129,6 @@ impl Harness {
         let mut tuning = Tuning {
             flow: FlowConfig {
                 pod_log_root: dir.path().join("pods"),
-                status_poll_max: Duration::from_millis(20),
                 pod_state_root: dir.path().join("state"),
                 ..FlowConfig::default()
             },
@@ -136,6 +138,10 @@ impl Harness {
             restart_backoff: Duration::from_millis(50),
             restart_backoff_max: Duration::from_millis(200),
             max_concurrent_starts: podstart::api::DEFAULT_MAX_CONCURRENT_STARTS,
+            pleg: PlegConfig {
+                relist_period: Duration::from_millis(20),
+                ..PlegConfig::default()
+            },
         };
         tune(&mut tuning);
         let log_root = tuning.flow.pod_log_root.clone();
@@ -150,6 +156,7 @@ impl Harness {
             cri,
             config: tuning.flow,
             metrics: metrics.clone(),
+            pleg: tuning.pleg,
         });
         let service = PodStarterService::new(starter.clone(), TaskTracker::new())
             .max_concurrent_starts(max_concurrent_starts);

@@ -2,7 +2,7 @@
 //! running node sees it (fresh in-memory state, the same runtime), or with
 //! requests the API's validation would refuse, so the flow's own defences
 //! are what is tested.
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use podstart::cri::{Cri, CriSettings};
 use podstart::proto::v1::{PodMetadata, PodSpec, StartEvent, StartPodRequest};
@@ -27,7 +27,6 @@ pub(crate) fn starter(h: &Harness, state_root: &Path, log_root: &Path) -> Starte
         FlowConfig {
             pod_log_root: log_root.to_path_buf(),
             pod_state_root: state_root.to_path_buf(),
-            status_poll_max: Duration::from_millis(20),
             ..FlowConfig::default()
         },
         metrics,

@@ -912,6 +912,9 @@ fn rows() -> Vec<Row> {
 #[tokio::test]
 async fn hostile_requests_are_refused_before_the_runtime() {
     let h = Harness::new().await;
+    // The node's watcher has listed the node and opened its one event
+    // stream; from here on, every call would be the requests'.
+    h.starter.pleg().synced().await;
     let before = cri_calls(&h);
     let rows = rows();
     assert!(rows.len() >= 60, "{} rows", rows.len());
