@@ -23,6 +23,10 @@ use crate::proto::v1::{Container, ContainerKind, ContainerRestartPolicy, Restart
 /// A restart that failed (the runtime was away, say) is tried again after
 /// this long without news.
 const RETRY_FAILED: Duration = Duration::from_secs(1);
+/// First and longest pause before reading again a status that has not
+/// caught up with an exit the watcher saw.
+const CATCH_UP_FIRST: Duration = Duration::from_millis(2);
+const CATCH_UP_MAX: Duration = Duration::from_millis(200);
 
 impl Starter {
     /// Starts supervising a pod that was just started (replacing an earlier
@@ -102,6 +106,7 @@ impl Starter {
         // Exits reported on the feed, and those not restarted.
         let mut reported: HashSet<String> = HashSet::new();
         let mut done: HashSet<String> = HashSet::new();
+        let mut catch_up = CATCH_UP_FIRST;
         loop {
             if ctx.cancel.is_cancelled() {
                 return;
@@ -109,6 +114,7 @@ impl Starter {
             changes.mark_seen();
             let containers = pleg.containers(&ctx.sandbox_id);
             let mut active = false;
+            let mut behind = false;
             for (c, kind) in watched {
                 let Some(newest) = newest(&containers, &c.name) else {
                     continue;
@@ -130,8 +136,10 @@ impl Starter {
                     continue;
                 };
                 if status.state != cri::ContainerState::ContainerExited as i32 {
-                    // The watcher is ahead of the runtime's status.
+                    // The watcher is ahead of the runtime's status (its CRI
+                    // handles the same exit a moment later): look again soon.
                     active = true;
+                    behind = true;
                     continue;
                 }
                 let outcome = restart::after_exit(*kind, policy, status.exit_code);
@@ -173,11 +181,20 @@ impl Starter {
             if !active {
                 return; // every container exited for good, or the sandbox is gone
             }
+            let retry = if behind {
+                let pause = catch_up;
+                catch_up = (catch_up * 2).min(CATCH_UP_MAX);
+                pause
+            } else {
+                catch_up = CATCH_UP_FIRST;
+                RETRY_FAILED
+            };
             tokio::select! {
                 _ = ctx.cancel.cancelled() => return,
                 alive = changes.changed() => if !alive { return },
-                // A restart that failed is tried again.
-                _ = tokio::time::sleep(RETRY_FAILED), if !settled(&containers, watched) => {}
+                // A restart that failed is tried again; a status behind
+                // the watcher is read again.
+                _ = tokio::time::sleep(retry), if behind || !settled(&containers, watched) => {}
             }
         }
     }
