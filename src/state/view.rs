@@ -2,6 +2,8 @@
 //! podstart puts on every sandbox and container.
 use std::collections::HashMap;
 
+use futures::{StreamExt, TryStreamExt};
+
 use k8s_cri::v1 as cri;
 
 use crate::cri::{Cri, CriError};
@@ -112,8 +114,14 @@ fn current(sandboxes: &[cri::PodSandbox]) -> Option<&cri::PodSandbox> {
         .or_else(|| sandboxes.first())
 }
 
+/// How many sandbox and container look-ups one listing makes at once.
+const LOOKUPS_AT_ONCE: usize = 32;
+
 /// The pods matching `filter`, one per uid. With `detail`, each container's
-/// full status (exit code, timestamps, reason) is read too.
+/// full status (exit code, timestamps, reason) is read too. The containers
+/// come from one ListContainers (the node's, or the one sandbox's), not one
+/// per pod; the per-pod look-ups that remain (the sandbox's IPs, with
+/// `detail` each container's status) run a few at a time.
 pub async fn pods(cri: &Cri, filter: &PodFilter, detail: bool) -> Result<Vec<Pod>, CriError> {
     let all = sandboxes(cri, filter).await?;
     let mut by_uid: HashMap<String, Vec<cri::PodSandbox>> = HashMap::new();
@@ -125,17 +133,45 @@ pub async fn pods(cri: &Cri, filter: &PodFilter, detail: bool) -> Result<Vec<Pod
             .unwrap_or_default();
         by_uid.entry(uid).or_default().push(s);
     }
-    let mut pods = Vec::with_capacity(by_uid.len());
-    for group in by_uid.values() {
-        if let Some(sandbox) = current(group) {
-            pods.push(pod(cri, sandbox, detail).await?);
+    let current: Vec<cri::PodSandbox> = by_uid
+        .values()
+        .filter_map(|g| current(g))
+        .cloned()
+        .collect();
+    let only = match current.as_slice() {
+        [one] => Some(one.id.as_str()),
+        _ => None,
+    };
+    let mut containers: HashMap<String, Vec<cri::Container>> = HashMap::new();
+    if !current.is_empty() {
+        for c in cri.list_containers(only, HashMap::new()).await? {
+            containers
+                .entry(c.pod_sandbox_id.clone())
+                .or_default()
+                .push(c);
         }
     }
+    let lookups: Vec<_> = current
+        .into_iter()
+        .map(|sandbox| {
+            let theirs = containers.remove(&sandbox.id).unwrap_or_default();
+            pod(cri, sandbox, theirs, detail)
+        })
+        .collect();
+    let mut pods: Vec<Pod> = futures::stream::iter(lookups)
+        .buffer_unordered(LOOKUPS_AT_ONCE)
+        .try_collect()
+        .await?;
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(pods)
 }
 
-async fn pod(cri: &Cri, sandbox: &cri::PodSandbox, detail: bool) -> Result<Pod, CriError> {
+async fn pod(
+    cri: &Cri,
+    sandbox: cri::PodSandbox,
+    listed: Vec<cri::Container>,
+    detail: bool,
+) -> Result<Pod, CriError> {
     let meta = sandbox.metadata.clone().unwrap_or_default();
     let ready = sandbox.state == cri::PodSandboxState::SandboxReady as i32;
     let ips = if ready {
@@ -156,10 +192,7 @@ async fn pod(cri: &Cri, sandbox: &cri::PodSandbox, detail: bool) -> Result<Pod, 
         Vec::new()
     };
     let mut containers = Vec::new();
-    for c in cri
-        .list_containers(Some(&sandbox.id), HashMap::new())
-        .await?
-    {
+    for c in listed {
         let status = if detail {
             match cri.container_status(&c.id).await {
                 Ok(s) => Some(s),
@@ -177,10 +210,10 @@ async fn pod(cri: &Cri, sandbox: &cri::PodSandbox, detail: bool) -> Result<Pod, 
         name: meta.name,
         namespace: meta.namespace,
         attempt: meta.attempt,
-        sandbox_id: sandbox.id.clone(),
+        sandbox_id: sandbox.id,
         ips,
         created_at_unix_nano: sandbox.created_at,
-        labels: sandbox.labels.clone(),
+        labels: sandbox.labels,
         containers,
         ..Default::default()
     };

@@ -27,6 +27,7 @@ mod listen;
 mod middleware;
 mod observability;
 mod paths;
+mod scale;
 mod semantics;
 mod serve;
 mod start_flow;
