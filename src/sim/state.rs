@@ -3,7 +3,7 @@
 //! changes state and releases it; nothing awaits while holding it. Exit timers of scripted
 //! containers are tokio tasks that come back through `exit_on_its_own`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,6 +44,11 @@ struct Node {
     sandbox_names: HashMap<String, String>,
     /// Reserved container names (`container_pod_namespace_uid_attempt`) → container id.
     container_names: HashMap<String, String>,
+    /// Container ids by sandbox id, and sandbox ids by `label=value` of the
+    /// pod uid and name labels: what the flow's filtered listings ask for,
+    /// without a scan of the node.
+    containers_by_sandbox: HashMap<String, HashSet<String>>,
+    sandboxes_by_label: HashMap<String, HashSet<String>>,
     /// Images by id.
     images: HashMap<String, ImageRecord>,
     ips: IpPool,
@@ -182,6 +187,12 @@ impl Store {
             ip,
         };
         node.sandbox_names.insert(name, id.clone());
+        for key in indexed_labels(&sandbox.config.labels) {
+            node.sandboxes_by_label
+                .entry(key)
+                .or_default()
+                .insert(id.clone());
+        }
         node.sandboxes.insert(id.clone(), sandbox);
         Ok(id)
     }
@@ -211,6 +222,9 @@ impl Store {
         }
         if let Some(sandbox) = node.sandboxes.remove(id) {
             node.sandbox_names.remove(&sandbox.name);
+            for key in indexed_labels(&sandbox.config.labels) {
+                unindex(&mut node.sandboxes_by_label, &key, id);
+            }
             if let Some(ip) = sandbox.ip {
                 node.ips.release(ip);
             }
@@ -231,8 +245,7 @@ impl Store {
     ) -> Vec<cri::PodSandbox> {
         let node = self.node();
         let mut found: Vec<&Sandbox> = node
-            .sandboxes
-            .values()
+            .sandbox_candidates(filter)
             .filter(|s| filter.is_none_or(|f| s.matches(f)))
             .collect();
         found.sort_by_key(|s| s.seq);
@@ -307,6 +320,10 @@ impl Store {
             exit_timer: None,
         };
         node.container_names.insert(name, id.clone());
+        node.containers_by_sandbox
+            .entry(sandbox_id.to_owned())
+            .or_default()
+            .insert(id.clone());
         node.containers.insert(id.clone(), container);
         self.emit(
             &node,
@@ -413,8 +430,7 @@ impl Store {
     ) -> Vec<cri::Container> {
         let node = self.node();
         let mut found: Vec<&Container> = node
-            .containers
-            .values()
+            .container_candidates(filter)
             .filter(|c| filter.is_none_or(|f| c.matches(f)))
             .collect();
         found.sort_by_key(|c| c.seq);
@@ -530,6 +546,7 @@ impl Store {
             timer.abort();
         }
         node.container_names.remove(&container.name);
+        unindex(&mut node.containers_by_sandbox, &container.sandbox_id, id);
         self.emit(
             node,
             id,
@@ -546,9 +563,9 @@ impl Store {
             created_at: now_nanos(),
             pod_sandbox_status: node.sandboxes.get(sandbox_id).map(Sandbox::status),
             containers_statuses: node
-                .containers
-                .values()
-                .filter(|c| c.sandbox_id == sandbox_id)
+                .container_ids_in(sandbox_id)
+                .iter()
+                .filter_map(|id| node.containers.get(id))
                 .map(Container::status)
                 .collect(),
         };
@@ -605,11 +622,46 @@ impl Store {
 
 impl Node {
     fn container_ids_in(&self, sandbox_id: &str) -> Vec<String> {
-        self.containers
-            .values()
-            .filter(|c| c.sandbox_id == sandbox_id)
-            .map(|c| c.id.clone())
-            .collect()
+        self.containers_by_sandbox
+            .get(sandbox_id)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The containers a filter can match: one sandbox's when it names a
+    /// whole sandbox id, else all.
+    fn container_candidates<'a>(
+        &'a self,
+        filter: Option<&cri::ContainerFilter>,
+    ) -> Box<dyn Iterator<Item = &'a Container> + 'a> {
+        match filter.and_then(|f| self.containers_by_sandbox.get(&f.pod_sandbox_id)) {
+            Some(ids) => Box::new(ids.iter().filter_map(|id| self.containers.get(id))),
+            None if filter.is_some_and(|f| {
+                !f.pod_sandbox_id.is_empty() && self.sandboxes.contains_key(&f.pod_sandbox_id)
+            }) =>
+            {
+                Box::new(std::iter::empty())
+            }
+            None => Box::new(self.containers.values()),
+        }
+    }
+
+    /// The sandboxes a filter can match: those with its pod uid or name
+    /// label when it selects one, else all.
+    fn sandbox_candidates<'a>(
+        &'a self,
+        filter: Option<&cri::PodSandboxFilter>,
+    ) -> Box<dyn Iterator<Item = &'a Sandbox> + 'a> {
+        match filter.and_then(|f| indexed_labels(&f.label_selector).next()) {
+            Some(key) => Box::new(
+                self.sandboxes_by_label
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| self.sandboxes.get(id)),
+            ),
+            None => Box::new(self.sandboxes.values()),
+        }
     }
 
     /// Resolves an image id (`sha256:…` or bare hex) or a name (normalised first).
@@ -780,6 +832,25 @@ fn host_network(config: &cri::PodSandboxConfig) -> bool {
         .and_then(|l| l.security_context.as_ref())
         .and_then(|s| s.namespace_options.as_ref())
         .is_some_and(|ns| ns.network == NamespaceMode::Node as i32)
+}
+
+/// The kubelet's pod labels the flow's sandbox listings select on.
+const INDEXED_LABELS: [&str; 2] = ["io.kubernetes.pod.uid", "io.kubernetes.pod.name"];
+
+/// `label=value` of each indexed label present.
+fn indexed_labels(labels: &HashMap<String, String>) -> impl Iterator<Item = String> + '_ {
+    INDEXED_LABELS
+        .iter()
+        .filter_map(move |k| labels.get(*k).map(|v| format!("{k}={v}")))
+}
+
+fn unindex(index: &mut HashMap<String, HashSet<String>>, key: &str, id: &str) {
+    if let Some(ids) = index.get_mut(key) {
+        ids.remove(id);
+        if ids.is_empty() {
+            index.remove(key);
+        }
+    }
 }
 
 fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
