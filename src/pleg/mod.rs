@@ -25,12 +25,12 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use source::{Source, SourceChoice};
-pub use table::{Phase, Seen};
+pub use table::{Exit, Phase, Seen};
 
 use crate::cri::Cri;
 use crate::endpoint::Address;
 use crate::telemetry::Metrics;
-use source::{Change, OpenError, Stream};
+use source::{Change, Next, OpenError, Stream};
 use table::{Applied, Table};
 
 /// How the watcher finds out about containers.
@@ -60,6 +60,9 @@ impl Default for PlegConfig {
 /// Shortest pause between two relists that events asked for (an event
 /// about a container the table does not know yet).
 const MIN_ASKED_RELIST_GAP: Duration = Duration::from_millis(200);
+/// A relist this soon after a stream opened catches what happened while
+/// the subscription was on its way.
+const SETTLE_RELIST: Duration = Duration::from_secs(1);
 /// Pause before reopening an event stream that failed to open.
 const REOPEN_PAUSE: Duration = Duration::from_secs(1);
 
@@ -154,6 +157,12 @@ impl Pleg {
         lock(&self.shared.table).phase(container_id)
     }
 
+    /// How a container exited, when an event said so (containerd's
+    /// TaskExit: ahead of the runtime's CRI status).
+    pub fn exit(&self, container_id: &str) -> Option<Exit> {
+        lock(&self.shared.table).exit(container_id)
+    }
+
     /// The source in use, once the first relist is done.
     pub fn source(&self) -> Option<Source> {
         *self.shared.synced.borrow()
@@ -199,6 +208,14 @@ impl Shared {
                         Applied::Unchanged => {}
                         Applied::Unknown => unknown = true,
                     },
+                    Change::Exited { id, exit } => {
+                        tracing::debug!(container = %id, code = exit.code, lag_ms = lag_ms(exit.finished_at), "container exit event");
+                        match table.exited(&id, exit) {
+                            Applied::Changed { sandbox_id } => news.push(sandbox_id),
+                            Applied::Unchanged => {}
+                            Applied::Unknown => unknown = true,
+                        }
+                    }
                     Change::Deleted { id } => news.extend(table.remove(&id)),
                 }
             }
@@ -269,7 +286,7 @@ async fn open(
     }
     if !missing.contains(&Source::Containerd) {
         match &config.containerd {
-            Some(addr) => match Stream::open_containerd(addr).await {
+            Some(addr) => match Stream::open_containerd(addr) {
                 Ok(s) => return Ok(s),
                 Err(OpenError::Missing) => missing.push(Source::Containerd),
                 Err(OpenError::Failed(why)) => tried.push(why),
@@ -293,6 +310,7 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
     };
     let mut reopen_at = Instant::now();
     let mut last_relist: Option<Instant> = None;
+    let mut just_opened = false;
     loop {
         if stop.is_cancelled() {
             return;
@@ -303,6 +321,7 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
                 Ok(s) => {
                     tracing::info!(source = %s.source(), "watching the node's containers through events");
                     stream = Some(s);
+                    just_opened = true;
                 }
                 Err(failed) => {
                     if let Some(why) = failed {
@@ -321,6 +340,11 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
             }
         }
         let period = match (&stream, last_relist) {
+            // A stream only just opened may not have reached the runtime
+            // before the relist did: relist once more, soon.
+            (Some(_), Some(_)) if std::mem::take(&mut just_opened) => {
+                config.events_relist_period.min(SETTLE_RELIST)
+            }
             (Some(_), Some(_)) => config.events_relist_period,
             (None, Some(_)) => config.relist_period,
             // The runtime is away: try again soon.
@@ -333,7 +357,7 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
                 let next = async {
                     match stream.as_mut() {
                         Some(s) => s.next().await,
-                        None => std::future::pending().await,
+                        None => std::future::pending::<Next>().await,
                     }
                 };
                 tokio::select! {
@@ -354,10 +378,17 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
                     }
                     break;
                 }
-                Woke::Events(Some(changes)) => shared.apply(changes),
-                Woke::Events(None) => {
+                Woke::Events(Next::Changes(changes)) => shared.apply(changes),
+                Woke::Events(Next::Ended) => {
                     tracing::info!("container event stream ended; relisting and reopening it");
                     stream = None;
+                    reopen_at = Instant::now();
+                    break;
+                }
+                Woke::Events(Next::Missing) => {
+                    let source = stream.take().map_or(Source::Relist, |s| s.source());
+                    tracing::info!(%source, "the runtime has no such event source; relisting instead");
+                    missing.push(source);
                     reopen_at = Instant::now();
                     break;
                 }
@@ -369,7 +400,15 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
 enum Woke {
     RelistDue,
     RelistAsked,
-    Events(Option<Vec<Change>>),
+    Events(Next),
+}
+
+/// Milliseconds from `at` (nanoseconds since the epoch) to now.
+fn lag_ms(at: i64) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    (now - at) as f64 / 1e6
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

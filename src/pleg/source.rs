@@ -11,9 +11,10 @@ use containerd_client::services::v1::{SubscribeRequest, events_client::EventsCli
 use containerd_client::types::Envelope;
 use k8s_cri::v1 as cri;
 use prost::Message;
+use tokio::sync::mpsc;
 use tonic::{Code, Request};
 
-use super::table::{Phase, Seen};
+use super::table::{Exit, Phase, Seen};
 use crate::cri::Cri;
 use crate::endpoint::{self, Address, Peer};
 
@@ -61,6 +62,9 @@ pub(super) enum Change {
     Seen(Seen),
     /// A container known by id only moved to `phase` (containerd events).
     Phase { id: String, phase: Phase },
+    /// A container's main process exited (containerd's TaskExit): the
+    /// code and time, before the runtime's CRI status shows them.
+    Exited { id: String, exit: Exit },
     /// A container was deleted.
     Deleted { id: String },
 }
@@ -77,11 +81,27 @@ const TOPICS: [&str; 4] = [
     "/containers/delete",
 ];
 
-/// An open event stream.
+/// An open event stream. containerd answers Subscribe only with its first
+/// event (its response headers wait for one), so its stream is read by a
+/// task of its own and handed over through a channel: opening never waits
+/// for the node to do something.
 pub(super) enum Stream {
-    Cri(tonic::Streaming<cri::ContainerEventResponse>),
-    Containerd(tonic::Streaming<Envelope>),
+    Cri(Box<tonic::Streaming<cri::ContainerEventResponse>>),
+    Containerd(mpsc::Receiver<Result<Envelope, tonic::Status>>),
 }
+
+/// What reading a stream gave.
+#[derive(Debug)]
+pub(super) enum Next {
+    Changes(Vec<Change>),
+    /// The stream ended or failed: reopen it.
+    Ended,
+    /// The runtime turned out not to have this source.
+    Missing,
+}
+
+/// Envelopes buffered between containerd's stream and the watcher.
+const CONTAINERD_BUFFER: usize = 1024;
 
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,15 +129,16 @@ impl Stream {
     /// CRI `GetContainerEvents`.
     pub(super) async fn open_cri(cri: &Cri) -> Result<Stream, OpenError> {
         match cri.get_container_events().await {
-            Ok(s) => Ok(Stream::Cri(s)),
+            Ok(s) => Ok(Stream::Cri(Box::new(s))),
             Err(e) if e.code() == Code::Unimplemented => Err(OpenError::Missing),
             Err(e) => Err(OpenError::Failed(e.to_string())),
         }
     }
 
     /// containerd's events service at `addr`, filtered to the CRI
-    /// namespace and the topics that move containers.
-    pub(super) async fn open_containerd(addr: &Address) -> Result<Stream, OpenError> {
+    /// namespace and the topics that move containers. A runtime without it
+    /// shows as [`Next::Missing`] on the first read.
+    pub(super) fn open_containerd(addr: &Address) -> Result<Stream, OpenError> {
         let channel =
             endpoint::channel(addr, Peer::Runtime).map_err(|e| OpenError::Failed(e.to_string()))?;
         let filters = TOPICS
@@ -129,25 +150,43 @@ impl Stream {
             NAMESPACE_HEADER,
             tonic::metadata::MetadataValue::from_static(CRI_NAMESPACE),
         );
-        match EventsClient::new(channel).subscribe(req).await {
-            Ok(s) => Ok(Stream::Containerd(s.into_inner())),
-            Err(s) if matches!(s.code(), Code::Unimplemented | Code::NotFound) => {
-                Err(OpenError::Missing)
+        let (tx, rx) = mpsc::channel(CONTAINERD_BUFFER);
+        tokio::spawn(async move {
+            let mut stream = match EventsClient::new(channel).subscribe(req).await {
+                Ok(s) => s.into_inner(),
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            loop {
+                let item = match stream.message().await {
+                    Ok(Some(e)) => Ok(e),
+                    Ok(None) => return,
+                    Err(status) => Err(status),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
             }
-            Err(s) => Err(OpenError::Failed(s.to_string())),
-        }
+        });
+        Ok(Stream::Containerd(rx))
     }
 
-    /// The next changes; `None` when the stream ended or failed.
-    pub(super) async fn next(&mut self) -> Option<Vec<Change>> {
+    /// The next changes, or why there are none.
+    pub(super) async fn next(&mut self) -> Next {
         match self {
             Stream::Cri(s) => match s.message().await {
-                Ok(Some(e)) => Some(from_cri(e)),
-                Ok(None) | Err(_) => None,
+                Ok(Some(e)) => Next::Changes(from_cri(e)),
+                Ok(None) | Err(_) => Next::Ended,
             },
-            Stream::Containerd(s) => match s.message().await {
-                Ok(Some(e)) => Some(from_containerd(&e)),
-                Ok(None) | Err(_) => None,
+            Stream::Containerd(rx) => match rx.recv().await {
+                Some(Ok(e)) => Next::Changes(from_containerd(&e)),
+                Some(Err(s)) if matches!(s.code(), Code::Unimplemented | Code::NotFound) => {
+                    Next::Missing
+                }
+                Some(Err(_)) | None => Next::Ended,
             },
         }
     }
@@ -203,9 +242,16 @@ pub(super) fn from_containerd(e: &Envelope) -> Vec<Change> {
         "/tasks/exit" => ctrd_events::TaskExit::decode(bytes)
             .ok()
             .filter(|x| x.id.is_empty() || x.id == x.container_id)
-            .map(|x| Change::Phase {
+            .map(|x| Change::Exited {
+                exit: Exit {
+                    code: i32::try_from(x.exit_status).unwrap_or(i32::MAX),
+                    finished_at: x.exited_at.map_or(0, |t| {
+                        t.seconds
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(i64::from(t.nanos))
+                    }),
+                },
                 id: x.container_id,
-                phase: Phase::Exited,
             }),
         "/tasks/start" => ctrd_events::TaskStart::decode(bytes)
             .ok()
@@ -253,14 +299,21 @@ mod tests {
                 container_id: "c1".into(),
                 id: "c1".into(),
                 exit_status: 3,
+                exited_at: Some(prost_types::Timestamp {
+                    seconds: 2,
+                    nanos: 5,
+                }),
                 ..Default::default()
             },
         );
         assert_eq!(
             from_containerd(&e),
-            [Change::Phase {
+            [Change::Exited {
                 id: "c1".into(),
-                phase: Phase::Exited
+                exit: Exit {
+                    code: 3,
+                    finished_at: 2_000_000_005
+                }
             }]
         );
     }

@@ -46,9 +46,18 @@ pub struct Seen {
     pub phase: Phase,
 }
 
+/// How a container's main process ended, as the runtime's event said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+    /// Nanoseconds since the epoch.
+    pub finished_at: i64,
+}
+
 #[derive(Debug)]
 struct Entry {
     seen: Seen,
+    exit: Option<Exit>,
     /// The relist epoch in which an event or a tracked create last touched
     /// the entry.
     touched: u64,
@@ -127,6 +136,20 @@ impl Table {
         }
     }
 
+    /// A known container exited as `exit` says.
+    pub(super) fn exited(&mut self, id: &str, exit: Exit) -> Applied {
+        let applied = self.advance(id, Phase::Exited);
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.exit = Some(exit);
+        }
+        applied
+    }
+
+    /// How a container exited, when an event said.
+    pub(super) fn exit(&self, id: &str) -> Option<Exit> {
+        self.entries.get(id).and_then(|e| e.exit)
+    }
+
     /// Forgets a container (deleted); returns its sandbox.
     pub(super) fn remove(&mut self, id: &str) -> Option<String> {
         let entry = self.entries.remove(id)?;
@@ -182,6 +205,7 @@ impl Table {
                     seen.id.clone(),
                     Entry {
                         seen,
+                        exit: None,
                         touched: touched.unwrap_or(0),
                     },
                 );
@@ -231,6 +255,31 @@ mod tests {
         assert_eq!(t.advance("c1", Phase::Running), Applied::Unchanged);
         assert_eq!(t.advance("c1", Phase::Exited), Applied::Unchanged);
         assert_eq!(t.phase("c1"), Some(Phase::Exited));
+    }
+
+    #[test]
+    fn an_exit_event_keeps_its_code_and_time() {
+        let mut t = Table::default();
+        t.upsert(seen("c1", "s1", Phase::Running));
+        let exit = Exit {
+            code: 0,
+            finished_at: 42,
+        };
+        assert_eq!(t.exit("c1"), None);
+        assert_eq!(
+            t.exited("c1", exit),
+            Applied::Changed {
+                sandbox_id: "s1".into()
+            }
+        );
+        assert_eq!(t.exit("c1"), Some(exit));
+        assert_eq!(t.phase("c1"), Some(Phase::Exited));
+        // A later listing keeps it.
+        let epoch = t.begin_relist();
+        t.relisted(epoch, vec![seen("c1", "s1", Phase::Exited)]);
+        assert_eq!(t.exit("c1"), Some(exit));
+        assert_eq!(t.exited("nope", exit), Applied::Unknown);
+        assert_eq!(t.exit("nope"), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 
 #[path = "../it/process.rs"]
 mod process;
+mod watch;
 
 use process::{Proc, podstart_bin, sigterm, wait_for};
 
