@@ -13,7 +13,8 @@
 //!   sidecars and their startup gating; `restart.rs`: restartPolicy
 //!   decisions; `backoff.rs`: the crash-loop back-off; `watch.rs`: waiting
 //!   for exits; `termination.rs`: termination messages; `ephemeral.rs`:
-//!   StartContainer; `supervise.rs`: restarts after the start; `stop.rs`:
+//!   StartContainer; `supervise.rs`: restarts after the start;
+//!   `recover.rs`: taking up the node's pods when podstart starts; `stop.rs`:
 //!   StopPod; `events.rs`: event construction and delivery; `error.rs`:
 //!   failures and how they are reported.
 mod adopt;
@@ -29,6 +30,7 @@ mod image;
 mod pod;
 mod prepull;
 mod probe;
+mod recover;
 pub mod restart;
 mod runtime;
 mod sidecar;
@@ -50,6 +52,7 @@ use tokio::sync::broadcast;
 
 pub use error::StartError;
 pub use events::{ContainerRef, EventSink};
+pub use recover::Recovered;
 
 use crate::cri::Cri;
 use crate::images::{PullBackoff, Puller, PullerConfig};
