@@ -208,6 +208,24 @@ impl Harness {
         });
     }
 
+    /// Another podstart against the same simulated runtime, as after a
+    /// restart: a new `Starter` (nothing in memory carried over) with the
+    /// same flow settings and short crash-loop back-offs.
+    pub(crate) fn restarted_starter(&self) -> Starter {
+        let cri = Cri::new(
+            &self.runtime,
+            &self.runtime,
+            CriSettings::default(),
+            self.metrics.clone(),
+        )
+        .unwrap();
+        let mut parts =
+            Parts::with_defaults(cri, self.starter.config().clone(), self.metrics.clone());
+        parts.crash_loop =
+            CrashLoopBackoff::new(Duration::from_millis(50), Duration::from_millis(200));
+        Starter::new(parts)
+    }
+
     /// Runs StartPod and collects the whole stream. Checks the stream's
     /// promise: exactly one terminal event, and it comes last.
     pub(crate) async fn start(&self, req: StartPodRequest) -> Result<Vec<StartEvent>, Status> {
