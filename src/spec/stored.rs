@@ -28,6 +28,11 @@ use crate::proto::v1::StartPodRequest;
 pub const POD_REQUEST: &str = "io.podstart.pod.request";
 /// Sandbox annotation: hex FNV-32a of the encoded request in [`POD_REQUEST`].
 pub const POD_SPEC_HASH: &str = "io.podstart.pod.spec-hash";
+/// Sandbox annotation: the podstart that started the pod, named by its pod
+/// state root (`--pod-state-root`, which two podstarts cannot share).
+/// Recovery takes up only its own pods: another podstart on the same
+/// runtime (a test, a second instance) keeps its own.
+pub const OWNER: &str = "io.podstart.owner";
 
 /// Longest base64 text stored in [`POD_REQUEST`] (64 KiB): a pod of 128
 /// containers with ordinary commands and env stays far below it, and a
@@ -46,9 +51,10 @@ pub enum StoredError {
     Damaged(String),
 }
 
-/// The annotations that store `req` on its sandbox, or `None` when the
-/// copy would be larger than [`STORED_REQUEST_MAX`].
-pub fn request_annotations(req: &StartPodRequest) -> Option<HashMap<String, String>> {
+/// The annotations that store `req` on its sandbox for the podstart named
+/// `owner`, or `None` when the copy would be larger than
+/// [`STORED_REQUEST_MAX`].
+pub fn request_annotations(req: &StartPodRequest, owner: &str) -> Option<HashMap<String, String>> {
     let mut copy = StartPodRequest {
         pod: req.pod.clone(),
         // Credentials never leave the request: see the module comment.
@@ -66,6 +72,7 @@ pub fn request_annotations(req: &StartPodRequest) -> Option<HashMap<String, Stri
     Some(HashMap::from([
         (POD_REQUEST.to_string(), text),
         (POD_SPEC_HASH.to_string(), format!("{:x}", fnv1a_32(&bytes))),
+        (OWNER.to_string(), owner.to_string()),
     ]))
 }
 
@@ -73,6 +80,12 @@ pub fn request_annotations(req: &StartPodRequest) -> Option<HashMap<String, Stri
 pub fn remove_from(ann: &mut HashMap<String, String>) {
     ann.remove(POD_REQUEST);
     ann.remove(POD_SPEC_HASH);
+    ann.remove(OWNER);
+}
+
+/// The podstart a sandbox's pod was started by ([`OWNER`]), if recorded.
+pub fn owner(ann: &HashMap<String, String>) -> Option<&str> {
+    ann.get(OWNER).map(String::as_str)
 }
 
 /// The request stored in a sandbox's annotations, with the pod's
@@ -148,7 +161,7 @@ mod tests {
             .and_then(|p| p.metadata.as_ref())
             .map(|m| m.annotations.clone())
             .unwrap_or_default();
-        ann.extend(request_annotations(req).expect("small enough"));
+        ann.extend(request_annotations(req, "/state").expect("small enough"));
         ann
     }
 
@@ -163,6 +176,7 @@ mod tests {
             .decode(&ann[POD_REQUEST])
             .unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("hunter2"));
+        assert_eq!(owner(&ann), Some("/state"));
         let back = request_from_annotations(&ann).unwrap();
         assert_eq!(
             back,
@@ -200,12 +214,12 @@ mod tests {
         let mut req = request();
         let pod = req.pod.as_mut().unwrap();
         pod.containers[0].args = vec!["x".repeat(STORED_REQUEST_MAX)];
-        assert_eq!(request_annotations(&req), None);
+        assert_eq!(request_annotations(&req, "/state"), None);
         // The pod's annotations do not count: the sandbox has them anyway.
         let mut req = request();
         let meta = req.pod.as_mut().unwrap().metadata.as_mut().unwrap();
         meta.annotations
             .insert("big".into(), "y".repeat(2 * STORED_REQUEST_MAX));
-        assert!(request_annotations(&req).is_some());
+        assert!(request_annotations(&req, "/state").is_some());
     }
 }

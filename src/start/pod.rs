@@ -145,7 +145,7 @@ impl Starter {
     ) -> Result<PodStarted, StartError> {
         let started_at = Instant::now();
         // What recovery after a restart needs, without the credentials.
-        let stored = stored_request(&req);
+        let stored = stored_request(&req, &self.inner.config.pod_state_root);
         let pod = req.pod.unwrap_or_default();
         let mut timings = Vec::new();
         let options = req.options.unwrap_or_default();
@@ -526,8 +526,9 @@ impl Starter {
 
 /// The sandbox annotations that store `req` for recovery (never its
 /// credentials); none for a request too large to store, which is logged.
-fn stored_request(req: &StartPodRequest) -> HashMap<String, String> {
-    stored::request_annotations(req).unwrap_or_else(|| {
+fn stored_request(req: &StartPodRequest, state_root: &std::path::Path) -> HashMap<String, String> {
+    let owner = state_root.display().to_string();
+    stored::request_annotations(req, &owner).unwrap_or_else(|| {
         tracing::warn!(
             limit = stored::STORED_REQUEST_MAX,
             "the request is too large to store on its sandbox: \

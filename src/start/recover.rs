@@ -14,7 +14,9 @@
 //!   restartPolicy Never whose containers ran already, which the kubelet
 //!   does not start again either: it is left as it is;
 //! - a sandbox without a stored request (made by an older podstart, or for
-//!   a request too large to store): left alone, logged once.
+//!   a request too large to store): left alone, logged once;
+//! - a sandbox another podstart started (its `spec::stored::OWNER`, the
+//!   pod state root, is not this one's): not looked at.
 //!
 //! Each pod is worked on under its lock (`state::PodLocks`), so a StartPod
 //! waits for its recovery and a StopPod cancels it. Every event goes to the
@@ -81,6 +83,13 @@ impl Starter {
                 .unwrap_or_default();
             by_uid.entry(uid).or_default().push(s);
         }
+        let own = self.inner.config.pod_state_root.display().to_string();
+        // Another podstart's pods (another state root) are its own.
+        by_uid.retain(|_, sandboxes| {
+            sandboxes
+                .iter()
+                .all(|s| stored::owner(&s.annotations).is_none_or(|o| o == own))
+        });
         let places = Arc::new(Semaphore::new(RECOVERY_PARALLEL));
         let mut tasks = tokio::task::JoinSet::new();
         let mut recovered = Recovered::default();
@@ -472,7 +481,7 @@ mod tests {
         };
         let sandbox = |r: Option<StartPodRequest>, state: cri::PodSandboxState| cri::PodSandbox {
             annotations: r
-                .and_then(|r| stored::request_annotations(&r))
+                .and_then(|r| stored::request_annotations(&r, "/state"))
                 .unwrap_or_default(),
             state: state as i32,
             ..Default::default()

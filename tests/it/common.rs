@@ -212,6 +212,13 @@ impl Harness {
     /// restart: a new `Starter` (nothing in memory carried over) with the
     /// same flow settings and short crash-loop back-offs.
     pub(crate) fn restarted_starter(&self) -> Starter {
+        self.restarted_starter_with(|_| {})
+    }
+
+    /// Like `restarted_starter`, with flow settings `tune` may change.
+    pub(crate) fn restarted_starter_with(&self, tune: impl FnOnce(&mut FlowConfig)) -> Starter {
+        let mut config = self.starter.config().clone();
+        tune(&mut config);
         let cri = Cri::new(
             &self.runtime,
             &self.runtime,
@@ -219,8 +226,7 @@ impl Harness {
             self.metrics.clone(),
         )
         .unwrap();
-        let mut parts =
-            Parts::with_defaults(cri, self.starter.config().clone(), self.metrics.clone());
+        let mut parts = Parts::with_defaults(cri, config, self.metrics.clone());
         parts.crash_loop =
             CrashLoopBackoff::new(Duration::from_millis(50), Duration::from_millis(200));
         Starter::new(parts)

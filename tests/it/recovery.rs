@@ -258,3 +258,23 @@ async fn a_sandbox_without_a_stored_request_is_left_alone() {
     let status = next.cri().pod_sandbox_status(&id).await.unwrap();
     assert_eq!(status.state, cri::PodSandboxState::SandboxReady as i32);
 }
+
+#[tokio::test]
+async fn another_podstart_s_pods_are_not_taken_up() {
+    // Another podstart on the same runtime (another pod state root) leaves
+    // this one's pods to it.
+    let h = Harness::new().await;
+    let events = h
+        .start(request(pod("mine", "rec-u5", vec![container("a")])))
+        .await
+        .unwrap();
+    assert!(matches!(terminal(&events), Payload::PodStarted(_)));
+    let other_root = tempfile::tempdir().unwrap();
+    let other = h.restarted_starter_with(|c| c.pod_state_root = other_root.path().to_path_buf());
+    assert_eq!(other.recover().await.unwrap(), Recovered::default());
+    // Its own instance, restarted, does take it up.
+    h.starter.cancel_all();
+    let next = h.restarted_starter();
+    assert_eq!(next.recover().await.unwrap().supervised, 1);
+    next.cancel_all();
+}
