@@ -278,3 +278,73 @@ async fn another_podstart_s_pods_are_not_taken_up() {
     assert_eq!(next.recover().await.unwrap().supervised, 1);
     next.cancel_all();
 }
+
+#[tokio::test]
+async fn a_start_sent_during_recovery_waits_for_it_and_makes_nothing_twice() {
+    let h = Harness::new().await;
+    h.sim.faults().set(
+        "StartContainer",
+        Fault {
+            hang: true,
+            ..Default::default()
+        },
+    );
+    let mut spec = request(pod(
+        "raced",
+        "rec-u6",
+        vec![container("a"), container("b"), container("c")],
+    ));
+    // All three are created at once, and none starts.
+    spec.options = Some(StartOptions {
+        app_start: AppStartMode::Parallel as i32,
+        ..Default::default()
+    });
+    let first = {
+        let (client, spec) = (h.client.clone(), spec.clone());
+        tokio::spawn(async move {
+            let mut stream = client.clone().start_pod(spec).await.unwrap().into_inner();
+            while let Ok(Some(_)) = stream.message().await {}
+        })
+    };
+    until(&h.starter, "rec-u6", "created", |n| n.len() == 3).await;
+    h.starter.cancel_all();
+    first.abort();
+    h.sim.faults().clear_all();
+
+    // The restarted podstart recovers the pod while a caller re-sends its
+    // StartPod: one of them does the work under the pod's lock, the other
+    // finds it done.
+    let next = h.restarted_starter();
+    let meta = spec.pod.as_ref().unwrap().metadata.clone().unwrap();
+    let (sink, stream) =
+        podstart::start::EventSink::for_caller(&meta, next.bus(), 128, h.metrics.clone());
+    let collect = async {
+        let events: Vec<StartEvent> = tokio_stream::StreamExt::collect::<Vec<_>>(stream)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        events
+    };
+    let (recovered, (), events) =
+        tokio::join!(next.recover(), next.start_pod(spec, sink, None), collect);
+    let recovered = recovered.unwrap();
+    assert_eq!(recovered.started + recovered.taken_over, 1, "{recovered:?}");
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(_)),
+        "{events:#?}"
+    );
+    let labels = HashMap::from([("io.kubernetes.pod.uid".to_string(), "rec-u6".to_string())]);
+    let all = next.cri().list_containers(None, labels).await.unwrap();
+    let running = cri::ContainerState::ContainerRunning as i32;
+    for name in ["a", "b", "c"] {
+        let instances: Vec<_> = all
+            .iter()
+            .filter(|c| c.metadata.as_ref().unwrap().name == name)
+            .collect();
+        assert_eq!(instances.len(), 1, "{name}: {instances:#?}");
+        assert_eq!(instances[0].state, running, "{name}: {instances:#?}");
+    }
+    assert_eq!(newest_by_name(&next, "rec-u6").await.1, 1);
+    next.cancel_all();
+}
