@@ -89,6 +89,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         shutdown.clone(),
     ));
 
+    // The pods a previous podstart left are taken up once the runtime
+    // answers; serving does not wait for it (a request for a pod being
+    // recovered waits on the pod's lock).
+    tokio::spawn(recover(starter.clone(), ready_rx.clone(), shutdown.clone()));
+
     {
         let token = shutdown.clone();
         let (addr, m, r) = (args.metrics_listen, metrics.clone(), ready_rx);
@@ -363,6 +368,27 @@ async fn watch_runtime(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Runs `Starter::recover` once the runtime is ready; a failed sandbox
+/// list is tried again when the runtime is next ready.
+async fn recover(starter: Starter, mut ready: watch::Receiver<bool>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = ready.wait_for(|ready| *ready) => if r.is_err() { return },
+        }
+        match starter.recover().await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "recovery could not list the node's pods; trying again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
         }
     }
 }

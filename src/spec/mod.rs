@@ -6,6 +6,7 @@
 //! - [`expand`]: `$(VAR)` expansion of env, command and args;
 //! - [`labels`]: labels and annotations on sandboxes and containers, and their readers;
 //! - [`sandbox`]: `PodSandboxConfig`, the pod log directory, pod IPs;
+//! - [`stored`]: the request a sandbox carries for recovery (no credentials);
 //! - [`container`]: `ContainerConfig`: resources, OOM score, security context.
 
 pub mod container;
@@ -13,6 +14,7 @@ pub mod expand;
 pub mod image;
 pub mod labels;
 pub mod sandbox;
+pub mod stored;
 pub mod validate;
 
 pub use container::{ContainerContext, QosClass, container_config, node_memory_bytes};

@@ -12,8 +12,10 @@
 //!   HTTP GET of hooks and probes; `probe.rs`: one probe run; `sidecar.rs`:
 //!   sidecars and their startup gating; `restart.rs`: restartPolicy
 //!   decisions; `backoff.rs`: the crash-loop back-off; `watch.rs`: waiting
-//!   for exits (through the node's watcher, `pleg/`); `termination.rs`: termination messages; `ephemeral.rs`:
-//!   StartContainer; `supervise.rs`: restarts after the start; `stop.rs`:
+//!   for exits (through the node's watcher, `pleg/`); `termination.rs`:
+//!   termination messages; `ephemeral.rs`: StartContainer; `supervise.rs`:
+//!   restarts after the start; `recover.rs`: taking up the node's pods when
+//!   podstart starts; `stop.rs`:
 //!   StopPod; `events.rs`: event construction and delivery; `error.rs`:
 //!   failures and how they are reported.
 mod adopt;
@@ -29,6 +31,7 @@ mod image;
 mod pod;
 mod prepull;
 mod probe;
+mod recover;
 pub mod restart;
 mod runtime;
 mod sidecar;
@@ -50,6 +53,7 @@ use tokio::sync::broadcast;
 
 pub use error::StartError;
 pub use events::{ContainerRef, EventSink};
+pub use recover::Recovered;
 
 use crate::cri::Cri;
 use crate::images::{PullBackoff, Puller, PullerConfig};

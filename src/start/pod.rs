@@ -2,7 +2,7 @@
 //! (one at a time, each to exit 0; sidecars started and left running) and
 //! app containers, in the kubelet's order. Ends every request with exactly
 //! one terminal event.
-use std::{path::PathBuf, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use k8s_cri::v1 as cri;
 use tokio::time::Instant;
@@ -22,7 +22,7 @@ use crate::proto::v1::{
     AppStartMode, Container, ContainerKind, ContainerRestartPolicy, PodSpec, PodStarted,
     SandboxInfo, StartEvent, StartPodRequest, Step, StepTiming, start_event::Payload,
 };
-use crate::spec::sandbox as sandbox_spec;
+use crate::spec::{sandbox as sandbox_spec, stored};
 use crate::state::view;
 
 struct Sandbox {
@@ -137,13 +137,15 @@ impl Starter {
 
     // Long: the kubelet's SyncPod order (sandbox, ephemeral, init, app,
     // then the SLI) is the point of this function; split, it hides.
-    async fn run_start_steps(
+    pub(super) async fn run_start_steps(
         &self,
         req: StartPodRequest,
         sink: &EventSink,
         guard: &crate::state::PodGuard,
     ) -> Result<PodStarted, StartError> {
         let started_at = Instant::now();
+        // What recovery after a restart needs, without the credentials.
+        let stored = stored_request(&req, &self.inner.config.pod_state_root);
         let pod = req.pod.unwrap_or_default();
         let mut timings = Vec::new();
         let options = req.options.unwrap_or_default();
@@ -153,7 +155,7 @@ impl Starter {
         let images = self.pod_images(&pod, &log_dir, req.credentials, &options, sink);
 
         let sandbox = self
-            .ensure_sandbox(&pod, log_dir, sink, &mut timings)
+            .ensure_sandbox(&pod, log_dir, &stored, sink, &mut timings)
             .instrument(tracing::info_span!("sandbox"))
             .await?;
         let ctx = PodContext {
@@ -258,11 +260,13 @@ impl Starter {
     }
 
     /// Adopts the pod's ready sandbox, or removes leftovers (a failed or
-    /// stopped sandbox keeps its name reserved) and creates a new one.
+    /// stopped sandbox keeps its name reserved) and creates a new one,
+    /// carrying `stored` (the request for recovery) among its annotations.
     async fn ensure_sandbox(
         &self,
         pod: &PodSpec,
         log_dir: PathBuf,
+        stored: &HashMap<String, String>,
         sink: &EventSink,
         timings: &mut Vec<StepTiming>,
     ) -> Result<Sandbox, StartError> {
@@ -325,7 +329,12 @@ impl Starter {
             }
         }
 
-        self.create_sandbox(pod, config, log_dir, sink, timings, started)
+        // Only RunPodSandbox carries the stored request (`create_sandbox`
+        // takes it out again): the config containers are created with
+        // stays small.
+        let mut annotated = config;
+        annotated.annotations.extend(stored.clone());
+        self.create_sandbox(pod, annotated, log_dir, sink, timings, started)
             .await
     }
 
@@ -335,7 +344,7 @@ impl Starter {
     async fn create_sandbox(
         &self,
         pod: &PodSpec,
-        config: cri::PodSandboxConfig,
+        mut config: cri::PodSandboxConfig,
         log_dir: PathBuf,
         sink: &EventSink,
         timings: &mut Vec<StepTiming>,
@@ -379,6 +388,7 @@ impl Starter {
                 return Err(err);
             }
         };
+        stored::remove_from(&mut config.annotations);
         let ips = self.sandbox_ips(&id, pod).await?;
         let took = started.elapsed();
         timings.push(StepTiming {
@@ -514,4 +524,18 @@ impl Starter {
             }
         }
     }
+}
+
+/// The sandbox annotations that store `req` for recovery (never its
+/// credentials); none for a request too large to store, which is logged.
+fn stored_request(req: &StartPodRequest, state_root: &std::path::Path) -> HashMap<String, String> {
+    let owner = state_root.display().to_string();
+    stored::request_annotations(req, &owner).unwrap_or_else(|| {
+        tracing::warn!(
+            limit = stored::STORED_REQUEST_MAX,
+            "the request is too large to store on its sandbox: \
+             a podstart restart will not recover this pod"
+        );
+        HashMap::new()
+    })
 }

@@ -60,7 +60,32 @@ struct Daemon {
     log_root: PathBuf,
     client: PodStarterClient<Channel>,
     cri: Cri,
+    /// The `serve` command line, for a restart.
+    args: Vec<std::ffi::OsString>,
     _dir: tempfile::TempDir,
+}
+
+/// `podstart` with `args`, its log (stderr) in `log`; returns once it
+/// serves on `socket`.
+async fn spawn_daemon(args: &[std::ffi::OsString], log: Option<&Path>, socket: &Path) -> Proc {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::inherit(),
+    };
+    let child = Command::new(podstart_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn podstart serve");
+    let child = Proc(child);
+    wait_for(
+        || std::os::unix::net::UnixStream::connect(socket).is_ok(),
+        "podstart to create its socket",
+        Duration::from_secs(20),
+    )
+    .await;
+    child
 }
 
 impl Drop for Daemon {
@@ -87,30 +112,21 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podstart.sock");
         let log_root = dir.path().join("pods");
-        let stderr = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
-            None => Stdio::inherit(),
-        };
-        let child = Command::new(podstart_bin())
-            .args(["serve", "--runtime-endpoint", &lab.runtime, "--listen"])
-            .arg(format!("unix://{}", socket.display()))
-            .arg("--pod-log-root")
-            .arg(&log_root)
-            .arg("--pod-state-root")
-            .arg(dir.path().join("state"))
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn podstart serve");
-        let child = Proc(child);
-        wait_for(
-            || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
-            "podstart to create its socket",
-            Duration::from_secs(20),
-        )
-        .await;
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "serve".into(),
+            "--runtime-endpoint".into(),
+            lab.runtime.clone().into(),
+            "--listen".into(),
+            format!("unix://{}", socket.display()).into(),
+            "--pod-log-root".into(),
+            log_root.clone().into(),
+            "--pod-state-root".into(),
+            dir.path().join("state").into(),
+            "--metrics-listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(Into::into));
+        let child = spawn_daemon(&args, log, &socket).await;
         let channel =
             podstart::endpoint::channel(&Address::Unix(socket.clone()), Peer::Podstart).unwrap();
         let runtime = Address::parse(&lab.runtime, Peer::Runtime).unwrap();
@@ -127,8 +143,21 @@ impl Daemon {
             log_root,
             client: PodStarterClient::new(channel),
             cri,
+            args,
             _dir: dir,
         }
+    }
+
+    /// `kill -9` of the daemon, then the same command line again (its log
+    /// in `log`); the pods it started stay with the runtime.
+    async fn kill_and_restart(&mut self, log: Option<&Path>) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        self.child = spawn_daemon(&self.args, log, &self.socket).await;
+        let channel =
+            podstart::endpoint::channel(&Address::Unix(self.socket.clone()), Peer::Podstart)
+                .unwrap();
+        self.client = PodStarterClient::new(channel);
     }
 
     async fn start_pod(&self, pod: PodSpec) -> Vec<StartEvent> {
@@ -940,4 +969,150 @@ fn in_pod_subnet(ip: &str) -> bool {
     let net: std::net::Ipv4Addr = net.parse().expect("an IPv4 subnet");
     let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
     u32::from(ip) & mask == u32::from(net) & mask
+}
+
+/// The newest instance of each container of the pod `uid` (by name), and
+/// how many sandboxes the pod has, as containerd reports them.
+async fn newest_instances(
+    d: &Daemon,
+    uid: &str,
+) -> (HashMap<String, k8s_cri::v1::Container>, usize) {
+    let sel = HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]);
+    let sandboxes = d.cri.list_pod_sandboxes(sel.clone()).await.unwrap();
+    let mut newest: HashMap<String, k8s_cri::v1::Container> = HashMap::new();
+    for c in d.cri.list_containers(None, sel).await.unwrap() {
+        let meta = c.metadata.clone().unwrap_or_default();
+        if newest.get(&meta.name).is_none_or(|n| {
+            n.metadata
+                .as_ref()
+                .is_some_and(|m| m.attempt < meta.attempt)
+        }) {
+            newest.insert(meta.name, c);
+        }
+    }
+    (newest, sandboxes.len())
+}
+
+fn attempt_of(c: Option<&k8s_cri::v1::Container>) -> u32 {
+    c.and_then(|c| c.metadata.as_ref()).map_or(0, |m| m.attempt)
+}
+
+#[tokio::test]
+#[ignore = "needs the containerd lab: scripts/test.sh runs it"]
+async fn e2e_a_restarted_podstart_finishes_a_cut_start_and_resumes_restarts() {
+    let Some(lab) = lab() else { return };
+    let flags = ["--restart-backoff", "1s", "--restart-backoff-max", "2s"];
+    let mut d = Daemon::start_with(&lab, &flags, None).await;
+
+    // A pod whose container crashes, started (and supervised) before the kill.
+    let (crash_name, crash_uid) = unique("recrash");
+    let events = d
+        .start_pod(pod(
+            &crash_name,
+            &crash_uid,
+            vec![container(&lab, "crash", "exit 1")],
+        ))
+        .await;
+    assert!(
+        matches!(events.last().unwrap().payload, Some(Payload::PodStarted(_))),
+        "{:#?}",
+        summary(&events)
+    );
+
+    // A pod of five containers whose PostStart hooks take 2 s each: its
+    // start (one container at a time) takes about 10 s.
+    let (slow_name, slow_uid) = unique("recut");
+    let slow: Vec<_> = (0..5)
+        .map(|i| {
+            let mut c = container(&lab, &format!("c{i}"), "exec sleep 3600");
+            c.lifecycle = exec_post_start("sleep 2");
+            c
+        })
+        .collect();
+    let cut = {
+        let client = d.client.clone();
+        let req = StartPodRequest {
+            pod: Some(pod(&slow_name, &slow_uid, slow)),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            if let Ok(stream) = client.clone().start_pod(req).await {
+                let mut stream = stream.into_inner();
+                while let Some(Ok(_)) = stream.next().await {}
+            }
+        })
+    };
+    // Killed in the middle of the start: two containers exist, not all
+    // five.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (found, _) = newest_instances(&d, &slow_uid).await;
+        if found.len() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the start never got under way");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = d.log_root.parent().unwrap().join("restarted.log");
+    d.kill_and_restart(Some(&log)).await;
+    cut.abort();
+    let (at_kill, _) = newest_instances(&d, &slow_uid).await;
+    assert!(
+        at_kill.len() < 5,
+        "killed before the start finished: {at_kill:#?}"
+    );
+    let crashed = attempt_of(newest_instances(&d, &crash_uid).await.0.get("crash"));
+
+    // Without any request: the cut start is finished, in one sandbox.
+    let running = k8s_cri::v1::ContainerState::ContainerRunning as i32;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (found, sandboxes) = loop {
+        let (found, sandboxes) = newest_instances(&d, &slow_uid).await;
+        if found.len() == 5 && found.values().all(|c| c.state == running) {
+            break (found, sandboxes);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cut start was never finished: {found:#?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sandboxes, 1, "{found:#?}");
+    // And the crashing container is restarted again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while attempt_of(newest_instances(&d, &crash_uid).await.0.get("crash")) <= crashed {
+        assert!(
+            Instant::now() < deadline,
+            "the crashing container was not restarted after the restart\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Each pod's recovery ends with its PodRecovered event (the cut start's
+    // after its last PostStart hook).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let recovered: Vec<_> = text
+            .lines()
+            .filter(|l| l.contains("reason=PodRecovered"))
+            .collect();
+        if [&crash_uid, &slow_uid]
+            .iter()
+            .all(|uid| recovered.iter().any(|l| l.contains(uid.as_str())))
+        {
+            eprintln!("{}", recovered.join("\n"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no PodRecovered for each pod: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for uid in [&crash_uid, &slow_uid] {
+        d.stop_pod(uid).await;
+        assert_eq!(d.leftovers(uid).await, (0, 0));
+    }
 }

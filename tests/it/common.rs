@@ -215,6 +215,30 @@ impl Harness {
         });
     }
 
+    /// Another podstart against the same simulated runtime, as after a
+    /// restart: a new `Starter` (nothing in memory carried over) with the
+    /// same flow settings and short crash-loop back-offs.
+    pub(crate) fn restarted_starter(&self) -> Starter {
+        self.restarted_starter_with(|_| {})
+    }
+
+    /// Like `restarted_starter`, with flow settings `tune` may change.
+    pub(crate) fn restarted_starter_with(&self, tune: impl FnOnce(&mut FlowConfig)) -> Starter {
+        let mut config = self.starter.config().clone();
+        tune(&mut config);
+        let cri = Cri::new(
+            &self.runtime,
+            &self.runtime,
+            CriSettings::default(),
+            self.metrics.clone(),
+        )
+        .unwrap();
+        let mut parts = Parts::with_defaults(cri, config, self.metrics.clone());
+        parts.crash_loop =
+            CrashLoopBackoff::new(Duration::from_millis(50), Duration::from_millis(200));
+        Starter::new(parts)
+    }
+
     /// Runs StartPod and collects the whole stream. Checks the stream's
     /// promise: exactly one terminal event, and it comes last.
     pub(crate) async fn start(&self, req: StartPodRequest) -> Result<Vec<StartEvent>, Status> {

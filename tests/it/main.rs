@@ -27,6 +27,7 @@ mod listen;
 mod middleware;
 mod observability;
 mod paths;
+mod recovery;
 mod scale;
 mod semantics;
 mod serve;
