@@ -14,6 +14,7 @@ use super::{
     events::{exit_event, micros, now_unix_nano},
     probe::{self, Timing},
 };
+use crate::pleg::Phase;
 use crate::proto::v1::{Container, ContainerKind, StartEvent, Step, StepTiming};
 
 /// How a started sidecar's startup went.
@@ -121,9 +122,13 @@ impl Starter {
         ctx.pause(timing.initial_delay).await?;
         let mut failures = 0;
         loop {
-            let status = self.status_of(cref, id).await?;
-            if status.state == cri::ContainerState::ContainerExited as i32 {
-                return Ok(Startup::Exited(Box::new(status)));
+            // Between probes, the node's watcher says whether the sidecar
+            // exited; only then is its status read.
+            if self.inner.pleg.phase(id) == Some(Phase::Exited) {
+                let status = self.status_of(cref, id).await?;
+                if status.state == cri::ContainerState::ContainerExited as i32 {
+                    return Ok(Startup::Exited(Box::new(status)));
+                }
             }
             let t = Instant::now();
             let pod_ip = ctx.ips.first().map(String::as_str);
