@@ -33,3 +33,4 @@ mod semantics;
 mod serve;
 mod start_flow;
 mod validation;
+mod watcher;
