@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
         };
     let endpoint = cli.endpoint.as_str();
     let result = match cli.command {
-        Command::Serve(args) => server::serve(args)
+        Command::Serve(args) => server::serve(*args)
             .await
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| e.to_string()),
