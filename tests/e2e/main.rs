@@ -24,6 +24,8 @@ use podstart::telemetry::Metrics;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+#[path = "../it/net.rs"]
+mod net;
 #[path = "../it/process.rs"]
 mod process;
 
@@ -56,6 +58,8 @@ fn lab() -> Option<Lab> {
 struct Daemon {
     child: Proc,
     socket: PathBuf,
+    /// The metrics port (`/metrics`, `/readyz`).
+    metrics: String,
     log_root: PathBuf,
     client: PodStarterClient<Channel>,
     cri: Cri,
@@ -86,6 +90,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podstart.sock");
         let log_root = dir.path().join("pods");
+        let metrics = format!("127.0.0.1:{}", net::free_port());
         let stderr = match log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::inherit(),
@@ -97,7 +102,7 @@ impl Daemon {
             .arg(&log_root)
             .arg("--pod-state-root")
             .arg(dir.path().join("state"))
-            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", &metrics])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -123,6 +128,7 @@ impl Daemon {
         Daemon {
             child,
             socket,
+            metrics,
             log_root,
             client: PodStarterClient::new(channel),
             cri,
@@ -939,4 +945,183 @@ fn in_pod_subnet(ip: &str) -> bool {
     let net: std::net::Ipv4Addr = net.parse().expect("an IPv4 subnet");
     let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
     u32::from(ip) & mask == u32::from(net) & mask
+}
+
+/// The lab's containerd, crashed on purpose: `crash` kills it with SIGKILL
+/// by its PID (`containerd-lab.sh crash`); `revive` starts it again with the
+/// same config and state. Dropping a crashed one revives it, so a failing
+/// test never leaves the shared lab without its runtime.
+struct CrashedContainerd {
+    down: bool,
+}
+
+fn lab_script(cmd: &str) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/containerd-lab.sh");
+    let out = Command::new(script)
+        .arg(cmd)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run containerd-lab.sh");
+    assert!(out.status.success(), "containerd-lab.sh {cmd} failed");
+    out
+}
+
+impl CrashedContainerd {
+    fn crash() -> CrashedContainerd {
+        lab_script("crash");
+        CrashedContainerd { down: true }
+    }
+
+    fn revive(&mut self) {
+        if std::mem::take(&mut self.down) {
+            lab_script("revive");
+        }
+    }
+}
+
+impl Drop for CrashedContainerd {
+    fn drop(&mut self) {
+        if self.down {
+            // Even while a failed assertion unwinds.
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/containerd-lab.sh");
+            let _ = Command::new(script).arg("revive").status();
+        }
+    }
+}
+
+/// `/readyz`'s status code (0 when nothing answers).
+fn readyz(d: &Daemon) -> u16 {
+    net::http_get(&d.metrics, "/readyz").map_or(0, |(code, _)| code)
+}
+
+/// Polls `/readyz` until it answers `code`; how long that took.
+async fn readyz_becomes(d: &Daemon, code: u16, within: Duration) -> Duration {
+    let since = Instant::now();
+    let metrics = d.metrics.clone();
+    wait_for(
+        || net::http_get(&metrics, "/readyz").is_some_and(|(c, _)| c == code),
+        &format!("/readyz {code}"),
+        within,
+    )
+    .await;
+    since.elapsed()
+}
+
+fn two_container_pod(lab: &Lab, name: &str, uid: &str) -> PodSpec {
+    pod(
+        name,
+        uid,
+        vec![
+            container(lab, "app", "exec sleep 3600"),
+            container(lab, "helper", "exec sleep 3600"),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the containerd lab: scripts/test.sh runs it"]
+async fn e2e_containerd_killed_during_ten_starts_then_reissued_starts_leave_exactly_what_the_pods_need()
+ {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    readyz_becomes(&d, 200, Duration::from_secs(20)).await;
+    let pods: Vec<(String, String)> = (0..10).map(|_| unique("crash")).collect();
+
+    let streams: Vec<_> = pods
+        .iter()
+        .map(|(name, uid)| {
+            let req = StartPodRequest {
+                pod: Some(two_container_pod(&lab, name, uid)),
+                ..Default::default()
+            };
+            let mut client = d.client.clone();
+            tokio::spawn(async move {
+                let stream = client.start_pod(req).await.expect("StartPod accepted");
+                collect(stream.into_inner()).await
+            })
+        })
+        .collect();
+    // Mid-way: some sandboxes made, the rest of the work still to come.
+    let uids: Vec<String> = pods.iter().map(|(_, uid)| uid.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut made = 0;
+        for uid in &uids {
+            made += d.leftovers(uid).await.0;
+        }
+        if made >= 3 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let killed = Instant::now();
+    let mut containerd = CrashedContainerd::crash();
+    let dropped = readyz_becomes(&d, 503, Duration::from_secs(20)).await;
+    containerd.revive();
+    let down = killed.elapsed();
+    let recovered = readyz_becomes(&d, 200, Duration::from_secs(60)).await;
+    eprintln!(
+        "readiness dropped {dropped:?} after the kill; containerd was down {down:?}; \
+         ready again {recovered:?} after it was back"
+    );
+
+    let mut outcomes = Vec::new();
+    for s in streams {
+        let events = s.await.expect("stream task");
+        match events.last().and_then(|e| e.payload.as_ref()) {
+            Some(Payload::PodStarted(_)) => outcomes.push("started".to_string()),
+            Some(Payload::PodFailed(f)) => {
+                assert_ne!(
+                    f.step,
+                    0,
+                    "a failure names its step: {:#?}",
+                    summary(&events)
+                );
+                outcomes.push(format!("failed at {:?}: {}", f.step(), f.reason));
+            }
+            other => panic!("not a start's terminal event: {other:?}"),
+        }
+    }
+    eprintln!("first starts: {outcomes:#?}");
+
+    // Re-issued, every pod starts, with no second sandbox or container.
+    let again: Vec<_> = pods
+        .iter()
+        .map(|(name, uid)| {
+            let req = StartPodRequest {
+                pod: Some(two_container_pod(&lab, name, uid)),
+                ..Default::default()
+            };
+            let mut client = d.client.clone();
+            tokio::spawn(async move {
+                let stream = client.start_pod(req).await.expect("StartPod accepted");
+                collect(stream.into_inner()).await
+            })
+        })
+        .collect();
+    for s in again {
+        let events = s.await.expect("stream task");
+        assert!(
+            matches!(
+                events.last().and_then(|e| e.payload.as_ref()),
+                Some(Payload::PodStarted(_))
+            ),
+            "{:#?}",
+            summary(&events)
+        );
+    }
+    assert_eq!(readyz(&d), 200);
+    for uid in &uids {
+        assert_eq!(
+            d.leftovers(uid).await,
+            (1, 2),
+            "pod {uid}: one sandbox, two containers"
+        );
+    }
+
+    for uid in &uids {
+        d.stop_pod(uid).await;
+        assert_eq!(d.leftovers(uid).await, (0, 0), "pod {uid} removed");
+    }
 }
