@@ -291,6 +291,7 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Why podstart reports not ready: a fixed label for the gauge and one line
 /// for `/readyz` and the log.
+#[derive(Debug)]
 struct Unready {
     label: &'static str,
     why: String,
@@ -349,13 +350,7 @@ async fn watch_runtime(
                 },
             }
         };
-        // The runtime's own answer first; a timed-out probe is better
-        // explained by what the stack saw (a saturated connection).
-        let verdict = match (probed, tracked()) {
-            (Err(p), Err(t)) if p.label == "timeouts" => Err(t),
-            (Err(p), _) => Err(p),
-            (Ok(()), tracked) => tracked,
-        };
+        let verdict = decide(probed, tracked());
         let pause = if verdict.is_ok() {
             Duration::from_secs(2)
         } else {
@@ -366,6 +361,17 @@ async fn watch_runtime(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+/// The probe's answer and the stack's verdict as one: the runtime's own
+/// answer first; a timed-out probe is better explained by what the stack
+/// saw (a saturated connection, an operation timing out).
+fn decide(probed: Result<(), Unready>, tracked: Result<(), Unready>) -> Result<(), Unready> {
+    match (probed, tracked) {
+        (Err(p), Err(t)) if p.label == "timeouts" => Err(t),
+        (Err(p), _) => Err(p),
+        (Ok(()), tracked) => tracked,
     }
 }
 
@@ -494,4 +500,37 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unready(label: &'static str) -> Result<(), Unready> {
+        Err(Unready {
+            label,
+            why: label.to_string(),
+        })
+    }
+
+    #[test]
+    fn the_runtime_answer_comes_first_and_a_timed_out_probe_defers_to_the_stack() {
+        let label = |r: Result<(), Unready>| r.err().map_or("ready", |u| u.label);
+        let cases = [
+            (Ok(()), Ok(()), "ready"),
+            (Ok(()), unready("saturated"), "saturated"),
+            (unready("unreachable"), Ok(()), "unreachable"),
+            (unready("unreachable"), unready("timeouts"), "unreachable"),
+            (
+                unready("runtime_not_ready"),
+                unready("saturated"),
+                "runtime_not_ready",
+            ),
+            (unready("timeouts"), unready("saturated"), "saturated"),
+            (unready("timeouts"), Ok(()), "timeouts"),
+        ];
+        for (probed, tracked, want) in cases {
+            assert_eq!(label(decide(probed, tracked)), want);
+        }
+    }
 }
