@@ -351,15 +351,21 @@ async fn watch_runtime(
             }
         };
         let verdict = decide(probed, tracked());
-        let pause = if verdict.is_ok() {
-            Duration::from_secs(2)
-        } else {
-            TRACK_EVERY
-        };
+        // Ready: the next probe in 2s, the stack read every second till
+        // then. Not ready: the next probe in a second.
+        let ticks = if verdict.is_ok() { 2 } else { 1 };
         out.publish(verdict).await;
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
+        for tick in 1..=ticks {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(TRACK_EVERY) => {}
+            }
+            if tick < ticks
+                && let Err(t) = tracked()
+            {
+                out.publish(Err(t)).await;
+                break;
+            }
         }
     }
 }
