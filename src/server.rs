@@ -478,10 +478,9 @@ async fn probe_runtime(
 
 /// "timeouts" for a call that ran out of time, else `label`.
 fn timed_out_or(e: &CriError, label: &'static str) -> &'static str {
-    if e.code() == tonic::Code::DeadlineExceeded {
-        "timeouts"
-    } else {
-        label
+    match e {
+        CriError::Timeout { .. } => "timeouts",
+        _ => label,
     }
 }
 

@@ -21,7 +21,7 @@ use std::{
 
 use tower::{Layer, Service};
 
-use super::{CriCall, Operation};
+use super::{CriCall, CriError, Operation};
 
 /// When the connection counts as unhealthy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,13 +91,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// DEADLINE_EXCEEDED, whether the stack's deadline fired or the
-    /// runtime gave up, is a timeout; every other outcome is an answer.
-    pub fn of(code: tonic::Code) -> Outcome {
-        if code == tonic::Code::DeadlineExceeded {
-            Outcome::TimedOut
-        } else {
-            Outcome::Answered
+    /// Only the stack's own deadline firing is a timeout: the runtime did
+    /// not answer in time. A DEADLINE_EXCEEDED the runtime sends (an exec
+    /// probe's command outliving its own timeout) is an answer, as is every
+    /// other reply or error.
+    pub fn of(err: Option<&CriError>) -> Outcome {
+        match err {
+            Some(CriError::Timeout { .. }) => Outcome::TimedOut,
+            _ => Outcome::Answered,
         }
     }
 }
@@ -455,17 +456,23 @@ mod tests {
     }
 
     #[test]
-    fn deadline_exceeded_is_a_timeout_and_other_codes_answers() {
-        assert_eq!(
-            Outcome::of(tonic::Code::DeadlineExceeded),
-            Outcome::TimedOut
-        );
+    fn only_the_stacks_own_deadline_is_a_timeout() {
+        let timeout = CriError::Timeout {
+            op: "exec_sync",
+            after: S,
+        };
+        assert_eq!(Outcome::of(Some(&timeout)), Outcome::TimedOut);
+        assert_eq!(Outcome::of(None), Outcome::Answered);
         for code in [
-            tonic::Code::Ok,
+            tonic::Code::DeadlineExceeded,
             tonic::Code::Unavailable,
             tonic::Code::NotFound,
         ] {
-            assert_eq!(Outcome::of(code), Outcome::Answered, "{code:?}");
+            let answer = CriError::Call {
+                op: "exec_sync",
+                status: tonic::Status::new(code, "from the runtime"),
+            };
+            assert_eq!(Outcome::of(Some(&answer)), Outcome::Answered, "{code:?}");
         }
     }
 
@@ -518,7 +525,7 @@ mod tests {
         use tower::ServiceExt;
         let (h, _) = tracker();
         let limit = tower::limit::ConcurrencyLimit::new(
-            tower::service_fn(|_c: CriCall| async { Ok::<_, super::super::CriError>(()) }),
+            tower::service_fn(|_c: CriCall| async { Ok::<_, CriError>(()) }),
             1,
         );
         let mut holder = SlotWaitLayer::new(h.clone()).layer(limit);

@@ -68,7 +68,11 @@ where
                 .as_ref()
                 .map_or_else(CriError::code, |_| tonic::Code::Ok);
             metrics.record_runtime_operation(op.name(), code, started.elapsed());
-            health.record(op, Outcome::of(code), std::time::Instant::now());
+            health.record(
+                op,
+                Outcome::of(result.as_ref().err()),
+                std::time::Instant::now(),
+            );
             result
         })
     }
