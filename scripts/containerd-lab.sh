@@ -6,6 +6,9 @@
 #   scripts/containerd-lab.sh env [--export]     KEY=value lines of a running lab; starts nothing
 #   scripts/containerd-lab.sh status             human summary; exit 0 iff the lab containerd is up
 #   scripts/containerd-lab.sh stop [--purge]     tear everything down; --purge also deletes the lab dir
+#   scripts/containerd-lab.sh crash              SIGKILL the lab containerd (by its PID); pods and shims stay
+#   scripts/containerd-lab.sh revive             start the lab containerd again, same config and state,
+#                                                 tearing nothing down (no-op when it is up)
 #
 #   eval "$(scripts/containerd-lab.sh start)"            # shell variables
 #   eval "$(scripts/containerd-lab.sh start --export)"   # exported, visible to `cargo test`
@@ -640,6 +643,36 @@ cmd_stop() {
   say "lab stopped"
 }
 
+# A crashed containerd, for runtime-fault tests: only the daemon dies (kill -9 by its PID), as a
+# crash would; its shims, containers and state stay, for `revive` to pick up again.
+cmd_crash() {
+  lock_lab
+  local pid
+  pid=$(containerd_pid) || die "no lab containerd running in $LAB"
+  kill -KILL "$pid"
+  wait_gone "$pid" 5 || die "containerd pid $pid survived SIGKILL"
+  say "containerd pid $pid killed"
+  echo "$pid"
+}
+
+# Brings the lab containerd back after a crash with the same config, root and state, so it
+# reconnects to the running shims. Unlike `start`, it never tears anything down.
+cmd_revive() {
+  exec 3>&1 1>&2
+  lock_lab
+  local pid
+  if pid=$(containerd_pid); then
+    ctr_lab version >/dev/null 2>&1 || die "containerd pid $pid is running but does not answer"
+    say "containerd already up: pid $pid"
+  else
+    [[ -f $CONFIG ]] || die "no lab config at $CONFIG (run: $0 start)"
+    rm -f "$SOCK"
+    start_containerd
+    pid=$(containerd_pid)
+  fi
+  echo "$pid" >&3
+}
+
 registry_line() { # name port
   local p cfg=$REG_DIR/$1.yml
   p=$(cat "$REG_DIR/$1.pid" 2>/dev/null || true)
@@ -672,7 +705,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -682,7 +715,7 @@ main() {
   case $cmd in
     start | env) [[ $# -eq 0 || ($# -eq 1 && $1 == --export) ]] || usage ;;
     stop) [[ $# -eq 0 || ($# -eq 1 && $1 == --purge) ]] || usage ;;
-    status) (($# == 0)) || usage ;;
+    status | crash | revive) (($# == 0)) || usage ;;
     *) usage ;;
   esac
   check_settings
@@ -691,6 +724,8 @@ main() {
     stop) cmd_stop "$@" ;;
     status) cmd_status ;;
     env) cmd_env "$@" ;;
+    crash) cmd_crash ;;
+    revive) cmd_revive ;;
   esac
 }
 

@@ -99,6 +99,14 @@ pub struct ServeArgs {
     /// Most CRI calls in flight at once (protects the runtime).
     #[arg(long, env = "PODSTART_RUNTIME_MAX_CONCURRENCY", default_value_t = crate::cri::stack::DEFAULT_MAX_CONCURRENCY)]
     pub runtime_max_concurrency: usize,
+    /// Not ready while this many attempts in a row of one CRI operation
+    /// time out (within a minute); 0 turns the check off.
+    #[arg(long, env = "PODSTART_UNREADY_AFTER_TIMEOUTS", default_value_t = 3)]
+    pub unready_after_timeouts: u32,
+    /// Not ready while a CRI call has waited this long for one of the
+    /// `--runtime-max-concurrency` slots; 0 turns the check off.
+    #[arg(long, env = "PODSTART_UNREADY_AFTER_SLOT_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub unready_after_slot_wait: Duration,
     /// Deadline of exec and HTTP lifecycle hooks; 0 for none (the kubelet's
     /// exec hooks have none).
     #[arg(long, env = "PODSTART_HOOK_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]

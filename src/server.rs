@@ -11,12 +11,12 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::api::PodStarterService;
 use crate::api::metrics::GrpcMetricsLayer;
 use crate::config::ServeArgs;
-use crate::cri::{Cri, CriError, CriSettings};
+use crate::cri::{Cri, CriError, CriSettings, health::HealthSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
 use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::pleg::PlegConfig;
 use crate::start::{FlowConfig, Parts, Starter, backoff::CrashLoopBackoff};
-use crate::telemetry::{self, Metrics};
+use crate::telemetry::{self, Metrics, Readiness};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -66,6 +66,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         CriSettings {
             request_timeout: args.runtime_request_timeout,
             max_concurrency: args.runtime_max_concurrency,
+            health: HealthSettings {
+                timeouts_in_a_row: args.unready_after_timeouts,
+                slot_wait: args.unready_after_slot_wait,
+                ..HealthSettings::default()
+            },
             ..CriSettings::default()
         },
         metrics.clone(),
@@ -79,7 +84,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
-    let (ready_tx, ready_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = watch::channel(Readiness::NotReady(
+        "the CRI runtime was not probed yet".into(),
+    ));
     tokio::spawn(watch_runtime(
         cri,
         runtime_addr.clone(),
@@ -296,89 +303,215 @@ fn bind(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServeError> 
     Ok(listener)
 }
 
-/// Polls CRI Version and Status: logs what the runtime is, reports
-/// readiness through gRPC health, `/readyz` and a gauge, and keeps trying
-/// (never exits) while the runtime is away.
+/// How long the readiness probe (Version, then Status) may take.
+const PROBE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why podstart reports not ready: a fixed label for the gauge and one line
+/// for `/readyz` and the log.
+#[derive(Debug)]
+struct Unready {
+    label: &'static str,
+    why: String,
+}
+
+/// Follows the runtime: polls CRI Version and Status (each with a short
+/// deadline) and reads the stack's health (calls timing out, calls waiting
+/// for a slot); reports readiness through gRPC health, `/readyz` and the
+/// gauges, and keeps trying (never exits) while the runtime is away.
 async fn watch_runtime(
     cri: Cri,
     addr: Address,
     reporter: HealthReporter,
     metrics: Metrics,
-    ready_tx: watch::Sender<bool>,
+    ready_tx: watch::Sender<Readiness>,
     shutdown: CancellationToken,
 ) {
-    let mut was_ready: Option<bool> = None;
+    let probe = cri.with_request_timeout(PROBE_DEADLINE);
+    let mut found = false;
+    let mut out = Published {
+        reporter,
+        metrics,
+        ready_tx,
+        was: None,
+    };
+    let tracked = || {
+        cri.health()
+            .verdict(std::time::Instant::now())
+            .map_err(|u| Unready {
+                label: u.label(),
+                why: u.to_string(),
+            })
+    };
     loop {
-        let ready = match cri.version().await {
-            Err(e) => {
-                if was_ready != Some(false) {
-                    tracing::error!(runtime = %addr, error = %e, "CRI runtime unreachable; retrying every second, reporting not ready");
-                }
-                false
-            }
-            Ok(v) => {
-                if was_ready != Some(true) {
-                    tracing::info!(
-                        runtime = %addr,
-                        name = %v.runtime_name,
-                        version = %v.runtime_version,
-                        api = %v.runtime_api_version,
-                        "CRI runtime found"
-                    );
-                }
-                match cri.status().await {
-                    Ok(s) => {
-                        let conditions = s.status.map(|st| st.conditions).unwrap_or_default();
-                        let runtime_ready = conditions
-                            .iter()
-                            .any(|c| c.r#type == "RuntimeReady" && c.status);
-                        if was_ready != Some(runtime_ready) {
-                            for c in &conditions {
-                                tracing::info!(condition = %c.r#type, status = c.status, reason = %c.reason, message = %c.message, "runtime condition");
-                            }
-                        }
-                        runtime_ready
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "CRI Status failed");
-                        false
-                    }
-                }
+        let log_conditions = out.was.is_none_or(|l| !l.is_empty());
+        let probing = tokio::time::timeout(
+            PROBE_DEADLINE,
+            probe_runtime(&probe, &addr, &mut found, log_conditions),
+        );
+        tokio::pin!(probing);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + TRACK_EVERY, TRACK_EVERY);
+        let probed = loop {
+            tokio::select! {
+                probed = &mut probing => break probed.unwrap_or_else(|_| Err(Unready {
+                    label: "timeouts",
+                    why: format!(
+                        "CRI runtime did not answer Version and Status within {}",
+                        crate::duration::go(PROBE_DEADLINE)
+                    ),
+                })),
+                // While the probe waits (for a slot, say), what the stack
+                // sees still counts.
+                _ = tick.tick() => if let Err(t) = tracked() {
+                    out.publish(Err(t)).await;
+                },
             }
         };
-        if was_ready != Some(ready) {
+        let verdict = decide(probed, tracked());
+        // Ready: the next probe in 2s, the stack read every second till
+        // then. Not ready: the next probe in a second.
+        let ticks = if verdict.is_ok() { 2 } else { 1 };
+        out.publish(verdict).await;
+        for tick in 1..=ticks {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(TRACK_EVERY) => {}
+            }
+            if tick < ticks
+                && let Err(t) = tracked()
+            {
+                out.publish(Err(t)).await;
+                break;
+            }
+        }
+    }
+}
+
+/// The probe's answer and the stack's verdict as one: the runtime's own
+/// answer first; a timed-out probe is better explained by what the stack
+/// saw (a saturated connection, an operation timing out).
+fn decide(probed: Result<(), Unready>, tracked: Result<(), Unready>) -> Result<(), Unready> {
+    match (probed, tracked) {
+        (Err(p), Err(t)) if p.label == "timeouts" => Err(t),
+        (Err(p), _) => Err(p),
+        (Ok(()), tracked) => tracked,
+    }
+}
+
+/// How often the stack's health is read while a probe is under way, and
+/// how often the probe runs while not ready.
+const TRACK_EVERY: Duration = Duration::from_secs(1);
+
+/// Where readiness is reported: gRPC health, `/readyz`, the gauges and the
+/// log (once per change of reason).
+struct Published {
+    reporter: HealthReporter,
+    metrics: Metrics,
+    ready_tx: watch::Sender<Readiness>,
+    /// The label of the last verdict ("" when ready), None before the first.
+    was: Option<&'static str>,
+}
+
+impl Published {
+    async fn publish(&mut self, verdict: Result<(), Unready>) {
+        let label = verdict.as_ref().err().map_or("", |u| u.label);
+        let ready = verdict.is_ok();
+        let readiness = match verdict {
+            Ok(()) => Readiness::Ready,
+            Err(u) => Readiness::NotReady(u.why),
+        };
+        if self.was != Some(label) {
             let status = if ready {
                 ServingStatus::Serving
             } else {
                 ServingStatus::NotServing
             };
-            set_health(&reporter, status).await;
-            metrics.set_runtime_ready(ready);
-            let _ = ready_tx.send(ready);
-            if was_ready.is_some() {
-                tracing::info!(ready, "runtime readiness changed");
+            set_health(&self.reporter, status).await;
+            self.metrics.set_runtime_ready(ready);
+            self.metrics.set_runtime_unready((!ready).then_some(label));
+            match &readiness {
+                Readiness::Ready if self.was.is_some() => tracing::info!("runtime ready again"),
+                Readiness::Ready => {}
+                Readiness::NotReady(why) => {
+                    tracing::warn!(reason = label, %why, "reporting not ready")
+                }
             }
-            was_ready = Some(ready);
+            self.was = Some(label);
         }
-        let pause = if ready {
-            Duration::from_secs(2)
-        } else {
-            Duration::from_secs(1)
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
+        // The reason's text (a wait, a count) may change under one label.
+        self.ready_tx.send_if_modified(|r| {
+            let changed = *r != readiness;
+            *r = readiness;
+            changed
+        });
+    }
+}
+
+/// One readiness probe: CRI Version (logging what the runtime is, once),
+/// then Status and its RuntimeReady condition (logging the conditions when
+/// `log_conditions`).
+async fn probe_runtime(
+    cri: &Cri,
+    addr: &Address,
+    found: &mut bool,
+    log_conditions: bool,
+) -> Result<(), Unready> {
+    let v = cri.version().await.map_err(|e| Unready {
+        label: timed_out_or(&e, "unreachable"),
+        why: format!("CRI runtime {addr} unreachable: {e}"),
+    })?;
+    if !*found {
+        tracing::info!(
+            runtime = %addr,
+            name = %v.runtime_name,
+            version = %v.runtime_version,
+            api = %v.runtime_api_version,
+            "CRI runtime found"
+        );
+        *found = true;
+    }
+    let s = cri.status().await.map_err(|e| Unready {
+        label: timed_out_or(&e, "runtime_not_ready"),
+        why: format!("CRI Status failed: {e}"),
+    })?;
+    let conditions = s.status.map(|st| st.conditions).unwrap_or_default();
+    let runtime_ready = conditions
+        .iter()
+        .any(|c| c.r#type == "RuntimeReady" && c.status);
+    if log_conditions {
+        for c in &conditions {
+            tracing::info!(condition = %c.r#type, status = c.status, reason = %c.reason, message = %c.message, "runtime condition");
         }
+    }
+    if runtime_ready {
+        Ok(())
+    } else {
+        Err(Unready {
+            label: "runtime_not_ready",
+            why: "the CRI runtime does not report RuntimeReady".to_string(),
+        })
+    }
+}
+
+/// "timeouts" for a call that ran out of time, else `label`.
+fn timed_out_or(e: &CriError, label: &'static str) -> &'static str {
+    match e {
+        CriError::Timeout { .. } => "timeouts",
+        _ => label,
     }
 }
 
 /// Runs `Starter::recover` once the runtime is ready; a failed sandbox
 /// list is tried again when the runtime is next ready.
-async fn recover(starter: Starter, mut ready: watch::Receiver<bool>, shutdown: CancellationToken) {
+async fn recover(
+    starter: Starter,
+    mut ready: watch::Receiver<Readiness>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = ready.wait_for(|ready| *ready) => if r.is_err() { return },
+            r = ready.wait_for(|r| *r == Readiness::Ready) => if r.is_err() { return },
         }
         match starter.recover().await {
             Ok(_) => return,
@@ -414,4 +547,37 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unready(label: &'static str) -> Result<(), Unready> {
+        Err(Unready {
+            label,
+            why: label.to_string(),
+        })
+    }
+
+    #[test]
+    fn the_runtime_answer_comes_first_and_a_timed_out_probe_defers_to_the_stack() {
+        let label = |r: Result<(), Unready>| r.err().map_or("ready", |u| u.label);
+        let cases = [
+            (Ok(()), Ok(()), "ready"),
+            (Ok(()), unready("saturated"), "saturated"),
+            (unready("unreachable"), Ok(()), "unreachable"),
+            (unready("unreachable"), unready("timeouts"), "unreachable"),
+            (
+                unready("runtime_not_ready"),
+                unready("saturated"),
+                "runtime_not_ready",
+            ),
+            (unready("timeouts"), unready("saturated"), "saturated"),
+            (unready("timeouts"), Ok(()), "timeouts"),
+        ];
+        for (probed, tracked, want) in cases {
+            assert_eq!(label(decide(probed, tracked)), want);
+        }
+    }
 }

@@ -1,22 +1,27 @@
 //! Count, duration and errors of every CRI call attempt, by operation (and
-//! gRPC code): `podstart_runtime_operations_*`.
+//! gRPC code): `podstart_runtime_operations_*`; each attempt's outcome also
+//! goes to the runtime health tracker (`health.rs`).
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::{CriCall, CriError, Reply};
+use super::{
+    CriCall, CriError, Reply,
+    health::{Outcome, RuntimeHealth},
+};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, Clone)]
 pub struct MetricsLayer {
     metrics: Metrics,
+    health: RuntimeHealth,
 }
 
 impl MetricsLayer {
-    pub fn new(metrics: Metrics) -> MetricsLayer {
-        MetricsLayer { metrics }
+    pub fn new(metrics: Metrics, health: RuntimeHealth) -> MetricsLayer {
+        MetricsLayer { metrics, health }
     }
 }
 
@@ -26,6 +31,7 @@ impl<S> Layer<S> for MetricsLayer {
         Record {
             inner,
             metrics: self.metrics.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -34,6 +40,7 @@ impl<S> Layer<S> for MetricsLayer {
 pub struct Record<S> {
     inner: S,
     metrics: Metrics,
+    health: RuntimeHealth,
 }
 
 impl<S> Service<CriCall> for Record<S>
@@ -52,6 +59,7 @@ where
     fn call(&mut self, call: CriCall) -> Self::Future {
         let op = call.op;
         let metrics = self.metrics.clone();
+        let health = self.health.clone();
         let started = Instant::now();
         let fut = self.inner.call(call);
         Box::pin(async move {
@@ -60,6 +68,11 @@ where
                 .as_ref()
                 .map_or_else(CriError::code, |_| tonic::Code::Ok);
             metrics.record_runtime_operation(op.name(), code, started.elapsed());
+            health.record(
+                op,
+                Outcome::of(result.as_ref().err()),
+                std::time::Instant::now(),
+            );
             result
         })
     }

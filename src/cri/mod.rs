@@ -10,9 +10,12 @@
 //! - `retry`: which failures are retried, with capped, jittered back-off
 //!   and a budget;
 //! - `metrics`: count, duration and errors per operation;
-//! - `trace`: a span per call attempt.
+//! - `trace`: a span per call attempt;
+//! - `health`: calls timing out and calls waiting for a slot, read by the
+//!   readiness loop.
 mod call;
 mod error;
+pub mod health;
 pub mod metrics;
 pub mod retry;
 pub mod stack;
@@ -33,6 +36,7 @@ pub use error::CriError;
 
 use crate::endpoint::{self, Address, Peer};
 use crate::telemetry::Metrics;
+use health::{HealthSettings, RuntimeHealth};
 use retry::RetrySettings;
 
 /// Largest message the runtime may send (as the kubelet's CRI client).
@@ -47,6 +51,8 @@ pub struct CriSettings {
     pub request_timeout: Duration,
     pub retry: RetrySettings,
     pub max_concurrency: usize,
+    /// When timeouts and waits for a slot make the runtime unhealthy.
+    pub health: HealthSettings,
     /// Send calls straight to the channel, without the layers: only
     /// for measuring what the stack costs (benches/stack_overhead.rs).
     pub bare: bool,
@@ -58,6 +64,7 @@ impl Default for CriSettings {
             request_timeout: Duration::from_secs(120),
             retry: RetrySettings::default(),
             max_concurrency: stack::DEFAULT_MAX_CONCURRENCY,
+            health: HealthSettings::default(),
             bare: false,
         }
     }
@@ -69,6 +76,7 @@ pub struct Cri {
     image: ImageServiceClient<Channel>,
     settings: CriSettings,
     stack: stack::CriService,
+    health: RuntimeHealth,
 }
 
 impl std::fmt::Debug for Cri {
@@ -94,6 +102,7 @@ impl Cri {
         } else {
             endpoint::channel(image, Peer::Image)?
         };
+        let health = RuntimeHealth::new(settings.health);
         Ok(Cri {
             runtime: RuntimeServiceClient::new(runtime_channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -103,9 +112,29 @@ impl Cri {
             stack: if settings.bare {
                 stack::bare()
             } else {
-                stack::build(metrics, settings.retry, settings.max_concurrency)
+                stack::build(
+                    metrics,
+                    health.clone(),
+                    settings.retry,
+                    settings.max_concurrency,
+                )
             },
+            health,
         })
+    }
+
+    /// How the connection is doing: timeouts and waits for a slot.
+    pub fn health(&self) -> &RuntimeHealth {
+        &self.health
+    }
+
+    /// The same client (same connection, stack and health) whose calls
+    /// have at most `deadline` instead of the request timeout: for quick
+    /// probes.
+    pub fn with_request_timeout(&self, deadline: Duration) -> Cri {
+        let mut cri = self.clone();
+        cri.settings.request_timeout = deadline.min(self.settings.request_timeout);
+        cri
     }
 
     /// Sends one call through the stack: `send` makes the request on a

@@ -7,8 +7,10 @@
 //! 3. metrics — count, duration and code per attempt;
 //! 4. timeout — the operation's deadline, which also covers waiting for a
 //!    concurrency slot;
-//! 5. concurrency limit — at most this many calls at the runtime at once;
-//! 6. dispatch — sends the call over the channel.
+//! 5. slot wait — calls waiting for a slot, for the health tracker
+//!    (`health.rs`, also fed by the metrics layer);
+//! 6. concurrency limit — at most this many calls at the runtime at once;
+//! 7. dispatch — sends the call over the channel.
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
@@ -16,6 +18,7 @@ use tower::{Service, ServiceBuilder, retry::RetryLayer, util::BoxCloneSyncServic
 
 use super::{
     CriCall, CriError, Reply,
+    health::{RuntimeHealth, SlotWaitLayer},
     metrics::MetricsLayer,
     retry::{RetryPolicy, RetrySettings},
     timeout::TimeoutLayer,
@@ -29,12 +32,18 @@ pub type CriService = BoxCloneSyncService<CriCall, Reply, CriError>;
 /// Default for the most CRI calls in flight at once.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 
-pub fn build(metrics: Metrics, retry: RetrySettings, max_concurrency: usize) -> CriService {
+pub fn build(
+    metrics: Metrics,
+    health: RuntimeHealth,
+    retry: RetrySettings,
+    max_concurrency: usize,
+) -> CriService {
     let stack = ServiceBuilder::new()
         .layer(RetryLayer::new(RetryPolicy::new(retry, metrics.clone())))
         .layer(TraceLayer::new())
-        .layer(MetricsLayer::new(metrics))
+        .layer(MetricsLayer::new(metrics, health.clone()))
         .layer(TimeoutLayer::new())
+        .layer(SlotWaitLayer::new(health))
         .concurrency_limit(max_concurrency.max(1))
         .service(Dispatch);
     BoxCloneSyncService::new(stack)

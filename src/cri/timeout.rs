@@ -1,7 +1,10 @@
 //! Deadline per CRI call. Unlike tower's own timeout, which would reach
 //! callers as an opaque error (UNKNOWN), it fails with
 //! `CriError::Timeout { op, after }`: DEADLINE_EXCEEDED naming the
-//! operation.
+//! operation. The deadline covers the wait for the inner service to be
+//! ready (a concurrency slot), not only the call: `poll_ready` is always
+//! ready here, and each call waits for readiness on its own clone of the
+//! inner service.
 //!
 //! CRI deadlines are long (minutes) and nearly never reached, so instead of
 //! a tokio timer per call (measurably costly on the start path) calls share
@@ -19,7 +22,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use tokio::{sync::oneshot, time::Instant};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 use super::{CriCall, CriError, Reply};
 
@@ -77,20 +80,21 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Timeout<S> {
 
 impl<S> Service<CriCall> for Timeout<S>
 where
-    S: Service<CriCall, Response = Reply, Error = CriError>,
+    S: Service<CriCall, Response = Reply, Error = CriError> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Reply;
     type Error = CriError;
     type Future = BoxFuture<'static, Result<Reply, CriError>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CriError>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), CriError>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, call: CriCall) -> Self::Future {
         let (op, deadline) = (call.op, call.deadline);
-        let fut = self.inner.call(call);
+        let inner = self.inner.clone();
+        let fut = inner.oneshot(call);
         let clock = self.clock.clone();
         Box::pin(async move {
             let Some(after) = deadline else {
@@ -273,6 +277,22 @@ mod tests {
             let svc = TimeoutLayer::new().layer(dispatch());
             assert!(svc.oneshot(call).await.is_ok());
         }
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_slot_counts_against_the_deadline() {
+        let svc = TimeoutLayer::new().layer(tower::limit::ConcurrencyLimit::new(dispatch(), 1));
+        let holder = CriCall::new(Operation::PullImage, None, || {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(Box::new(()) as Reply)
+            })
+        });
+        let busy = tokio::spawn(svc.clone().oneshot(holder));
+        tokio::task::yield_now().await;
+        let err = svc.oneshot(slow(Duration::ZERO)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        busy.abort();
     }
 
     #[tokio::test]

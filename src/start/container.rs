@@ -89,6 +89,9 @@ impl Starter {
                     AfterExit::Restart => {
                         self.crash_loop_backoff(ctx, &cref, c, status.finished_at)
                             .await?;
+                        if status.started_at == 0 {
+                            self.remove_never_started(&newest.id).await;
+                        }
                     }
                 }
             }
@@ -107,6 +110,19 @@ impl Starter {
                 .container_start_failed(cref.kind_label(), e.reason());
         }
         result
+    }
+
+    /// An instance that never ran (its StartContainer failed, or the
+    /// runtime went away during it and marked it exited on its return)
+    /// has no run to keep: it goes before the new instance is created, so
+    /// the pod holds one instance per container. It still counts as an
+    /// attempt (the restart count is taken from the instances found).
+    async fn remove_never_started(&self, id: &str) {
+        if let Err(e) = self.inner.cri.remove_container(id).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(container = %id, error = %e, "removing an instance that never ran");
+        }
     }
 
     /// Reports an instance that needs no new start.

@@ -1,5 +1,7 @@
 //! The metrics port: `/metrics` (Prometheus text), `/healthz` (the process
-//! is alive) and `/readyz` (the runtime answers and reports RuntimeReady).
+//! is alive) and `/readyz` (the runtime answers, reports RuntimeReady, and
+//! its calls neither time out nor wait too long for a slot; otherwise 503
+//! with the reason on one line).
 use std::net::SocketAddr;
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
@@ -7,13 +9,21 @@ use tokio::sync::watch;
 
 use super::Metrics;
 
+/// What `/readyz` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not ready, and why (one line).
+    NotReady(String),
+}
+
 #[derive(Clone)]
 struct AppState {
     metrics: Metrics,
-    ready: watch::Receiver<bool>,
+    ready: watch::Receiver<Readiness>,
 }
 
-pub(crate) fn router(metrics: Metrics, ready: watch::Receiver<bool>) -> Router {
+pub(crate) fn router(metrics: Metrics, ready: watch::Receiver<Readiness>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -28,11 +38,13 @@ async fn metrics_text(State(s): State<AppState>) -> ([(&'static str, &'static st
     )
 }
 
-async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    if *s.ready.borrow() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "runtime not ready\n")
+async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
+    match &*s.ready.borrow() {
+        Readiness::Ready => (StatusCode::OK, "ready\n".to_string()),
+        Readiness::NotReady(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", why.replace('\n', " ")),
+        ),
     }
 }
 
@@ -40,7 +52,7 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 pub async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
-    ready: watch::Receiver<bool>,
+    ready: watch::Receiver<Readiness>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;

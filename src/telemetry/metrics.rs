@@ -68,6 +68,7 @@ struct Inner {
     grpc_handled: IntCounterVec,
     in_flight_starts: IntGauge,
     runtime_ready: IntGauge,
+    runtime_unready: IntGaugeVec,
     events_dropped: IntCounterVec,
     pleg: PlegFamilies,
 }
@@ -207,6 +208,19 @@ impl Metrics {
             "runtime_ready",
             "1 when the CRI runtime answers and reports RuntimeReady.",
         )?;
+        let runtime_unready = IntGaugeVec::new(
+            Opts::new(
+                "runtime_unready",
+                "1 for the reason podstart reports not ready, 0 for the others: \
+                 unreachable (CRI Version fails), runtime_not_ready (Status fails or \
+                 lacks RuntimeReady), timeouts (calls of one operation time out in a \
+                 row), saturated (calls wait too long for a concurrency slot).",
+            ),
+            &["reason"],
+        )?;
+        for reason in RUNTIME_UNREADY_REASONS {
+            runtime_unready.with_label_values(&[reason]).set(0);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "podstart build information."),
             &["version"],
@@ -230,6 +244,7 @@ impl Metrics {
         registry.register(Box::new(grpc_handled.clone()))?;
         registry.register(Box::new(in_flight_starts.clone()))?;
         registry.register(Box::new(runtime_ready.clone()))?;
+        registry.register(Box::new(runtime_unready.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(build_info))?;
         let pleg = PlegFamilies::new(&registry)?;
@@ -251,6 +266,7 @@ impl Metrics {
                 grpc_handled,
                 in_flight_starts,
                 runtime_ready,
+                runtime_unready,
                 events_dropped,
                 pleg,
             }),
@@ -359,6 +375,17 @@ impl Metrics {
         self.inner.runtime_ready.set(i64::from(ready));
     }
 
+    /// Why podstart is not ready (one of `RUNTIME_UNREADY_REASONS`), or
+    /// None when it is.
+    pub fn set_runtime_unready(&self, reason: Option<&str>) {
+        for r in RUNTIME_UNREADY_REASONS {
+            self.inner
+                .runtime_unready
+                .with_label_values(&[r])
+                .set(i64::from(reason == Some(r)));
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
@@ -369,6 +396,10 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 }
+
+/// The fixed label set of `podstart_runtime_unready`.
+const RUNTIME_UNREADY_REASONS: [&str; 4] =
+    ["unreachable", "runtime_not_ready", "timeouts", "saturated"];
 
 pub struct InFlight(IntGauge);
 

@@ -4,7 +4,7 @@ mod http;
 mod metrics;
 mod tracing_setup;
 
-pub use http::serve as serve_http;
+pub use http::{Readiness, serve as serve_http};
 pub use metrics::{InFlight, Metrics, size_bucket};
 pub use tracing_setup::{
     LogFormat, TracingError, TracingGuard, init as init_tracing, remote_context,

@@ -24,6 +24,8 @@ use podstart::telemetry::Metrics;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+#[path = "../it/net.rs"]
+mod net;
 #[path = "../it/process.rs"]
 mod process;
 mod watch;
@@ -57,6 +59,8 @@ fn lab() -> Option<Lab> {
 struct Daemon {
     child: Proc,
     socket: PathBuf,
+    /// The metrics port (`/metrics`, `/readyz`).
+    metrics: String,
     log_root: PathBuf,
     client: PodStarterClient<Channel>,
     cri: Cri,
@@ -112,6 +116,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podstart.sock");
         let log_root = dir.path().join("pods");
+        let metrics = format!("127.0.0.1:{}", net::free_port());
         let mut args: Vec<std::ffi::OsString> = vec![
             "serve".into(),
             "--runtime-endpoint".into(),
@@ -123,7 +128,7 @@ impl Daemon {
             "--pod-state-root".into(),
             dir.path().join("state").into(),
             "--metrics-listen".into(),
-            "127.0.0.1:0".into(),
+            metrics.clone().into(),
         ];
         args.extend(extra.iter().map(Into::into));
         let child = spawn_daemon(&args, log, &socket).await;
@@ -140,6 +145,7 @@ impl Daemon {
         Daemon {
             child,
             socket,
+            metrics,
             log_root,
             client: PodStarterClient::new(channel),
             cri,
@@ -1115,4 +1121,203 @@ async fn e2e_a_restarted_podstart_finishes_a_cut_start_and_resumes_restarts() {
         d.stop_pod(uid).await;
         assert_eq!(d.leftovers(uid).await, (0, 0));
     }
+}
+
+/// The lab's containerd, crashed on purpose: `crash` kills it with SIGKILL
+/// by its PID (`containerd-lab.sh crash`); `revive` starts it again with the
+/// same config and state. Dropping a crashed one revives it, so a failing
+/// test never leaves the shared lab without its runtime.
+struct CrashedContainerd {
+    down: bool,
+}
+
+fn lab_script(cmd: &str) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/containerd-lab.sh");
+    let out = Command::new(script)
+        .arg(cmd)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run containerd-lab.sh");
+    assert!(out.status.success(), "containerd-lab.sh {cmd} failed");
+    out
+}
+
+impl CrashedContainerd {
+    fn crash() -> CrashedContainerd {
+        lab_script("crash");
+        CrashedContainerd { down: true }
+    }
+
+    fn revive(&mut self) {
+        if std::mem::take(&mut self.down) {
+            lab_script("revive");
+        }
+    }
+}
+
+impl Drop for CrashedContainerd {
+    fn drop(&mut self) {
+        if self.down {
+            // Even while a failed assertion unwinds.
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/containerd-lab.sh");
+            let _ = Command::new(script).arg("revive").status();
+        }
+    }
+}
+
+/// `/readyz`'s status code (0 when nothing answers).
+fn readyz(d: &Daemon) -> u16 {
+    net::http_get(&d.metrics, "/readyz").map_or(0, |(code, _)| code)
+}
+
+/// Polls `/readyz` until it answers `code`: how long that took, or None
+/// when it did not within `within`.
+async fn readyz_becomes(d: &Daemon, code: u16, within: Duration) -> Option<Duration> {
+    let since = Instant::now();
+    while readyz(d) != code {
+        if since.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(since.elapsed())
+}
+
+fn two_container_pod(lab: &Lab, name: &str, uid: &str) -> PodSpec {
+    pod(
+        name,
+        uid,
+        vec![
+            container(lab, "app", "exec sleep 3600"),
+            container(lab, "helper", "exec sleep 3600"),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the containerd lab: scripts/test.sh runs it"]
+async fn e2e_containerd_killed_during_ten_starts_then_reissued_starts_leave_exactly_what_the_pods_need()
+ {
+    let Some(lab) = lab() else { return };
+    let d = Daemon::start(&lab).await;
+    assert!(
+        readyz_becomes(&d, 200, Duration::from_secs(20))
+            .await
+            .is_some(),
+        "ready before the test"
+    );
+    let pods: Vec<(String, String)> = (0..10).map(|_| unique("crash")).collect();
+
+    let streams: Vec<_> = pods
+        .iter()
+        .map(|(name, uid)| {
+            let req = StartPodRequest {
+                pod: Some(two_container_pod(&lab, name, uid)),
+                ..Default::default()
+            };
+            let mut client = d.client.clone();
+            tokio::spawn(async move {
+                let stream = client.start_pod(req).await.expect("StartPod accepted");
+                collect(stream.into_inner()).await
+            })
+        })
+        .collect();
+    // Mid-way: some sandboxes made, the rest of the work still to come.
+    let uids: Vec<String> = pods.iter().map(|(_, uid)| uid.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut made = 0;
+        for uid in &uids {
+            made += d.leftovers(uid).await.0;
+        }
+        if made >= 3 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Problems are gathered, and the pods stopped, before anything is
+    // asserted: a failure must not leave pods on the shared lab.
+    let mut problems = Vec::new();
+    let killed = Instant::now();
+    let mut containerd = CrashedContainerd::crash();
+    let dropped = readyz_becomes(&d, 503, Duration::from_secs(20)).await;
+    containerd.revive();
+    let down = killed.elapsed();
+    let recovered = readyz_becomes(&d, 200, Duration::from_secs(60)).await;
+    eprintln!(
+        "readiness dropped {dropped:?} after the kill; containerd was down {down:?}; \
+         ready again {recovered:?} after it was back"
+    );
+    if dropped.is_none() {
+        problems.push("readiness did not drop while containerd was away".to_string());
+    }
+    if recovered.is_none() {
+        problems.push("readiness did not come back with containerd".to_string());
+    }
+
+    let mut outcomes = Vec::new();
+    for s in streams {
+        match s.await {
+            Err(e) => problems.push(format!("first start: {e}")),
+            Ok(events) => match events.last().and_then(|e| e.payload.as_ref()) {
+                Some(Payload::PodStarted(_)) => outcomes.push("started".to_string()),
+                Some(Payload::PodFailed(f)) if f.step != 0 => {
+                    outcomes.push(format!("failed at {:?}: {}", f.step(), f.reason));
+                }
+                _ => problems.push(format!(
+                    "first start: not one terminal event naming its step: {:#?}",
+                    summary(&events)
+                )),
+            },
+        }
+    }
+    eprintln!("first starts: {outcomes:#?}");
+
+    // Re-issued, every pod starts, with no second sandbox or container.
+    let again: Vec<_> = pods
+        .iter()
+        .map(|(name, uid)| {
+            let req = StartPodRequest {
+                pod: Some(two_container_pod(&lab, name, uid)),
+                ..Default::default()
+            };
+            let mut client = d.client.clone();
+            tokio::spawn(async move {
+                let stream = client.start_pod(req).await.expect("StartPod accepted");
+                collect(stream.into_inner()).await
+            })
+        })
+        .collect();
+    for s in again {
+        match s.await {
+            Err(e) => problems.push(format!("re-issued start: {e}")),
+            Ok(events)
+                if matches!(
+                    events.last().and_then(|e| e.payload.as_ref()),
+                    Some(Payload::PodStarted(_))
+                ) => {}
+            Ok(events) => problems.push(format!(
+                "re-issued start did not start: {:#?}",
+                summary(&events)
+            )),
+        }
+    }
+    if readyz(&d) != 200 {
+        problems.push("not ready after the runtime came back".into());
+    }
+    for uid in &uids {
+        let found = d.leftovers(uid).await;
+        if found != (1, 2) {
+            problems.push(format!(
+                "pod {uid}: {found:?} (sandboxes, containers), not one sandbox and two containers"
+            ));
+        }
+    }
+
+    for uid in &uids {
+        d.stop_pod(uid).await;
+        assert_eq!(d.leftovers(uid).await, (0, 0), "pod {uid} removed");
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }

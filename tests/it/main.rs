@@ -27,6 +27,7 @@ mod listen;
 mod middleware;
 mod observability;
 mod paths;
+mod readiness;
 mod recovery;
 mod scale;
 mod semantics;

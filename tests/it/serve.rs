@@ -21,14 +21,19 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-struct Serve {
-    child: Proc,
-    socket: PathBuf,
-    metrics: String,
+pub(crate) struct Serve {
+    pub(crate) child: Proc,
+    pub(crate) socket: PathBuf,
+    pub(crate) metrics: String,
     _dir: tempfile::TempDir,
 }
 
 async fn serve(runtime: &str) -> Serve {
+    serve_with(runtime, &[]).await
+}
+
+/// `podstart serve` against `runtime`, with `extra` flags.
+pub(crate) async fn serve_with(runtime: &str, extra: &[&str]) -> Serve {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("podstart.sock");
     let metrics = format!("127.0.0.1:{}", free_port());
@@ -44,6 +49,7 @@ async fn serve(runtime: &str) -> Serve {
         .arg("--pod-log-root")
         .arg(dir.path().join("pods"))
         .args(["--shutdown-grace", "20s"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -65,19 +71,19 @@ async fn serve(runtime: &str) -> Serve {
 }
 
 /// How long a `serve` process gets to come up.
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// Status code of `GET path` on the metrics port (0 when nothing answers).
-fn http_status(addr: &str, path: &str) -> u16 {
+pub(crate) fn http_status(addr: &str, path: &str) -> u16 {
     http_get(addr, path).map_or(0, |(code, _)| code)
 }
 
 /// Body of `GET path` on the metrics port.
-fn http_body(addr: &str, path: &str) -> String {
+pub(crate) fn http_body(addr: &str, path: &str) -> String {
     http_get(addr, path).expect("an HTTP answer").1
 }
 
-async fn health(socket: &Path) -> ServingStatus {
+pub(crate) async fn health(socket: &Path) -> ServingStatus {
     let channel = podstart::endpoint::connect(&Address::Unix(socket.to_path_buf()), Peer::Podstart)
         .await
         .unwrap();

@@ -498,6 +498,11 @@ async fn half_started_pod_is_resumed() {
         "the failed instance counts as a previous attempt"
     );
     assert_eq!(h.sim.calls("RunPodSandbox"), 1);
+    assert_eq!(
+        h.sim.container_count(),
+        2,
+        "the instance that never ran is removed: one instance per container"
+    );
 }
 
 #[tokio::test]
