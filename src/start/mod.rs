@@ -14,9 +14,12 @@
 //!   decisions; `backoff.rs`: the crash-loop back-off; `watch.rs`: waiting
 //!   for exits; `termination.rs`: termination messages; `ephemeral.rs`:
 //!   StartContainer; `supervise.rs`: restarts after the start; `stop.rs`:
-//!   StopPod; `events.rs`: event construction and delivery; `error.rs`:
-//!   failures and how they are reported.
+//!   StopPod; `events.rs`: event construction and delivery; `replay.rs`: the
+//!   record of a request's events for callers that attach to it;
+//!   `attach.rs`: a StartPod meeting a start of its pod in flight;
+//!   `error.rs`: failures and how they are reported.
 mod adopt;
+pub mod attach;
 pub mod backoff;
 mod container;
 mod context;
@@ -29,6 +32,7 @@ mod image;
 mod pod;
 mod prepull;
 mod probe;
+pub mod replay;
 pub mod restart;
 mod runtime;
 mod sidecar;
@@ -54,7 +58,7 @@ pub use events::{ContainerRef, EventSink};
 use crate::cri::Cri;
 use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::proto::v1::StartEvent;
-use crate::state::PodLocks;
+use crate::state::{PodLocks, inflight::InFlight};
 use crate::telemetry::Metrics;
 
 /// The start flow's own settings, with the kubelet's defaults. The puller
@@ -151,6 +155,8 @@ struct Inner {
     config: FlowConfig,
     metrics: Metrics,
     locks: PodLocks,
+    /// The StartPods in flight, for identical ones to attach to.
+    in_flight: InFlight<EventSink>,
     bus: broadcast::Sender<StartEvent>,
     /// Crash-loop back-off, shared by every request.
     backoff: backoff::CrashLoopBackoff,
@@ -186,6 +192,7 @@ impl Starter {
                 config,
                 metrics,
                 locks: PodLocks::default(),
+                in_flight: InFlight::default(),
                 bus,
                 backoff: crash_loop,
                 events_unsupported: AtomicBool::new(false),

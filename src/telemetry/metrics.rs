@@ -69,6 +69,7 @@ struct Inner {
     in_flight_starts: IntGauge,
     runtime_ready: IntGauge,
     events_dropped: IntCounterVec,
+    start_attached: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -164,6 +165,11 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let start_attached = prometheus::IntCounter::new(
+            "start_attached_total",
+            "StartPods that attached to an identical start of the same pod in flight \
+             instead of starting it again.",
+        )?;
         let runtime_ready = IntGauge::new(
             "runtime_ready",
             "1 when the CRI runtime answers and reports RuntimeReady.",
@@ -192,6 +198,7 @@ impl Metrics {
         registry.register(Box::new(in_flight_starts.clone()))?;
         registry.register(Box::new(runtime_ready.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
+        registry.register(Box::new(start_attached.clone()))?;
         registry.register(Box::new(build_info))?;
         Ok(Metrics {
             inner: Arc::new(Inner {
@@ -212,6 +219,7 @@ impl Metrics {
                 in_flight_starts,
                 runtime_ready,
                 events_dropped,
+                start_attached,
             }),
         })
     }
@@ -294,6 +302,11 @@ impl Metrics {
     /// One event a caller's stream did not get, by reason.
     pub fn event_dropped(&self, reason: &str) {
         self.inner.events_dropped.with_label_values(&[reason]).inc();
+    }
+
+    /// One StartPod attached to a start in flight.
+    pub fn start_attached(&self) {
+        self.inner.start_attached.inc();
     }
 
     pub fn set_runtime_ready(&self, ready: bool) {
