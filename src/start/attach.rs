@@ -59,7 +59,7 @@ impl Starter {
         buffer: usize,
     ) -> Result<Option<CallerStream>, StartError> {
         match self.inner.in_flight.find(key) {
-            Found::Same(sink) => Ok(self.attached(&sink, buffer)),
+            Found::Same(sink) => Ok(self.attached(key, &sink, buffer)),
             Found::Differs => Err(in_flight(key)),
             Found::Absent => Ok(None),
         }
@@ -86,16 +86,21 @@ impl Starter {
                 registration,
             }),
             Err(Found::Same(sink)) => self
-                .attached(&sink, buffer)
+                .attached(key, &sink, buffer)
                 .map(Joined::Attached)
                 .ok_or_else(|| StartError::TaskFailed("a start in flight has no callers".into())),
             Err(Found::Differs | Found::Absent) => Err(in_flight(key)),
         }
     }
 
-    fn attached(&self, sink: &EventSink, buffer: usize) -> Option<CallerStream> {
+    fn attached(&self, key: &StartKey, sink: &EventSink, buffer: usize) -> Option<CallerStream> {
         let stream = sink.attach(buffer)?;
         self.inner.metrics.start_attached();
+        tracing::info!(
+            pod_uid = %key.uid(),
+            pod = %key.pod(),
+            "StartPod attached to the start of this pod in flight"
+        );
         Some(Box::pin(stream))
     }
 }
