@@ -22,7 +22,7 @@ use crate::spec::validate::{
     validate_list_pods, validate_pod_ref, validate_start_container, validate_start_pod,
     validate_stop_pod, validate_watch_events,
 };
-use crate::start::{EventSink, StartError, Starter};
+use crate::start::{EventSink, StartError, Starter, attach::Joined};
 use crate::state::view;
 use crate::telemetry::remote_context;
 
@@ -136,6 +136,12 @@ impl PodStarter for PodStarterService {
         request: Request<StartPodRequest>,
     ) -> Result<Response<Self::StartPodStream>, Status> {
         validate_start_pod(request.get_ref()).map_err(StartError::from)?;
+        // The same request as a start in flight attaches to it (without a
+        // start place); another request of that pod is refused.
+        let key = self.starter.start_key(request.get_ref());
+        if let Some(stream) = self.starter.attach(&key, STREAM_BUFFER)? {
+            return Ok(Response::new(stream));
+        }
         let permit = self.admit()?;
         let meta = request
             .get_ref()
@@ -143,15 +149,25 @@ impl PodStarter for PodStarterService {
             .as_ref()
             .and_then(|p| p.metadata.clone())
             .unwrap_or_default();
+        let (sink, stream, registration) = match self.starter.join(&key, &meta, STREAM_BUFFER)? {
+            Joined::Attached(stream) => return Ok(Response::new(stream)),
+            Joined::Lead {
+                sink,
+                stream,
+                registration,
+            } => (sink, stream, registration),
+        };
         let span = Self::span("StartPod", &request, &meta);
         let deadline = grpc_timeout(request.metadata());
         let req = request.into_inner();
-        let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
         self.spawn(
             sink.clone(),
             async move {
                 starter.start_pod(req, sink, deadline).await;
+                // After the terminal event: an identical StartPod now
+                // starts anew.
+                drop(registration);
                 drop(permit);
             }
             .instrument(span),

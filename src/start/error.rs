@@ -34,6 +34,14 @@ pub enum StartError {
     /// was created.
     #[error("{0}")]
     PodIdentity(IdentityConflict),
+    /// Another StartPod of the same pod (uid and namespace/name) is in
+    /// flight with a different request; an identical one would have
+    /// attached to it. Nothing was done.
+    #[error(
+        "a different start of pod {pod} (uid {uid}) is in flight; send the same request to \
+         attach to it, or retry after it ends"
+    )]
+    StartInFlight { pod: String, uid: String },
     /// RunPodSandbox failed.
     #[error("Failed to create pod sandbox: {0}")]
     CreateSandbox(CriError),
@@ -136,6 +144,7 @@ impl StartError {
                 _ => Code::Internal,
             },
             StartError::PodIdentity(_) => Code::AlreadyExists,
+            StartError::StartInFlight { .. } => Code::Aborted,
             StartError::CreateSandbox(e)
             | StartError::SandboxStatus(e)
             | StartError::ImageInspect { source: e, .. }
@@ -175,6 +184,7 @@ impl StartError {
             }
             StartError::PodNotFound { .. } => "PodNotFound",
             StartError::PodIdentity(_) => "PodIdentityConflict",
+            StartError::StartInFlight { .. } => "StartInFlight",
             StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_) => "CreatePodSandboxError",
@@ -214,7 +224,7 @@ impl StartError {
                 Step::Validate
             }
             StartError::PodNotFound { .. } | StartError::Runtime(_) => Step::Unspecified,
-            StartError::PodIdentity(_) => Step::Validate,
+            StartError::PodIdentity(_) | StartError::StartInFlight { .. } => Step::Validate,
             StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
@@ -259,6 +269,7 @@ impl StartError {
             StartError::InvalidSpec(_)
             | StartError::PodNotFound { .. }
             | StartError::PodIdentity(_)
+            | StartError::StartInFlight { .. }
             | StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
@@ -423,6 +434,15 @@ mod tests {
                 }),
                 Code::AlreadyExists,
                 "PodIdentityConflict",
+                Step::Validate,
+            ),
+            (
+                StartError::StartInFlight {
+                    pod: "ns-a/web".into(),
+                    uid: "u1".into(),
+                },
+                Code::Aborted,
+                "StartInFlight",
                 Step::Validate,
             ),
             (

@@ -14,21 +14,21 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::{StartError, termination};
+use super::{StartError, replay::Replay, termination};
 use crate::proto::v1::{
     ContainerExit, ContainerKind, EventType, PodFailed, PodMetadata, StartEvent, Step,
     start_event::Payload,
 };
 use crate::telemetry::Metrics;
 
-/// Where a request's events go. Clones share one caller: the flow never
-/// waits on it (see `Caller`).
+/// Where a request's events go. Clones share one audience: the flow never
+/// waits on it (see `Audience`).
 #[derive(Clone)]
 pub struct EventSink {
     uid: String,
     name: String,
     namespace: String,
-    caller: Option<Arc<Caller>>,
+    audience: Option<Arc<Audience>>,
     bus: broadcast::Sender<StartEvent>,
 }
 
@@ -36,30 +36,53 @@ impl std::fmt::Debug for EventSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventSink")
             .field("uid", &self.uid)
-            .field("caller", &self.caller.is_some())
+            .field("caller", &self.audience.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// The caller's end of one request's events: a bounded buffer the flow
+/// The callers of one request: the one that made it and those that
+/// attached to it later (`EventSink::attach`), and the record of its
+/// events so far for the next attacher (`Replay`). Every event goes to
+/// every caller at once, under one lock, so an attacher's replay and the
+/// live events that follow it neither overlap nor leave a gap.
+struct Audience {
+    state: Mutex<AudienceState>,
+    metrics: Option<Metrics>,
+}
+
+struct AudienceState {
+    /// The callers still listening.
+    callers: Vec<Caller>,
+    replay: Replay,
+    terminal_sent: bool,
+    /// Callers cut off for not reading: every later event is one more each
+    /// of them did not get.
+    cut_off: u64,
+}
+
+/// One caller's end of a request's events: a bounded buffer the flow
 /// never waits on. When it fills (the caller does not read), progress
 /// events are dropped first, once half of it is taken; a step event that
 /// does not fit disconnects the caller (RESOURCE_EXHAUSTED after what it
 /// was sent); the last slot is kept for the terminal event. After the
 /// terminal event the caller gets nothing more, so its stream ends.
 struct Caller {
-    state: Mutex<CallerState>,
-    metrics: Option<Metrics>,
-}
-
-struct CallerState {
-    /// None once the terminal event went out, the caller left, or it was
-    /// disconnected.
-    tx: Option<mpsc::Sender<Result<StartEvent, Status>>>,
+    tx: mpsc::Sender<Result<StartEvent, Status>>,
     /// Ends the stream with a status after its buffered events.
     cut: Option<oneshot::Sender<Status>>,
-    disconnected: bool,
-    terminal_sent: bool,
+}
+
+/// What became of one event for one caller.
+enum Delivered {
+    /// In its buffer; it listens on.
+    Sent,
+    /// A progress event its filling buffer had no room for.
+    DroppedProgress,
+    /// The last event it gets: the terminal one, or it left.
+    Done,
+    /// Did not fit: the caller is cut off.
+    CutOff,
 }
 
 /// What an event is to the caller's buffer.
@@ -75,33 +98,28 @@ const DROPPED_SLOW_READER: &str = "slow_reader";
 const DROPPED_DISCONNECTED: &str = "disconnected";
 
 impl Caller {
-    fn lock(&self) -> MutexGuard<'_, CallerState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn dropped(&self, reason: &str) {
-        if let Some(m) = &self.metrics {
-            m.event_dropped(reason);
-        }
+    fn new(
+        buffer: usize,
+    ) -> (
+        Caller,
+        impl Stream<Item = Result<StartEvent, Status>> + use<>,
+    ) {
+        let (tx, rx) = mpsc::channel(buffer.max(2));
+        let (cut_tx, cut_rx) = oneshot::channel();
+        let cut = futures::stream::once(cut_rx).filter_map(|r| async move { r.ok().map(Err) });
+        let caller = Caller {
+            tx,
+            cut: Some(cut_tx),
+        };
+        (caller, ReceiverStream::new(rx).chain(cut))
     }
 
     /// Hands `event` to the caller's buffer without waiting.
-    fn deliver(&self, event: StartEvent, kind: Kind, uid: &str) {
-        let mut state = self.lock();
-        if kind == Kind::Terminal {
-            state.terminal_sent = true;
-        }
-        let Some(tx) = state.tx.as_ref() else {
-            if state.disconnected {
-                self.dropped(DROPPED_DISCONNECTED);
-            }
-            return;
-        };
+    fn deliver(&mut self, event: StartEvent, kind: Kind, uid: &str) -> Delivered {
+        let tx = &self.tx;
         if tx.is_closed() {
             tracing::debug!(pod_uid = %uid, "caller stopped listening; carrying on");
-            state.tx = None;
-            state.cut = None;
-            return;
+            return Delivered::Done;
         }
         // Free slots an event of this kind must leave for later ones.
         let keep = match kind {
@@ -112,29 +130,109 @@ impl Caller {
         let fits = tx.capacity() > keep && tx.try_send(Ok(event)).is_ok();
         if !fits {
             if kind == Kind::Progress {
-                self.dropped(DROPPED_SLOW_READER);
-                return;
+                return Delivered::DroppedProgress;
             }
-            self.dropped(DROPPED_DISCONNECTED);
             tracing::warn!(
                 pod_uid = %uid,
                 "caller is not reading its stream: disconnecting it; the request carries on"
             );
-            state.disconnected = true;
-            state.tx = None;
-            if let Some(cut) = state.cut.take() {
+            if let Some(cut) = self.cut.take() {
                 let _ = cut.send(Status::resource_exhausted(
                     "client is not reading its stream: disconnected; the request carries on \
                      (WatchEvents has every event)",
                 ));
             }
-            return;
+            return Delivered::CutOff;
         }
         if kind == Kind::Terminal {
             // Nothing follows the terminal event: the stream ends.
-            state.tx = None;
-            state.cut = None;
+            Delivered::Done
+        } else {
+            Delivered::Sent
         }
+    }
+}
+
+impl Audience {
+    fn new(callers: Vec<Caller>, metrics: Option<Metrics>) -> Audience {
+        Audience {
+            state: Mutex::new(AudienceState {
+                callers,
+                replay: Replay::default(),
+                terminal_sent: false,
+                cut_off: 0,
+            }),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, AudienceState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dropped(&self, reason: &str, n: u64) {
+        if let Some(m) = &self.metrics {
+            for _ in 0..n {
+                m.event_dropped(reason);
+            }
+        }
+    }
+
+    /// Hands `event` to every caller and to the record, without waiting.
+    fn deliver(&self, event: StartEvent, kind: Kind, uid: &str) {
+        let mut state = self.lock();
+        if state.terminal_sent {
+            // Nothing goes out after the terminal event.
+            return;
+        }
+        match kind {
+            Kind::Terminal => {
+                state.terminal_sent = true;
+                state.replay.end(event.clone());
+            }
+            Kind::Step => state.replay.record(event.clone()),
+            Kind::Progress => {}
+        }
+        self.dropped(DROPPED_DISCONNECTED, state.cut_off);
+        let AudienceState {
+            callers, cut_off, ..
+        } = &mut *state;
+        callers.retain_mut(|caller| match caller.deliver(event.clone(), kind, uid) {
+            Delivered::Sent => true,
+            Delivered::DroppedProgress => {
+                self.dropped(DROPPED_SLOW_READER, 1);
+                true
+            }
+            Delivered::Done => false,
+            Delivered::CutOff => {
+                self.dropped(DROPPED_DISCONNECTED, 1);
+                *cut_off += 1;
+                false
+            }
+        });
+    }
+
+    /// A new caller: the events recorded so far (as many as half its
+    /// buffer takes), the terminal event if it went out, else every event
+    /// from now on.
+    fn attach(
+        &self,
+        buffer: usize,
+        uid: &str,
+    ) -> impl Stream<Item = Result<StartEvent, Status>> + use<> {
+        let (mut caller, stream) = Caller::new(buffer);
+        let room = buffer.max(2) / 2;
+        let mut state = self.lock();
+        for event in state.replay.recent(room) {
+            caller.deliver(event.clone(), Kind::Step, uid);
+        }
+        match state.replay.terminal() {
+            Some(terminal) => {
+                caller.deliver(terminal.clone(), Kind::Terminal, uid);
+            }
+            None => state.callers.push(caller),
+        }
+        stream
     }
 }
 
@@ -150,17 +248,8 @@ impl EventSink {
             uid: pod.uid.clone(),
             name: pod.name.clone(),
             namespace: pod.namespace.clone(),
-            caller: caller.map(|tx| {
-                Arc::new(Caller {
-                    state: Mutex::new(CallerState {
-                        tx: Some(tx),
-                        cut: None,
-                        disconnected: false,
-                        terminal_sent: false,
-                    }),
-                    metrics: None,
-                })
-            }),
+            audience: caller
+                .map(|tx| Arc::new(Audience::new(vec![Caller { tx, cut: None }], None))),
             bus,
         }
     }
@@ -178,20 +267,22 @@ impl EventSink {
         EventSink,
         impl Stream<Item = Result<StartEvent, Status>> + Send + use<>,
     ) {
-        let (tx, rx) = mpsc::channel(buffer.max(2));
-        let (cut_tx, cut_rx) = oneshot::channel();
+        let (caller, stream) = Caller::new(buffer);
         let mut sink = EventSink::new(pod, None, bus);
-        sink.caller = Some(Arc::new(Caller {
-            state: Mutex::new(CallerState {
-                tx: Some(tx),
-                cut: Some(cut_tx),
-                disconnected: false,
-                terminal_sent: false,
-            }),
-            metrics: Some(metrics),
-        }));
-        let cut = futures::stream::once(cut_rx).filter_map(|r| async move { r.ok().map(Err) });
-        (sink, ReceiverStream::new(rx).chain(cut))
+        sink.audience = Some(Arc::new(Audience::new(vec![caller], Some(metrics))));
+        (sink, stream)
+    }
+
+    /// Another caller of this sink's request, with the same bounds as the
+    /// first: it gets the most recent events so far (at most half its
+    /// buffer, see `replay`), then every event from now on, ending with
+    /// the same terminal event — at once when that went out already.
+    /// None for a sink without callers.
+    pub fn attach(
+        &self,
+        buffer: usize,
+    ) -> Option<impl Stream<Item = Result<StartEvent, Status>> + Send + use<>> {
+        Some(self.audience.as_ref()?.attach(buffer, &self.uid))
     }
 
     fn stamp(&self, event: &mut StartEvent) {
@@ -204,8 +295,8 @@ impl EventSink {
     fn deliver(&self, event: StartEvent, kind: Kind) {
         // No receivers is the normal case for the bus.
         let _ = self.bus.send(event.clone());
-        if let Some(caller) = &self.caller {
-            caller.deliver(event, kind, &self.uid);
+        if let Some(audience) = &self.audience {
+            audience.deliver(event, kind, &self.uid);
         }
     }
 
@@ -246,7 +337,9 @@ impl EventSink {
 
     /// Whether a terminal event went out through this sink (or a clone).
     fn terminal_sent(&self) -> bool {
-        self.caller.as_ref().is_some_and(|c| c.lock().terminal_sent)
+        self.audience
+            .as_ref()
+            .is_some_and(|a| a.lock().terminal_sent)
     }
 
     /// Runs a request's flow; should it panic, the request still ends
@@ -502,7 +595,7 @@ mod tests {
         for i in 3..6 {
             sink.emit(step(i)).await;
         }
-        assert!(!sink.caller.as_ref().unwrap().lock().disconnected);
+        assert_eq!(sink.audience.as_ref().unwrap().lock().cut_off, 0);
         // This one does not fit: the caller is cut off; the flow goes on.
         sink.emit(step(6)).await;
         bus_sink.emit(done()).await;
@@ -564,6 +657,104 @@ mod tests {
         }
         sink.emit(done()).await;
         assert!(!metrics.encode().contains("events_dropped"));
+    }
+
+    fn texts(events: &[StartEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_attacher_gets_the_record_then_every_later_event() {
+        let (sink, _, first) = sink(16);
+        sink.emit(step(0)).await;
+        sink.emit_progress(progress(0)).await;
+        sink.emit(step(1)).await;
+        let second = sink.attach(16).unwrap();
+        sink.emit_progress(progress(1)).await;
+        sink.emit(step(2)).await;
+        let third = sink.attach(16).unwrap();
+        sink.emit(done()).await;
+        // After the terminal event: the record, ending with it.
+        let late = sink.attach(16).unwrap();
+
+        let (first, _) = drain(first).await;
+        let (second, status) = drain(second).await;
+        assert!(status.is_none());
+        assert_eq!(
+            texts(&first),
+            [
+                "event 0",
+                "progress 0",
+                "event 1",
+                "progress 1",
+                "event 2",
+                "start cancelled: test"
+            ]
+        );
+        // Progress is live only: not in the record.
+        assert_eq!(
+            texts(&second),
+            [
+                "event 0",
+                "event 1",
+                "progress 1",
+                "event 2",
+                "start cancelled: test"
+            ]
+        );
+        let (third, _) = drain(third).await;
+        let (late, _) = drain(late).await;
+        assert_eq!(texts(&third), texts(&late));
+        assert_eq!(
+            texts(&late),
+            ["event 0", "event 1", "event 2", "start cancelled: test"]
+        );
+        // The same terminal event for everyone.
+        assert_eq!(first.last(), late.last());
+    }
+
+    #[tokio::test]
+    async fn an_attacher_gets_at_most_half_its_buffer_of_the_record() {
+        let (sink, _, _first) = sink(128);
+        for i in 0..40 {
+            sink.emit(step(i)).await;
+        }
+        let small = sink.attach(8).unwrap();
+        sink.emit(done()).await;
+        let (events, status) = drain(small).await;
+        assert!(status.is_none(), "the record fits: {status:?}");
+        assert_eq!(
+            texts(&events),
+            [
+                "event 36",
+                "event 37",
+                "event 38",
+                "event 39",
+                "start cancelled: test"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn one_slow_attacher_is_cut_off_alone() {
+        let (sink, metrics, first) = sink(8);
+        let reader = tokio::spawn(drain(first));
+        let slow = sink.attach(8).unwrap();
+        for i in 0..20 {
+            sink.emit(step(i)).await;
+            tokio::task::yield_now().await;
+        }
+        sink.emit(done()).await;
+        let (events, status) = reader.await.unwrap();
+        assert!(status.is_none());
+        assert_eq!(events.len(), 21);
+        let (_, status) = drain(slow).await;
+        assert_eq!(status.map(|s| s.code()), Some(Code::ResourceExhausted));
+        assert!(
+            metrics
+                .encode()
+                .contains("podstart_events_dropped_total{reason=\"disconnected\"}"),
+        );
     }
 
     #[tokio::test]

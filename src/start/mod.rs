@@ -15,10 +15,12 @@
 //!   for exits (through the node's watcher, `pleg/`); `termination.rs`:
 //!   termination messages; `ephemeral.rs`: StartContainer; `supervise.rs`:
 //!   restarts after the start; `recover.rs`: taking up the node's pods when
-//!   podstart starts; `stop.rs`:
-//!   StopPod; `events.rs`: event construction and delivery; `error.rs`:
-//!   failures and how they are reported.
+//!   podstart starts; `stop.rs`: StopPod; `events.rs`: event construction
+//!   and delivery; `replay.rs`: the record of a request's events for callers
+//!   that attach to it; `attach.rs`: a StartPod meeting a start of its pod
+//!   in flight; `error.rs`: failures and how they are reported.
 mod adopt;
+pub mod attach;
 pub mod backoff;
 mod container;
 mod context;
@@ -32,6 +34,7 @@ mod pod;
 mod prepull;
 mod probe;
 mod recover;
+pub mod replay;
 pub mod restart;
 mod runtime;
 mod sidecar;
@@ -59,7 +62,7 @@ use crate::cri::Cri;
 use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::pleg::{Pleg, PlegConfig};
 use crate::proto::v1::StartEvent;
-use crate::state::PodLocks;
+use crate::state::{PodLocks, inflight::InFlight};
 use crate::telemetry::Metrics;
 
 /// The start flow's own settings, with the kubelet's defaults. The puller
@@ -156,6 +159,8 @@ struct Inner {
     config: FlowConfig,
     metrics: Metrics,
     locks: PodLocks,
+    /// The StartPods in flight, for identical ones to attach to.
+    in_flight: InFlight<EventSink>,
     bus: broadcast::Sender<StartEvent>,
     /// Crash-loop back-off, shared by every request.
     backoff: backoff::CrashLoopBackoff,
@@ -195,6 +200,7 @@ impl Starter {
                 config,
                 metrics,
                 locks: PodLocks::default(),
+                in_flight: InFlight::default(),
                 bus,
                 backoff: crash_loop,
                 pleg,

@@ -3,8 +3,11 @@
 //! - [`PodLocks`]: one start or stop at a time per pod uid, and a way for a
 //!   stop to cancel a start in progress; the identity (namespace/name) of
 //!   every start in flight, so a uid names one pod ([`PodLocks::claim`]).
+//! - [`inflight`]: the StartPods in flight by uid, with a digest of each
+//!   request, so an identical StartPod attaches to the start in flight.
 //! - [`view`]: pods and containers as the runtime reports them, found through
 //!   the CRI labels podstart sets — so it holds after a podstart restart.
+pub mod inflight;
 pub mod view;
 
 use std::{

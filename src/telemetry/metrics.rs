@@ -70,6 +70,7 @@ struct Inner {
     runtime_ready: IntGauge,
     runtime_unready: IntGaugeVec,
     events_dropped: IntCounterVec,
+    start_attached: prometheus::IntCounter,
     pleg: PlegFamilies,
 }
 
@@ -204,6 +205,11 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let start_attached = prometheus::IntCounter::new(
+            "start_attached_total",
+            "StartPods that attached to an identical start of the same pod in flight \
+             instead of starting it again.",
+        )?;
         let runtime_ready = IntGauge::new(
             "runtime_ready",
             "1 when the CRI runtime answers and reports RuntimeReady.",
@@ -246,6 +252,7 @@ impl Metrics {
         registry.register(Box::new(runtime_ready.clone()))?;
         registry.register(Box::new(runtime_unready.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
+        registry.register(Box::new(start_attached.clone()))?;
         registry.register(Box::new(build_info))?;
         let pleg = PlegFamilies::new(&registry)?;
         Ok(Metrics {
@@ -269,6 +276,7 @@ impl Metrics {
                 runtime_unready,
                 events_dropped,
                 pleg,
+                start_attached,
             }),
         })
     }
@@ -369,6 +377,11 @@ impl Metrics {
                 .with_label_values(&[name])
                 .set(i64::from(name == source));
         }
+    }
+
+    /// One StartPod attached to a start in flight.
+    pub fn start_attached(&self) {
+        self.inner.start_attached.inc();
     }
 
     pub fn set_runtime_ready(&self, ready: bool) {

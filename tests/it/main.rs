@@ -16,6 +16,7 @@ mod direct;
 mod net;
 mod process;
 
+mod attach;
 mod bounds;
 mod cli;
 mod hooks;
