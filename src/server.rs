@@ -508,6 +508,7 @@ async fn recover(
     mut ready: watch::Receiver<Readiness>,
     shutdown: CancellationToken,
 ) {
+    let mut pause = Duration::from_secs(1);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -516,11 +517,12 @@ async fn recover(
         match starter.recover().await {
             Ok(_) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "recovery could not list the node's pods; trying again");
+                tracing::warn!(error = %e, retry_in = ?pause, "recovery could not list the node's pods; trying again");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
+                pause = (pause * 2).min(Duration::from_secs(60));
             }
         }
     }

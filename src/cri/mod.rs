@@ -495,15 +495,17 @@ impl Cri {
     }
 
     /// Subscribes to the runtime's container events (CRI
-    /// `GetContainerEvents`). No deadline: the stream lives until dropped.
-    /// Runtimes without it (containerd before 1.7) answer UNIMPLEMENTED.
+    /// `GetContainerEvents`). No deadline: the stream lives until dropped,
+    /// and a quiet runtime may send its response headers only with the
+    /// first event. Runtimes without it (containerd before 1.7) answer
+    /// UNIMPLEMENTED.
     pub async fn get_container_events(
         &self,
     ) -> Result<tonic::Streaming<cri::ContainerEventResponse>, CriError> {
         self.call(
             &self.runtime,
             Operation::GetContainerEvents,
-            self.request(),
+            None,
             cri::GetEventsRequest {},
             |mut c, r| async move { c.get_container_events(r).await },
         )

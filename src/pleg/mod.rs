@@ -203,10 +203,14 @@ impl Shared {
             for change in changes {
                 match change {
                     Change::Seen(seen) => news.extend(table.upsert(seen)),
+                    // A container created or started that the table does
+                    // not know is placed by the flow's `track` or the next
+                    // relist (most are sandboxes' own pause containers):
+                    // no relist for it.
                     Change::Phase { id, phase } => match table.advance(&id, phase) {
                         Applied::Changed { sandbox_id } => news.push(sandbox_id),
                         Applied::Unchanged => {}
-                        Applied::Unknown => unknown = true,
+                        Applied::Unknown => unknown |= phase == Phase::Exited,
                     },
                     Change::Exited { id, exit } => {
                         tracing::debug!(container = %id, code = exit.code, lag_ms = lag_ms(exit.finished_at), "container exit event");
@@ -286,7 +290,7 @@ async fn open(
     }
     if !missing.contains(&Source::Containerd) {
         match &config.containerd {
-            Some(addr) => match Stream::open_containerd(addr) {
+            Some(addr) => match Stream::open_containerd(addr).await {
                 Ok(s) => return Ok(s),
                 Err(OpenError::Missing) => missing.push(Source::Containerd),
                 Err(OpenError::Failed(why)) => tried.push(why),
@@ -311,6 +315,10 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
     let mut reopen_at = Instant::now();
     let mut last_relist: Option<Instant> = None;
     let mut just_opened = false;
+    // Whether the open stream has given an event yet; the source last
+    // announced in the log.
+    let mut delivered = false;
+    let mut logged_source: Option<Source> = None;
     loop {
         if stop.is_cancelled() {
             return;
@@ -319,9 +327,13 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
         if stream.is_none() && Instant::now() >= reopen_at {
             match open(&cri, &config, &mut missing).await {
                 Ok(s) => {
-                    tracing::info!(source = %s.source(), "watching the node's containers through events");
+                    if logged_source != Some(s.source()) {
+                        tracing::info!(source = %s.source(), "watching the node's containers through events");
+                        logged_source = Some(s.source());
+                    }
                     stream = Some(s);
                     just_opened = true;
+                    delivered = false;
                 }
                 Err(failed) => {
                     if let Some(why) = failed {
@@ -332,23 +344,24 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
             }
         }
         let source = stream.as_ref().map_or(Source::Relist, Stream::source);
-        if shared.relist(&cri).await {
+        let relisted = shared.relist(&cri).await;
+        if relisted {
             last_relist = Some(Instant::now());
             if *shared.synced.borrow() != Some(source) {
                 shared.metrics.set_pleg_source(source.name());
                 shared.synced.send_replace(Some(source));
             }
         }
-        let period = match (&stream, last_relist) {
+        let period = match (&stream, relisted) {
+            // The runtime is away: try again soon, stream or not.
+            (_, false) => config.relist_period.min(REOPEN_PAUSE),
             // A stream only just opened may not have reached the runtime
             // before the relist did: relist once more, soon.
-            (Some(_), Some(_)) if std::mem::take(&mut just_opened) => {
+            (Some(_), true) if std::mem::take(&mut just_opened) => {
                 config.events_relist_period.min(SETTLE_RELIST)
             }
-            (Some(_), Some(_)) => config.events_relist_period,
-            (None, Some(_)) => config.relist_period,
-            // The runtime is away: try again soon.
-            (_, None) => config.relist_period.min(REOPEN_PAUSE),
+            (Some(_), true) => config.events_relist_period,
+            (None, true) => config.relist_period,
         };
         let next_relist = Instant::now() + period;
         loop {
@@ -378,11 +391,23 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
                     }
                     break;
                 }
-                Woke::Events(Next::Changes(changes)) => shared.apply(changes),
+                Woke::Events(Next::Changes(changes)) => {
+                    delivered = true;
+                    shared.apply(changes);
+                }
                 Woke::Events(Next::Ended) => {
-                    tracing::info!("container event stream ended; relisting and reopening it");
+                    // A stream that ends before its first event (the
+                    // runtime is away) is tried again after a pause.
+                    if std::mem::take(&mut delivered) {
+                        tracing::info!("container event stream ended; relisting and reopening it");
+                        reopen_at = Instant::now();
+                    } else {
+                        tracing::debug!(
+                            "container event stream ended before any event; reopening it shortly"
+                        );
+                        reopen_at = Instant::now() + REOPEN_PAUSE;
+                    }
                     stream = None;
-                    reopen_at = Instant::now();
                     break;
                 }
                 Woke::Events(Next::Missing) => {

@@ -4,14 +4,14 @@
 //! namespace `k8s.io`: exits as they happen on containerd 1.6, whose CRI has
 //! no events), else nothing but the relist. Each stream is turned into
 //! [`Change`]s; a stream that ends is reopened by the watcher after a relist.
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use containerd_client::events as ctrd_events;
 use containerd_client::services::v1::{SubscribeRequest, events_client::EventsClient};
 use containerd_client::types::Envelope;
 use k8s_cri::v1 as cri;
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::{Code, Request};
 
 use super::table::{Exit, Phase, Seen};
@@ -81,12 +81,14 @@ const TOPICS: [&str; 4] = [
     "/containers/delete",
 ];
 
-/// An open event stream. containerd answers Subscribe only with its first
-/// event (its response headers wait for one), so its stream is read by a
-/// task of its own and handed over through a channel: opening never waits
-/// for the node to do something.
+/// An open event stream. A quiet runtime may answer a streaming call only
+/// with its first event (containerd's Subscribe, and its CRI
+/// GetContainerEvents, send no response headers before one), so each
+/// stream is opened and read by a task of its own and handed over through a
+/// channel: opening never waits for the node to do something. The task ends
+/// when the stream does or the watcher drops its end.
 pub(super) enum Stream {
-    Cri(Box<tonic::Streaming<cri::ContainerEventResponse>>),
+    Cri(mpsc::Receiver<Result<cri::ContainerEventResponse, tonic::Status>>),
     Containerd(mpsc::Receiver<Result<Envelope, tonic::Status>>),
 }
 
@@ -100,14 +102,8 @@ pub(super) enum Next {
     Missing,
 }
 
-/// Envelopes buffered between containerd's stream and the watcher.
-const CONTAINERD_BUFFER: usize = 1024;
-
-impl fmt::Debug for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.source().name())
-    }
-}
+/// How long opening waits for the runtime's answer to a stream call.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a source could not be opened.
 #[derive(Debug)]
@@ -118,6 +114,35 @@ pub(super) enum OpenError {
     Failed(String),
 }
 
+/// Events buffered between a stream's reader and the watcher.
+const BUFFER: usize = 1024;
+
+/// Hands a stream's messages to the watcher until either side ends; a
+/// failure is handed over last.
+async fn forward<T>(mut stream: tonic::Streaming<T>, tx: mpsc::Sender<Result<T, tonic::Status>>) {
+    loop {
+        let item = tokio::select! {
+            item = stream.message() => item,
+            () = tx.closed() => return,
+        };
+        let item = match item {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => return,
+            Err(status) => Err(status),
+        };
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.source().name())
+    }
+}
+
 impl Stream {
     pub(super) fn source(&self) -> Source {
         match self {
@@ -126,21 +151,45 @@ impl Stream {
         }
     }
 
-    /// CRI `GetContainerEvents`.
+    /// CRI `GetContainerEvents`. Its answer is awaited for a moment, so a
+    /// runtime without it is known at once; a quiet runtime that holds its
+    /// answer until the first event counts as open.
     pub(super) async fn open_cri(cri: &Cri) -> Result<Stream, OpenError> {
-        match cri.get_container_events().await {
-            Ok(s) => Ok(Stream::Cri(Box::new(s))),
-            Err(e) if e.code() == Code::Unimplemented => Err(OpenError::Missing),
-            Err(e) => Err(OpenError::Failed(e.to_string())),
+        let (tx, rx) = mpsc::channel(BUFFER);
+        let (answered, answer) = oneshot::channel();
+        let cri = cri.clone();
+        tokio::spawn(async move {
+            let opened = tokio::select! {
+                opened = cri.get_container_events() => opened,
+                () = tx.closed() => return,
+            };
+            match opened {
+                Ok(stream) => {
+                    let _ = answered.send(Ok(()));
+                    forward(stream, tx).await;
+                }
+                Err(e) => {
+                    let _ = answered.send(Err(e));
+                }
+            }
+        });
+        match tokio::time::timeout(ANSWER_WAIT, answer).await {
+            Ok(Ok(Err(e))) if e.code() == Code::Unimplemented => Err(OpenError::Missing),
+            Ok(Ok(Err(e))) => Err(OpenError::Failed(e.to_string())),
+            Ok(Err(_)) => Err(OpenError::Failed("the event stream's reader ended".into())),
+            Ok(Ok(Ok(()))) | Err(_) => Ok(Stream::Cri(rx)),
         }
     }
 
     /// containerd's events service at `addr`, filtered to the CRI
     /// namespace and the topics that move containers. A runtime without it
     /// shows as [`Next::Missing`] on the first read.
-    pub(super) fn open_containerd(addr: &Address) -> Result<Stream, OpenError> {
-        let channel =
-            endpoint::channel(addr, Peer::Runtime).map_err(|e| OpenError::Failed(e.to_string()))?;
+    pub(super) async fn open_containerd(addr: &Address) -> Result<Stream, OpenError> {
+        // Connected first, so a runtime that is away fails the open (and
+        // the watcher pauses before the next try).
+        let channel = endpoint::connect(addr, Peer::Runtime)
+            .await
+            .map_err(|e| OpenError::Failed(e.to_string()))?;
         let filters = TOPICS
             .iter()
             .map(|t| format!("namespace=={CRI_NAMESPACE},topic==\"{t}\""))
@@ -150,24 +199,17 @@ impl Stream {
             NAMESPACE_HEADER,
             tonic::metadata::MetadataValue::from_static(CRI_NAMESPACE),
         );
-        let (tx, rx) = mpsc::channel(CONTAINERD_BUFFER);
+        let (tx, rx) = mpsc::channel(BUFFER);
         tokio::spawn(async move {
-            let mut stream = match EventsClient::new(channel).subscribe(req).await {
-                Ok(s) => s.into_inner(),
+            let mut client = EventsClient::new(channel);
+            let opened = tokio::select! {
+                opened = client.subscribe(req) => opened,
+                () = tx.closed() => return,
+            };
+            match opened {
+                Ok(stream) => forward(stream.into_inner(), tx).await,
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
-                    return;
-                }
-            };
-            loop {
-                let item = match stream.message().await {
-                    Ok(Some(e)) => Ok(e),
-                    Ok(None) => return,
-                    Err(status) => Err(status),
-                };
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    return;
                 }
             }
         });
@@ -177,9 +219,10 @@ impl Stream {
     /// The next changes, or why there are none.
     pub(super) async fn next(&mut self) -> Next {
         match self {
-            Stream::Cri(s) => match s.message().await {
-                Ok(Some(e)) => Next::Changes(from_cri(e)),
-                Ok(None) | Err(_) => Next::Ended,
+            Stream::Cri(rx) => match rx.recv().await {
+                Some(Ok(e)) => Next::Changes(from_cri(e)),
+                Some(Err(s)) if s.code() == Code::Unimplemented => Next::Missing,
+                Some(Err(_)) | None => Next::Ended,
             },
             Stream::Containerd(rx) => match rx.recv().await {
                 Some(Ok(e)) => Next::Changes(from_containerd(&e)),

@@ -34,10 +34,11 @@ pub const POD_SPEC_HASH: &str = "io.podstart.pod.spec-hash";
 /// runtime (a test, a second instance) keeps its own.
 pub const OWNER: &str = "io.podstart.owner";
 
-/// Longest base64 text stored in [`POD_REQUEST`] (64 KiB): a pod of 128
-/// containers with ordinary commands and env stays far below it, and a
-/// thousand such sandboxes still list within the CRI message limit.
-pub const STORED_REQUEST_MAX: usize = 64 * 1024;
+/// Longest base64 text stored in [`POD_REQUEST`] (16 KiB): an ordinary pod
+/// of a few containers takes about 1 KiB, so thousands of sandboxes list
+/// within the CRI message limit; a node of a thousand pods at the bound
+/// would reach it (see BENCHMARKS, "Recovery after a restart").
+pub const STORED_REQUEST_MAX: usize = 16 * 1024;
 
 /// Why a sandbox carries no usable request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -223,6 +223,9 @@ impl Audience {
         let (mut caller, stream) = Caller::new(buffer);
         let room = buffer.max(2) / 2;
         let mut state = self.lock();
+        // Callers that went away are forgotten now, not at the next event
+        // (a start can be silent for long, and callers may come and go).
+        state.callers.retain(|c| !c.tx.is_closed());
         for event in state.replay.recent(room) {
             caller.deliver(event.clone(), Kind::Step, uid);
         }

@@ -22,7 +22,7 @@
 //! waits for its recovery and a StopPod cancels it. Every event goes to the
 //! node-wide feed only (no caller waits for it), ending with one
 //! `PodRecovered` event per pod saying what was found and done.
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use k8s_cri::v1 as cri;
 use tokio::sync::Semaphore;
@@ -66,6 +66,10 @@ enum Outcome {
     Left(String),
     TakenOver,
 }
+
+/// The longest one pod's recovery may take before it is given up (the
+/// pod is left as it is for a StartPod to finish).
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(300);
 
 impl Starter {
     /// Recovers every pod podstart's labels find on the node (see the
@@ -141,6 +145,12 @@ impl Starter {
             .as_ref()
             .and_then(|p| p.metadata.clone())
             .unwrap_or_default();
+        // The place first: a pod waiting for one holds neither its claim
+        // nor its lock, so a StartPod or StopPod of it never waits on the
+        // recovery of others.
+        let Ok(_place) = places.acquire().await else {
+            return Outcome::TakenOver;
+        };
         let Ok(_claim) = self
             .inner
             .locks
@@ -149,17 +159,22 @@ impl Starter {
             return Outcome::TakenOver;
         };
         let guard = self.inner.locks.enter(&meta.uid).await;
-        let Ok(_place) = places.acquire().await else {
-            return Outcome::TakenOver;
-        };
         if guard.cancel.is_cancelled() || self.is_supervised(&meta.uid) {
             return Outcome::TakenOver;
         }
         let sink = EventSink::new(&meta, None, self.bus());
+        // A start that cannot finish (an image it cannot pull without the
+        // credentials a request would bring) gives its place up in time.
+        let token = guard.cancel.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(RECOVERY_DEADLINE).await;
+            token.cancel();
+        });
         let outcome = match self.recover_steps(req, &sink, &guard).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Failed(format!("recovery failed: {e}")),
         };
+        timer.abort();
         let (message, warning) = match &outcome {
             Outcome::TakenOver => return outcome,
             Outcome::Supervised(m) | Outcome::Started(m) | Outcome::Left(m) => (m, false),

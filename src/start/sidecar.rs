@@ -4,7 +4,7 @@
 //! probe, until the probe succeeds. A sidecar that exits, fails to start or
 //! fails its startup probe ("Init container %s failed startup probe": it is
 //! killed) is started again, through the crash-loop back-off.
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
 
@@ -26,6 +26,10 @@ enum Startup {
     /// Its startup probe failed `failure_threshold` times in a row.
     ProbeFailed,
 }
+
+/// Pause before reading again a status that lags an exit the node's
+/// watcher saw.
+const STATUS_CATCH_UP: Duration = Duration::from_millis(20);
 
 impl Starter {
     /// Starts a sidecar and waits until it counts as started.
@@ -129,6 +133,10 @@ impl Starter {
                 if status.state == cri::ContainerState::ContainerExited as i32 {
                     return Ok(Startup::Exited(Box::new(status)));
                 }
+                // The runtime's status has not caught up with the exit:
+                // no probe of a dead container; look again shortly.
+                ctx.pause(STATUS_CATCH_UP).await?;
+                continue;
             }
             let t = Instant::now();
             let pod_ip = ctx.ips.first().map(String::as_str);

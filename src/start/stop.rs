@@ -91,6 +91,9 @@ impl Starter {
         self.stop_supervising(&pod.uid);
         self.inner.locks.cancel(&pod.uid);
         let _guard = self.inner.locks.enter(&pod.uid).await;
+        // A start that ended while this stop waited may have left a
+        // supervisor behind.
+        self.stop_supervising(&pod.uid);
         let cri = &self.inner.cri;
         let filter = view::PodFilter {
             uid: Some(pod.uid.clone()),

@@ -48,6 +48,11 @@ impl Starter {
                 .supervisors
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
+            // A StopPod that came while the pod was starting (it cancelled
+            // the start) wants no supervisor.
+            if ctx.cancel.is_cancelled() {
+                return;
+            }
             if let Some(old) = map.insert(meta.uid.clone(), token.clone()) {
                 old.cancel();
             }
@@ -194,7 +199,7 @@ impl Starter {
                 alive = changes.changed() => if !alive { return },
                 // A restart that failed is tried again; a status behind
                 // the watcher is read again.
-                _ = tokio::time::sleep(retry), if behind || !settled(&containers, watched) => {}
+                _ = tokio::time::sleep(retry), if behind || !settled(&containers, watched, &done) => {}
             }
         }
     }
@@ -223,10 +228,15 @@ fn newest<'a>(containers: &'a [Seen], name: &str) -> Option<&'a Seen> {
         .max_by_key(|c| c.attempt)
 }
 
-/// Whether every watched container's newest instance is running (nothing
-/// to retry while no news comes).
-fn settled(containers: &[Seen], watched: &[(Container, ContainerKind)]) -> bool {
-    watched
-        .iter()
-        .all(|(c, _)| newest(containers, &c.name).is_some_and(|n| n.phase == Phase::Running))
+/// Whether every watched container's newest instance runs or has exited
+/// for good (nothing to retry while no news comes).
+fn settled(
+    containers: &[Seen],
+    watched: &[(Container, ContainerKind)],
+    done: &HashSet<String>,
+) -> bool {
+    watched.iter().all(|(c, _)| {
+        newest(containers, &c.name)
+            .is_some_and(|n| n.phase == Phase::Running || done.contains(&n.id))
+    })
 }
