@@ -14,7 +14,7 @@ use super::{
     events::{exit_event, finish, micros, short},
     restart::{self, AfterExit},
     runtime::remove_sandbox,
-    termination,
+    stop, termination,
 };
 use crate::duration;
 use crate::paths;
@@ -117,6 +117,8 @@ impl Starter {
         // This start takes over from the pod's supervisor, if it has one.
         self.stop_supervising(&meta.uid);
         let guard = self.inner.locks.enter(&meta.uid).await;
+        // This start supersedes a stop that never finished.
+        stop::clear_stopping(&self.inner.config.pod_state_root, &meta.uid);
         let Some(after) = deadline else {
             return self.run_start_steps(req, sink, &guard).await;
         };

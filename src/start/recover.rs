@@ -28,7 +28,7 @@ use k8s_cri::v1 as cri;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::{EventSink, StartError, Starter, context::PodContext, events::finish};
+use super::{EventSink, StartError, Starter, context::PodContext, events::finish, stop};
 use crate::cri::CriError;
 use crate::proto::v1::{
     ContainerRestartPolicy, PodMetadata, RestartPolicy, StartEvent, StartOptions, StartPodRequest,
@@ -206,6 +206,14 @@ impl Starter {
         if sandboxes.is_empty() {
             // Stopped meanwhile.
             return Ok(Outcome::TakenOver);
+        }
+        if stop::is_stopping(&self.inner.config.pod_state_root, &meta.uid) {
+            // A StopPod began and podstart went away before it ended: the
+            // pod is stopped, not brought back.
+            return Ok(match self.stop_steps(&meta, None, sink).await {
+                Ok(_) => Outcome::Left("Found the pod's stop unfinished; finished it".to_string()),
+                Err(e) => Outcome::Failed(format!("finishing the pod's stop failed: {e}")),
+            });
         }
         let ready = sandboxes
             .iter()

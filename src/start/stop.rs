@@ -5,6 +5,7 @@
 //! annotations), so it needs no memory of the start.
 use std::{
     collections::HashMap,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -18,7 +19,7 @@ use super::{
     runtime::remove_sandbox,
     termination,
 };
-use crate::paths;
+use crate::paths::{self, PathError};
 use crate::proto::v1::{
     Container, PodMetadata, PodRef, PodStopped, StartEvent, Step, start_event::Payload,
 };
@@ -78,8 +79,6 @@ impl Starter {
         .await;
     }
 
-    // Long: the kubelet's stop order per sandbox, then the pod's state and
-    // log directories, kept in the order their events go out.
     async fn run_stop(
         &self,
         pod: &PodMetadata,
@@ -94,6 +93,25 @@ impl Starter {
         // A start that ended while this stop waited may have left a
         // supervisor behind.
         self.stop_supervising(&pod.uid);
+        self.stop_steps(pod, grace, sink).await
+    }
+
+    /// The stop itself, under the pod's lock. Marked on disk from its
+    /// first step to its last, so that a podstart that dies in between
+    /// finishes the stop when it comes back rather than restarting the pod
+    /// (`recover.rs`).
+    // Long: the kubelet's stop order per sandbox, then the pod's state and
+    // log directories, kept in the order their events go out.
+    pub(super) async fn stop_steps(
+        &self,
+        pod: &PodMetadata,
+        grace: Option<i64>,
+        sink: &EventSink,
+    ) -> Result<PodStopped, StartError> {
+        let state_root = &self.inner.config.pod_state_root;
+        if let Err(e) = mark_stopping(state_root, &pod.uid) {
+            tracing::warn!(error = %e, "marking the pod as being stopped");
+        }
         let cri = &self.inner.cri;
         let filter = view::PodFilter {
             uid: Some(pod.uid.clone()),
@@ -152,7 +170,7 @@ impl Starter {
         // Only what podstart made goes: the termination message files and
         // their directories, then the pod's container logs (`<name>/N.log`,
         // rotated `N.log.*`) and their directories; anything else stays.
-        let state_root = &self.inner.config.pod_state_root;
+        clear_stopping(state_root, &pod.uid);
         match termination::remove_pod_dir(state_root, &pod.uid) {
             Ok(removed) if !removed.kept.is_empty() => tracing::warn!(
                 kept = ?removed.kept,
@@ -349,4 +367,30 @@ impl Starter {
             }
         }
     }
+}
+
+/// The file that says a pod's stop began and has not finished:
+/// `<state root>/<uid>/stopping`.
+const STOPPING: &str = "stopping";
+
+fn stopping_marker(state_root: &Path, uid: &str) -> Result<PathBuf, PathError> {
+    paths::under(state_root, &[uid, STOPPING])
+}
+
+fn mark_stopping(state_root: &Path, uid: &str) -> Result<(), PathError> {
+    let dir = paths::create_dirs(state_root, &[uid])?;
+    let file = dir.join(STOPPING);
+    std::fs::write(&file, b"").map_err(|source| PathError::Io { path: file, source })
+}
+
+/// Forgets an unfinished stop: a StartPod of the uid came after it.
+pub(super) fn clear_stopping(state_root: &Path, uid: &str) {
+    if let Ok(marker) = stopping_marker(state_root, uid) {
+        let _ = std::fs::remove_file(marker);
+    }
+}
+
+/// Whether a stop of the pod began and did not finish.
+pub(super) fn is_stopping(state_root: &Path, uid: &str) -> bool {
+    stopping_marker(state_root, uid).is_ok_and(|m| m.is_file())
 }

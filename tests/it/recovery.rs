@@ -348,3 +348,45 @@ async fn a_start_sent_during_recovery_waits_for_it_and_makes_nothing_twice() {
     assert_eq!(newest_by_name(&next, "rec-u6").await.1, 1);
     next.cancel_all();
 }
+
+#[tokio::test]
+async fn a_stop_cut_short_is_finished_not_undone() {
+    let h = Harness::new().await;
+    let spec = pod("stopping", "rec-stop", vec![container("app")]);
+    let events = h.start(request(spec)).await.unwrap();
+    assert!(matches!(terminal(&events), Payload::PodStarted(_)));
+    // podstart goes away in the middle of a StopPod: the stop had marked
+    // the pod and stopped its container, the sandbox was still there.
+    h.starter.cancel_all();
+    let state_dir = h.starter.config().pod_state_root.join("rec-stop");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::write(state_dir.join("stopping"), b"").unwrap();
+    let (found, _) = newest_by_name(&h.starter, "rec-stop").await;
+    h.starter
+        .cri()
+        .stop_container(&found["app"].id, Duration::ZERO)
+        .await
+        .unwrap();
+
+    let next = h.restarted_starter();
+    let mut feed = next.subscribe();
+    let recovered = next.recover().await.unwrap();
+    assert_eq!(
+        recovered,
+        Recovered {
+            left: 1,
+            ..Default::default()
+        }
+    );
+    let (left, sandboxes) = newest_by_name(&next, "rec-stop").await;
+    assert_eq!(
+        (left.len(), sandboxes),
+        (0, 0),
+        "the stop was finished: {left:#?}"
+    );
+    assert!(!state_dir.exists(), "the pod's state directory is gone");
+    let report = recovered_events(&mut feed, "rec-stop");
+    assert_eq!(report.len(), 1, "{report:#?}");
+    assert!(report[0].message.contains("stop unfinished"), "{report:#?}");
+    next.cancel_all();
+}
