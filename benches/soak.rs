@@ -192,7 +192,7 @@ fn serve_sim(
     (token, task)
 }
 
-/// Faults at random moments until `done`: every 50–250 ms one CRI method
+/// Faults at random moments until `done`: every 100–400 ms one CRI method
 /// gets, for 50–300 ms, either errors on 15% of its calls or a latency
 /// spike of 100–800 ms on all of them. Returns the calls that were faulted
 /// (errors: the expected share of the window's calls).
@@ -201,7 +201,7 @@ async fn chaos(sim: SimRuntime, done: CancellationToken) -> (f64, u64) {
     let windows = AtomicU64::new(0);
     let tasks = TaskTracker::new();
     while !done.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(50..250))).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(100..400))).await;
         let method = METHODS[fastrand::usize(..METHODS.len())];
         let spike = fastrand::u8(..3) == 0;
         let fault = if spike {
