@@ -246,6 +246,12 @@ impl SimRuntime {
         self.inner.store.sandbox_count()
     }
 
+    /// Pod uids (by the `io.kubernetes.pod.uid` label) that ever had two ready sandboxes, or two
+    /// running containers of one name, at once.
+    pub fn duplicated_pods(&self) -> Vec<String> {
+        self.inner.store.duplicated_pods()
+    }
+
     fn store(&self) -> &Store {
         &self.inner.store
     }

@@ -56,6 +56,8 @@ struct Node {
     seq: u64,
     /// How often each `fail-first` command ran, by (sandbox id, container name, command).
     exec_counts: HashMap<(String, String, Vec<String>), u32>,
+    /// Pod uids that once had two ready sandboxes, or two running containers of one name, at once.
+    duplicated: HashSet<String>,
 }
 
 struct Sandbox {
@@ -144,6 +146,12 @@ impl Store {
         self.node().containers.len()
     }
 
+    pub(crate) fn duplicated_pods(&self) -> Vec<String> {
+        let mut uids: Vec<String> = self.node().duplicated.iter().cloned().collect();
+        uids.sort();
+        uids
+    }
+
     // ---- sandboxes ----
 
     /// RunPodSandbox: reserves the name, leases an IP unless the pod uses the host network.
@@ -167,6 +175,7 @@ impl Store {
                 holder: holder.clone(),
             });
         }
+        let meta_uid = meta.uid.clone();
         let id = new_id();
         let ip = if host_network(&config) {
             None
@@ -194,6 +203,9 @@ impl Store {
                 .insert(id.clone());
         }
         node.sandboxes.insert(id.clone(), sandbox);
+        if node.ready_sandboxes_of(&meta_uid) > 1 {
+            node.duplicated.insert(meta_uid);
+        }
         Ok(id)
     }
 
@@ -386,6 +398,17 @@ impl Store {
         write_log(&container.log_path, &container.script.log_lines);
         if let RunPlan::ExitAfter { run_for, exit_code } = container.script.run {
             container.exit_timer = Some(self.arm_exit(id.to_owned(), run_for, exit_code));
+        }
+        let name = container.config.metadata.as_ref().map(|m| m.name.clone());
+        let uid = node
+            .sandboxes
+            .get(&sandbox_id)
+            .and_then(|s| s.config.metadata.as_ref())
+            .map(|m| m.uid.clone());
+        if let (Some(name), Some(uid)) = (name, uid)
+            && node.running_containers_of(&uid, &name) > 1
+        {
+            node.duplicated.insert(uid);
         }
         self.emit(
             node,
@@ -621,6 +644,37 @@ impl Store {
 }
 
 impl Node {
+    /// Sandboxes labelled with pod `uid` that are ready.
+    fn ready_sandboxes_of(&self, uid: &str) -> usize {
+        self.sandbox_ids_of(uid)
+            .filter(|id| {
+                self.sandboxes
+                    .get(*id)
+                    .is_some_and(|s| s.state == PodSandboxState::SandboxReady)
+            })
+            .count()
+    }
+
+    /// Running containers named `name` in the sandboxes of pod `uid`.
+    fn running_containers_of(&self, uid: &str, name: &str) -> usize {
+        self.sandbox_ids_of(uid)
+            .filter_map(|sandbox| self.containers_by_sandbox.get(sandbox))
+            .flatten()
+            .filter_map(|id| self.containers.get(id))
+            .filter(|c| {
+                matches!(c.phase, Phase::Running { .. })
+                    && c.config.metadata.as_ref().is_some_and(|m| m.name == name)
+            })
+            .count()
+    }
+
+    fn sandbox_ids_of<'a>(&'a self, uid: &str) -> impl Iterator<Item = &'a String> + 'a {
+        self.sandboxes_by_label
+            .get(&format!("{}={uid}", INDEXED_LABELS[0]))
+            .into_iter()
+            .flatten()
+    }
+
     fn container_ids_in(&self, sandbox_id: &str) -> Vec<String> {
         self.containers_by_sandbox
             .get(sandbox_id)

@@ -488,6 +488,57 @@ async fn names_stay_reserved_until_removed() {
     sim.shutdown().await;
 }
 
+/// A pod labelled like the kubelet's, with sandbox attempt `attempt`.
+fn kubelet_pod(uid: &str, attempt: u32) -> cri::PodSandboxConfig {
+    let mut config = pod("web", uid);
+    config.metadata.as_mut().unwrap().attempt = attempt;
+    config
+        .labels
+        .insert("io.kubernetes.pod.uid".to_owned(), uid.to_owned());
+    config
+}
+
+#[tokio::test]
+async fn two_live_sandboxes_or_containers_of_one_pod_are_recorded() {
+    let mut sim = start(SimConfig::default()).await;
+    sim.pull(IMAGE).await;
+
+    // One pod replaced the kubelet's way: the old sandbox stops first.
+    let old = sim.run_pod(kubelet_pod("uid-ok", 0)).await.unwrap();
+    sim.runtime
+        .stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: old,
+        })
+        .await
+        .unwrap();
+    let new = sim.run_pod(kubelet_pod("uid-ok", 1)).await.unwrap();
+    let app = sim.create(&new, container("app", &[])).await.unwrap();
+    sim.start_container(&app).await.unwrap();
+    assert!(sim.sim.duplicated_pods().is_empty());
+
+    // Two ready sandboxes of one pod.
+    sim.run_pod(kubelet_pod("uid-two-sandboxes", 0))
+        .await
+        .unwrap();
+    sim.run_pod(kubelet_pod("uid-two-sandboxes", 1))
+        .await
+        .unwrap();
+
+    // Two running containers of one name in one pod.
+    let sandbox = sim.run_pod(kubelet_pod("uid-two-apps", 0)).await.unwrap();
+    let mut again = container("app", &[]);
+    again.metadata.as_mut().unwrap().attempt = 1;
+    for config in [container("app", &[]), again] {
+        let id = sim.create(&sandbox, config).await.unwrap();
+        sim.start_container(&id).await.unwrap();
+    }
+    assert_eq!(
+        sim.sim.duplicated_pods(),
+        ["uid-two-apps", "uid-two-sandboxes"]
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn create_container_needs_sandbox_and_image() {
     let mut sim = start(SimConfig::default()).await;
