@@ -220,7 +220,7 @@ impl Shared {
                             Applied::Unknown => unknown = true,
                         }
                     }
-                    Change::Deleted { id } => news.extend(table.remove(&id)),
+                    Change::Deleted { id } => news.extend(table.deleted(&id)),
                 }
             }
         }

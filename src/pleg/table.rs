@@ -80,12 +80,16 @@ pub(super) struct Table {
     entries: HashMap<String, Entry>,
     by_sandbox: HashMap<String, HashSet<String>>,
     epoch: u64,
+    /// Containers an event deleted since the relist in progress began: its
+    /// older listing must not bring them back.
+    deleted: HashSet<String>,
 }
 
 impl Table {
     /// Marks the start of a relist; pass the epoch to [`Table::relisted`].
     pub(super) fn begin_relist(&mut self) -> u64 {
         self.epoch += 1;
+        self.deleted.clear();
         self.epoch
     }
 
@@ -106,6 +110,9 @@ impl Table {
             }
         }
         for seen in listed {
+            if self.deleted.contains(&seen.id) {
+                continue;
+            }
             if let Some(sandbox_id) = self.merge(seen, None) {
                 changed.insert(sandbox_id);
             }
@@ -150,7 +157,14 @@ impl Table {
         self.entries.get(id).and_then(|e| e.exit)
     }
 
-    /// Forgets a container (deleted); returns its sandbox.
+    /// A container an event says was deleted: forgotten, and not brought
+    /// back by a listing taken before.
+    pub(super) fn deleted(&mut self, id: &str) -> Option<String> {
+        self.deleted.insert(id.to_string());
+        self.remove(id)
+    }
+
+    /// Forgets a container; returns its sandbox.
     pub(super) fn remove(&mut self, id: &str) -> Option<String> {
         let entry = self.entries.remove(id)?;
         let sandbox_id = entry.seen.sandbox_id;
@@ -351,6 +365,22 @@ mod tests {
         assert_eq!(changed, HashSet::from(["s1".into()]));
         assert_eq!(t.len(), 0);
         assert!(t.of_sandbox("s1").is_empty());
+    }
+
+    #[test]
+    fn a_listing_older_than_a_delete_does_not_bring_the_container_back() {
+        let mut t = Table::default();
+        t.upsert(seen("c1", "s1", Phase::Exited));
+        let epoch = t.begin_relist();
+        // Deleted while the listing (which still has it) was on its way.
+        assert_eq!(t.deleted("c1"), Some("s1".into()));
+        let changed = t.relisted(epoch, vec![seen("c1", "s1", Phase::Exited)]);
+        assert!(changed.is_empty());
+        assert_eq!(t.phase("c1"), None);
+        // A later listing that has it again (an id reused) places it.
+        let epoch = t.begin_relist();
+        t.relisted(epoch, vec![seen("c1", "s1", Phase::Running)]);
+        assert_eq!(t.phase("c1"), Some(Phase::Running));
     }
 
     #[test]
