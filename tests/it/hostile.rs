@@ -3,6 +3,7 @@
 //! not one CRI call reaches the runtime.
 
 use crate::common::*;
+use podstart::pleg::{PlegConfig, SourceChoice};
 use podstart::proto::v1::{
     AppStartMode, Capabilities, Container, ContainerPort, Device, DnsConfig, EnvVar, ExecAction,
     GetPodRequest, Handler, HttpGetAction, HttpHeader, Lifecycle, ListPodsRequest, Mount, PodRef,
@@ -10,6 +11,7 @@ use podstart::proto::v1::{
     SleepAction, StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest,
     WatchEventsRequest, handler::Action, seccomp_profile,
 };
+use std::time::Duration;
 use tonic::{Code, Status};
 
 /// Every CRI method the simulated runtime serves.
@@ -911,9 +913,17 @@ fn rows() -> Vec<Row> {
 
 #[tokio::test]
 async fn hostile_requests_are_refused_before_the_runtime() {
-    let h = Harness::new().await;
-    // The node's watcher has listed the node and opened its one event
-    // stream; from here on, every call would be the requests'.
+    // The node's watcher relists once, at start, and not again while the
+    // rows run (its periodic relists would be counted as theirs); from
+    // there on, every call would be the requests'.
+    let h = Harness::with(|t| {
+        t.pleg = PlegConfig {
+            source: SourceChoice::Relist,
+            relist_period: Duration::from_secs(3600),
+            ..PlegConfig::default()
+        }
+    })
+    .await;
     h.starter.pleg().synced().await;
     let before = cri_calls(&h);
     let rows = rows();
