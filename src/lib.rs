@@ -10,6 +10,7 @@ pub mod cri;
 pub mod duration;
 pub mod endpoint;
 pub mod images;
+pub mod listen;
 pub mod paths;
 pub mod pleg;
 pub mod server;

@@ -1,0 +1,66 @@
+//! Who is on the other end of a connection: the identities a caller goes
+//! by, taken from the transport (SO_PEERCRED on a unix socket, the client
+//! certificate on TLS), and handed to every request of the connection
+//! through tonic's `Connected` (the request extensions carry a `Caller`).
+use std::{fmt, sync::Arc};
+
+/// The caller of one connection, as every request on it sees it
+/// (`request.extensions().get::<Caller>()`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Every name the caller goes by: for a unix socket peer `unix:uid=N`
+    /// and `unix:gid=N`; for a TLS client its certificate's URI SANs as
+    /// they are (SPIFFE IDs), `dns:NAME` for each DNS SAN and `cn:NAME`
+    /// for the subject's common name. Empty for a plaintext TCP peer.
+    pub identities: Arc<[String]>,
+    /// The listener the connection came through, as given to `--listen`.
+    pub listener: Arc<str>,
+    /// The group owning the unix socket the caller connected to (the
+    /// default policy admits its members); None on TCP.
+    pub socket_gid: Option<u32>,
+}
+
+impl Caller {
+    /// A unix socket peer with the credentials the kernel gave.
+    pub fn unix(uid: u32, gid: u32, listener: Arc<str>, socket_gid: Option<u32>) -> Caller {
+        Caller {
+            identities: vec![format!("unix:uid={uid}"), format!("unix:gid={gid}")].into(),
+            listener,
+            socket_gid,
+        }
+    }
+
+    /// A caller known by `identities` (a TLS client, or none for
+    /// plaintext TCP).
+    pub fn named(identities: Vec<String>, listener: Arc<str>) -> Caller {
+        Caller {
+            identities: identities.into(),
+            listener,
+            socket_gid: None,
+        }
+    }
+}
+
+/// The identities, comma-separated, or `anonymous`: for logs, spans and
+/// refusals.
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.identities.is_empty() {
+            return f.write_str("anonymous");
+        }
+        f.write_str(&self.identities.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caller_prints_its_identities_or_anonymous() {
+        let u = Caller::unix(1000, 100, "unix:///s".into(), Some(100));
+        assert_eq!(u.to_string(), "unix:uid=1000,unix:gid=100");
+        let t = Caller::named(vec![], "tcp://0.0.0.0:1".into());
+        assert_eq!(t.to_string(), "anonymous");
+    }
+}
