@@ -2,6 +2,7 @@
 //! node's CRI runtime and streams every step to the caller.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod backoff;
 pub mod cli;

@@ -4,7 +4,6 @@
 use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
 
 use tokio::sync::watch;
-use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -113,6 +112,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 
     let path = unix_path(&args.listen)?;
     let listener = bind(&path)?;
+    let socket_gid = std::fs::metadata(&path)
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::gid(&m));
     // Both reflection versions: grpcurl asks for v1alpha when v1 is absent.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -144,7 +146,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             // Requests above `api::MAX_REQUEST_BYTES` are refused.
             .add_service(service.into_server())
             .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listener),
+                crate::listen::unix_incoming(listener, args.listen.as_str().into(), socket_gid),
                 server_shutdown.cancelled_owned(),
             ),
     );

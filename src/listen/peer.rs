@@ -2,7 +2,14 @@
 //! by, taken from the transport (SO_PEERCRED on a unix socket, the client
 //! certificate on TLS), and handed to every request of the connection
 //! through tonic's `Connected` (the request extensions carry a `Caller`).
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The caller of one connection, as every request on it sees it
 /// (`request.extensions().get::<Caller>()`).
@@ -49,6 +56,80 @@ impl fmt::Display for Caller {
             return f.write_str("anonymous");
         }
         f.write_str(&self.identities.join(","))
+    }
+}
+
+/// A connection with the caller it carries: tonic puts the `Caller` in
+/// every request's extensions.
+#[derive(Debug)]
+pub struct PeerStream<T> {
+    inner: T,
+    caller: Caller,
+}
+
+impl<T> PeerStream<T> {
+    pub fn new(inner: T, caller: Caller) -> PeerStream<T> {
+        PeerStream { inner, caller }
+    }
+}
+
+/// A unix socket connection, known by its peer's uid and gid
+/// (SO_PEERCRED).
+pub fn unix_peer(
+    stream: tokio::net::UnixStream,
+    listener: Arc<str>,
+    socket_gid: Option<u32>,
+) -> std::io::Result<PeerStream<tokio::net::UnixStream>> {
+    let cred = stream.peer_cred()?;
+    let caller = Caller::unix(cred.uid(), cred.gid(), listener, socket_gid);
+    Ok(PeerStream::new(stream, caller))
+}
+
+impl<T> tonic::transport::server::Connected for PeerStream<T> {
+    type ConnectInfo = Caller;
+
+    fn connect_info(&self) -> Caller {
+        self.caller.clone()
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for PeerStream<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for PeerStream<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -17,7 +17,7 @@ use podstart::start::{
     DEFAULT_PULLER, FlowConfig, KUBELET_BACKOFF, Parts, Starter, backoff::CrashLoopBackoff,
 };
 use podstart::telemetry::Metrics;
-use tokio_stream::{StreamExt, wrappers::UnixListenerStream};
+use tokio_stream::StreamExt;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{Status, transport::Channel};
 
@@ -167,7 +167,7 @@ impl Harness {
             tonic::transport::Server::builder()
                 .add_service(service.into_server())
                 .serve_with_incoming_shutdown(
-                    UnixListenerStream::new(api),
+                    podstart::listen::unix_incoming(api, "unix://harness".into(), None),
                     shutdown.clone().cancelled_owned(),
                 ),
         );
