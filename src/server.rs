@@ -136,7 +136,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         tonic::transport::Server::builder()
             // Each API call counted by method and final code, and traced.
             .layer(GrpcMetricsLayer::new(metrics.clone()))
-            .layer(tower_http::trace::TraceLayer::new_for_grpc())
+            .layer(tower_http::trace::TraceLayer::new_for_grpc().make_span_with(request_span))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -180,6 +180,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     }
     tracing::info!("podstart stopped");
     Ok(())
+}
+
+/// Each API call's span: its path and who called (never a payload).
+fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
+    let caller = req
+        .extensions()
+        .get::<crate::listen::Caller>()
+        .map_or_else(|| "unknown".to_string(), ToString::to_string);
+    tracing::info_span!("grpc_request", path = %req.uri().path(), %caller)
 }
 
 /// The start flow's parts, each built with its own share of the command

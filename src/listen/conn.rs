@@ -13,7 +13,7 @@ use super::LocalAuthority;
 
 #[derive(Debug)]
 pub enum Conn {
-    Unix(LocalAuthority<UnixStream>),
+    Unix(Box<LocalAuthority<UnixStream>>),
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }

@@ -188,7 +188,7 @@ impl Bound {
                             match conn {
                                 Some(Ok(c)) => {
                                     let (stream, caller) = c.into_parts();
-                                    let c = PeerStream::new(Conn::Unix(stream), caller);
+                                    let c = PeerStream::new(Conn::Unix(Box::new(stream)), caller);
                                     if tx.send(Ok(c)).await.is_err() {
                                         return;
                                     }

@@ -223,3 +223,88 @@ pub fn identities(cert: &[u8]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> TlsFiles {
+        TlsFiles {
+            cert: dir.join("c.pem"),
+            key: dir.join("k.pem"),
+            client_ca: dir.join("ca.pem"),
+        }
+    }
+
+    /// A self-signed certificate and its key, in PEM.
+    fn self_signed(sans: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let sans: Vec<String> = sans.iter().map(|s| (*s).to_string()).collect();
+        let cert = rcgen::CertificateParams::new(sans)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn each_unusable_file_is_named_by_its_flag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = files(tmp.path());
+        let err = TlsServer::load(f.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains("--tls-cert-file") && err.contains("c.pem"),
+            "{err}"
+        );
+        let (cert, key) = self_signed(&["localhost"]);
+        std::fs::write(&f.cert, &cert).unwrap();
+        std::fs::write(&f.key, &key).unwrap();
+        std::fs::write(&f.client_ca, "not a certificate").unwrap();
+        let err = TlsServer::load(f.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains("--client-ca-file") && err.contains("no certificate"),
+            "{err}"
+        );
+        std::fs::write(&f.client_ca, &cert).unwrap();
+        std::fs::write(&f.key, "").unwrap();
+        let err = TlsServer::load(f.clone()).unwrap_err().to_string();
+        assert!(err.contains("--tls-private-key-file"), "{err}");
+        // A key that is not the certificate's.
+        std::fs::write(&f.key, self_signed(&["x"]).1).unwrap();
+        assert!(TlsServer::load(f.clone()).is_err());
+        std::fs::write(&f.key, &key).unwrap();
+        let server = TlsServer::load(f.clone()).unwrap();
+        assert!(
+            !server.reload().unwrap(),
+            "unchanged files are not reloaded"
+        );
+        // A half-written replacement keeps the last good configuration.
+        std::fs::write(&f.cert, &cert[..cert.len() / 2]).unwrap();
+        assert!(server.reload().is_err());
+        let (cert2, key2) = self_signed(&["localhost"]);
+        std::fs::write(&f.cert, cert2).unwrap();
+        std::fs::write(&f.key, key2).unwrap();
+        assert!(server.reload().unwrap(), "new files are taken");
+    }
+
+    #[test]
+    fn identities_are_uri_sans_then_dns_sans_then_the_common_name() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["a.example".to_string()]).unwrap();
+        p.subject_alt_names.push(rcgen::SanType::URI(
+            "spiffe://cluster.local/ns/a/sa/b".try_into().unwrap(),
+        ));
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "orchestrator");
+        let cert = p.self_signed(&key).unwrap();
+        assert_eq!(
+            identities(cert.der()),
+            vec![
+                "spiffe://cluster.local/ns/a/sa/b".to_string(),
+                "dns:a.example".to_string(),
+                "cn:orchestrator".to_string()
+            ]
+        );
+        assert!(identities(b"garbage").is_empty());
+    }
+}
