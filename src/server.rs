@@ -9,6 +9,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::api::PodStarterService;
 use crate::api::metrics::GrpcMetricsLayer;
+use crate::authz::Authorizer;
 use crate::config::ServeArgs;
 use crate::cri::{Cri, CriError, CriSettings, health::HealthSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
@@ -40,6 +41,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("simulated runtime: {0}")]
     Sim(#[from] crate::sim::SimError),
+    #[error(transparent)]
+    Authz(#[from] crate::authz::PolicyError),
 }
 
 /// Name of the gRPC health entry for the PodStarter service.
@@ -124,8 +127,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = TaskTracker::new();
+    let authz = Authorizer::new(
+        args.authz_policy.as_deref(),
+        args.allowed_registries.clone(),
+    )?;
+    authz.spawn_reload(crate::authz::RELOAD_PERIOD, shutdown.clone());
     let service = PodStarterService::new(starter.clone(), tasks.clone())
-        .max_concurrent_starts(args.max_concurrent_starts);
+        .max_concurrent_starts(args.max_concurrent_starts)
+        .authorizer(authz);
     tracing::info!(
         listen = %path.display(),
         runtime = %runtime_addr,
