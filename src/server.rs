@@ -54,6 +54,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
     let metrics = Metrics::new()?;
+    // A policy that does not parse stops podstart before anything starts.
+    let authz = Authorizer::new(
+        args.authz_policy.as_deref(),
+        args.allowed_registries.clone(),
+    )?;
+    authz.spawn_reload(crate::authz::RELOAD_PERIOD, shutdown.clone());
     // A built-in simulated runtime outlives the drain: it stops last.
     let sim_stop = CancellationToken::new();
     let _sim_stop_on_exit = sim_stop.clone().drop_guard();
@@ -127,11 +133,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = TaskTracker::new();
-    let authz = Authorizer::new(
-        args.authz_policy.as_deref(),
-        args.allowed_registries.clone(),
-    )?;
-    authz.spawn_reload(crate::authz::RELOAD_PERIOD, shutdown.clone());
     let service = PodStarterService::new(starter.clone(), tasks.clone())
         .max_concurrent_starts(args.max_concurrent_starts)
         .authorizer(authz);

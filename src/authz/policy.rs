@@ -528,6 +528,14 @@ rules:
     }
 
     #[test]
+    fn the_example_policy_parses() {
+        let text = include_str!("../../examples/authz-policy.yaml");
+        let p = Policy::parse(text, "examples/authz-policy.yaml").unwrap();
+        assert_eq!(p.rules.len(), 4);
+        assert_eq!(p.rules[0].level, Level::Privileged);
+    }
+
+    #[test]
     fn no_rules_denies_everything() {
         let p = parse("rules: []").unwrap();
         assert!(p.rules.is_empty());
