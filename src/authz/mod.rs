@@ -157,6 +157,17 @@ impl Authorizer {
         })
     }
 
+    /// Whether `caller` may `verb` pods in `namespace` (`authorize`
+    /// without building the grant).
+    pub fn allows(&self, caller: &Caller, verb: Verb, namespace: &str) -> bool {
+        match self.current() {
+            None => default_applies(caller),
+            Some(policy) => policy
+                .rule_for(&caller.identities, verb, namespace)
+                .is_some(),
+        }
+    }
+
     /// Whether `caller` may `verb` pods in at least one namespace; the
     /// refusal names no namespace. Checked before a request that names a
     /// pod by uid looks the pod up.
@@ -267,9 +278,7 @@ pub struct Scope {
 
 impl Scope {
     pub fn allows(&self, namespace: &str) -> bool {
-        self.authorizer
-            .authorize(&self.caller, self.verb, namespace)
-            .is_ok()
+        self.authorizer.allows(&self.caller, self.verb, namespace)
     }
 }
 
@@ -349,6 +358,7 @@ mod tests {
                 let got = a.authorize(&caller, verb, "kube-system");
                 assert_eq!(got.is_ok(), allowed, "{caller} {verb}");
                 assert_eq!(a.holds(&caller, verb).is_ok(), allowed, "{caller} {verb}");
+                assert_eq!(a.allows(&caller, verb, "x"), allowed, "{caller} {verb}");
                 if let Ok(g) = got {
                     assert_eq!(g.level, Level::Baseline);
                     assert_eq!(g.rule, DEFAULT_POLICY);
