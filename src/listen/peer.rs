@@ -71,18 +71,14 @@ impl<T> PeerStream<T> {
     pub fn new(inner: T, caller: Caller) -> PeerStream<T> {
         PeerStream { inner, caller }
     }
-}
 
-/// A unix socket connection, known by its peer's uid and gid
-/// (SO_PEERCRED).
-pub fn unix_peer(
-    stream: tokio::net::UnixStream,
-    listener: Arc<str>,
-    socket_gid: Option<u32>,
-) -> std::io::Result<PeerStream<tokio::net::UnixStream>> {
-    let cred = stream.peer_cred()?;
-    let caller = Caller::unix(cred.uid(), cred.gid(), listener, socket_gid);
-    Ok(PeerStream::new(stream, caller))
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    pub fn into_parts(self) -> (T, Caller) {
+        (self.inner, self.caller)
+    }
 }
 
 impl<T> tonic::transport::server::Connected for PeerStream<T> {

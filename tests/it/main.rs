@@ -11,6 +11,7 @@
 //! runtime of `#[tokio::test]` runs each task the harness spawns on that
 //! thread.
 
+mod certs;
 mod common;
 mod direct;
 mod net;
@@ -35,5 +36,6 @@ mod scale;
 mod semantics;
 mod serve;
 mod start_flow;
+mod tls;
 mod validation;
 mod watcher;
