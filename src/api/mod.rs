@@ -314,7 +314,6 @@ impl PodStarter for PodStarterService {
 
     async fn get_pod(&self, request: Request<GetPodRequest>) -> Result<Response<Pod>, Status> {
         let caller = Self::caller(&request);
-        tracing::debug!(caller = %caller, "GetPod");
         let pod_ref = request.into_inner().pod.unwrap_or_default();
         self.authorize_ref(&caller, Verb::Read, &pod_ref)?;
         validate_pod_ref(&pod_ref).map_err(StartError::from)?;
@@ -342,7 +341,6 @@ impl PodStarter for PodStarterService {
         request: Request<ListPodsRequest>,
     ) -> Result<Response<ListPodsResponse>, Status> {
         let caller = Self::caller(&request);
-        tracing::debug!(caller = %caller, "ListPods");
         let req = request.into_inner();
         if req.namespace.is_empty() {
             self.holds(&caller, Verb::Read)?;
@@ -369,7 +367,6 @@ impl PodStarter for PodStarterService {
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let caller = Self::caller(&request);
-        tracing::debug!(caller = %caller, "WatchEvents");
         let req = request.into_inner();
         if req.namespace.is_empty() {
             self.holds(&caller, Verb::Watch)?;

@@ -12,7 +12,8 @@
 //!     registries: ["registry.example.com", "*.corp"]
 //! ```
 //!
-//! Identities, namespaces and registries are globs (`glob.rs`). A rule
+//! Identities, namespaces and registries are globs (`glob.rs`); a caller
+//! with no identity (plaintext TCP) matches only the literal `anonymous`. A rule
 //! applies to a caller when one of the caller's identities matches one of
 //! its identities; it covers a request when it also names the verb and
 //! matches the namespace. The first rule (in file order) that covers a
@@ -24,6 +25,10 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::admission::{Allowances, Grant, Level, PortRange};
+
+/// The identity that names callers without one (`--insecure-tcp`); only
+/// this exact entry matches them, so `*` never admits them.
+pub const ANONYMOUS: &str = "anonymous";
 
 /// What a request asks to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,8 +83,13 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether the rule names one of `identities`.
+    /// Whether the rule names one of `identities`. A caller without any
+    /// (plaintext TCP) is named only by the exact identity `anonymous`,
+    /// never by a glob.
     pub fn applies_to(&self, identities: &[String]) -> bool {
+        if identities.is_empty() {
+            return self.identities.iter().any(|p| p == ANONYMOUS);
+        }
         identities
             .iter()
             .any(|id| super::glob::any(&self.identities, id))
@@ -717,6 +727,22 @@ rules:
         assert_eq!(g.allow.registries, ids(&["registry.example.com"]));
         let g = p.grant(&orch, Verb::Start, "kube-system", &global).unwrap();
         assert_eq!(g.allow.registries, global);
+    }
+
+    #[test]
+    fn only_the_literal_anonymous_names_a_caller_without_identities() {
+        let p = parse(
+            "rules:\n  - {identities: [\"*\"], namespaces: [\"*\"], verbs: [read]}\n  - {identities: [anonymous], namespaces: [lab], verbs: [read]}\n",
+        )
+        .unwrap();
+        let nobody = ids(&[]);
+        assert_eq!(p.rule_for(&nobody, Verb::Read, "default"), None);
+        assert_eq!(p.rule_for(&nobody, Verb::Read, "lab").map(|r| r.0), Some(1));
+        assert_eq!(
+            p.rule_for(&ids(&["cn:x"]), Verb::Read, "lab").map(|r| r.0),
+            Some(0)
+        );
+        assert_eq!(p.rule_for(&ids(&["cn:x"]), Verb::Start, "lab"), None);
     }
 
     #[test]
