@@ -196,6 +196,16 @@ pub struct ServeArgs {
         default_value = "/var/lib/podstart/pods"
     )]
     pub pod_state_root: PathBuf,
+    /// The authorization policy (YAML; see examples/authz-policy.yaml),
+    /// re-read when it changes. Without one, root and the group owning the
+    /// API socket may do everything, at the baseline Pod Security level.
+    #[arg(long, env = "PODSTART_AUTHZ_POLICY")]
+    pub authz_policy: Option<PathBuf>,
+    /// Image registries pods may use (comma-separated globs on the
+    /// registry host, as `registry.example.com,*.corp`), where the policy
+    /// rule names none; any registry when empty.
+    #[arg(long, env = "PODSTART_ALLOWED_REGISTRIES", value_delimiter = ',')]
+    pub allowed_registries: Vec<String>,
     /// Image pulls in flight on the node at most: 0 for no limit, 1 to
     /// serialize pulls (the kubelet's serializeImagePulls).
     #[arg(long, env = "PODSTART_MAX_PARALLEL_IMAGE_PULLS", default_value_t = 0)]
@@ -330,5 +340,28 @@ mod tests {
         assert_eq!(args.listen, vec!["unix:///run/podstart/podstart.sock"]);
         assert_eq!(args.pod_log_root, PathBuf::from("/var/log/pods"));
         assert_eq!(args.runtime_request_timeout, Duration::from_secs(120));
+        assert_eq!(args.authz_policy, None);
+        assert!(args.allowed_registries.is_empty());
+    }
+
+    #[test]
+    fn allowed_registries_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "podstart",
+            "serve",
+            "--authz-policy",
+            "/etc/podstart/policy.yaml",
+            "--allowed-registries",
+            "registry.example.com,*.corp",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(
+            args.authz_policy,
+            Some(PathBuf::from("/etc/podstart/policy.yaml"))
+        );
+        assert_eq!(args.allowed_registries, ["registry.example.com", "*.corp"]);
     }
 }

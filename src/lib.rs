@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod authz;
 pub mod backoff;
 pub mod cli;
 pub mod config;

@@ -9,6 +9,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::api::PodStarterService;
 use crate::api::metrics::GrpcMetricsLayer;
+use crate::authz::Authorizer;
 use crate::config::ServeArgs;
 use crate::cri::{Cri, CriError, CriSettings, health::HealthSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
@@ -39,6 +40,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("simulated runtime: {0}")]
     Sim(#[from] crate::sim::SimError),
+    #[error(transparent)]
+    Authz(#[from] crate::authz::PolicyError),
 }
 
 /// Name of the gRPC health entry for the PodStarter service.
@@ -50,6 +53,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
     let metrics = Metrics::new()?;
+    // A policy that does not parse stops podstart before anything starts.
+    let authz = Authorizer::new(
+        args.authz_policy.as_deref(),
+        args.allowed_registries.clone(),
+    )?;
+    authz.spawn_reload(crate::authz::RELOAD_PERIOD, shutdown.clone());
     // A built-in simulated runtime outlives the drain: it stops last.
     let sim_stop = CancellationToken::new();
     let _sim_stop_on_exit = sim_stop.clone().drop_guard();
@@ -122,7 +131,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = TaskTracker::new();
     let service = PodStarterService::new(starter.clone(), tasks.clone())
-        .max_concurrent_starts(args.max_concurrent_starts);
+        .max_concurrent_starts(args.max_concurrent_starts)
+        .authorizer(authz);
     tracing::info!(
         listen = ?listening,
         runtime = %runtime_addr,

@@ -1,6 +1,15 @@
 //! The PodStarter gRPC service: checks requests, hands them to the start
 //! flow, and turns its events into response streams. Holds no pod state.
-//! `metrics` counts every request the gRPC server handles.
+//! `metrics` counts every request the gRPC server handles; `error` maps the
+//! API's own refusals (authorization, admission) to gRPC codes.
+//!
+//! Every call is checked in this order, before anything reaches the
+//! runtime: authorization (the caller, the verb, the namespace), the
+//! request's validation, then admission at the level the caller's grant
+//! gives. A call naming a pod by uid first checks that the caller holds the
+//! verb in some namespace, then finds the pod's namespace and authorizes
+//! there; a pod not found is NOT_FOUND only for such a caller.
+pub mod error;
 pub mod metrics;
 
 use std::{pin::Pin, sync::Arc, time::Duration};
@@ -13,6 +22,9 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::admission::{Grant, admit_container, admit_pod};
+use crate::authz::{Authorizer, Denied, Verb};
+use crate::listen::Caller;
 use crate::proto::v1::{
     GetPodRequest, ListPodsRequest, ListPodsResponse, Pod, PodMetadata, PodRef,
     StartContainerRequest, StartEvent, StartPodRequest, StopPodRequest, WatchEventsRequest,
@@ -25,6 +37,7 @@ use crate::spec::validate::{
 use crate::start::{EventSink, StartError, Starter, attach::Joined};
 use crate::state::view;
 use crate::telemetry::remote_context;
+use error::ApiError;
 
 /// Events buffered per stream for a caller that reads slowly. The flow
 /// never waits on it: past half of it progress events are dropped, and a
@@ -53,6 +66,7 @@ pub struct PodStarterService {
     /// One permit per start being carried out.
     starts: Arc<Semaphore>,
     max_starts: usize,
+    authz: Authorizer,
 }
 
 impl PodStarterService {
@@ -63,7 +77,14 @@ impl PodStarterService {
             tasks,
             starts: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_STARTS)),
             max_starts: DEFAULT_MAX_CONCURRENT_STARTS,
+            authz: Authorizer::default(),
         }
+    }
+
+    /// Decides who may do what (the default policy otherwise).
+    pub fn authorizer(mut self, authz: Authorizer) -> PodStarterService {
+        self.authz = authz;
+        self
     }
 
     /// At most `n` (at least 1) starts carried out at once; more are
@@ -97,12 +118,54 @@ impl PodStarterService {
         self.tasks.spawn(sink.guard(flow));
     }
 
-    /// The span of one StartPod / StopPod, continuing the caller's trace
-    /// when its metadata carries W3C trace context.
-    fn span<T>(name: &'static str, request: &Request<T>, meta: &PodMetadata) -> tracing::Span {
+    /// The caller's grant to `verb` pods in `namespace`, or
+    /// PERMISSION_DENIED (counted and logged).
+    fn authorize(&self, caller: &Caller, verb: Verb, namespace: &str) -> Result<Grant, Status> {
+        self.authz
+            .authorize(caller, verb, namespace)
+            .map_err(|d| self.denied(d))
+    }
+
+    /// OK when the caller may `verb` pods in some namespace, else
+    /// PERMISSION_DENIED: checked before a pod named by uid is looked up.
+    fn holds(&self, caller: &Caller, verb: Verb) -> Result<(), Status> {
+        self.authz.holds(caller, verb).map_err(|d| self.denied(d))
+    }
+
+    /// For a request naming a pod: PERMISSION_DENIED unless the caller may
+    /// `verb` pods in the namespace the reference names, or (a reference by
+    /// uid alone) in some namespace.
+    fn authorize_ref(&self, caller: &Caller, verb: Verb, pod: &PodRef) -> Result<(), Status> {
+        if pod.namespace.is_empty() {
+            self.holds(caller, verb)
+        } else {
+            self.authorize(caller, verb, &pod.namespace).map(drop)
+        }
+    }
+
+    fn denied(&self, d: Denied) -> Status {
+        self.starter.metrics().authz_denied(d.verb.name());
+        tracing::info!(
+            caller = %d.caller,
+            verb = %d.verb,
+            namespace = d.namespace.as_deref().map(|n| crate::spec::validate::clip(n, 64)),
+            "request denied by the authorization policy"
+        );
+        ApiError::Denied(d).into()
+    }
+
+    /// The span of one StartPod / StopPod / StartContainer, continuing the
+    /// caller's trace when its metadata carries W3C trace context.
+    fn span<T>(
+        name: &'static str,
+        request: &Request<T>,
+        caller: &Caller,
+        meta: &PodMetadata,
+    ) -> tracing::Span {
         let span = tracing::info_span!(
             "request",
             otel.name = name,
+            caller = %caller,
             pod_uid = %meta.uid,
             pod_namespace = %meta.namespace,
             pod_name = %meta.name,
@@ -111,6 +174,16 @@ impl PodStarterService {
             tracing::debug!(error = %e, "caller trace context not applied");
         }
         span
+    }
+
+    /// The caller of a request (every listener puts one in its
+    /// extensions); without one, an anonymous caller.
+    fn caller<T>(request: &Request<T>) -> Caller {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(|| Caller::named(Vec::new(), "".into()))
     }
 
     fn stream(&self, meta: &PodMetadata) -> (EventSink, EventStream) {
@@ -135,7 +208,16 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<StartPodRequest>,
     ) -> Result<Response<Self::StartPodStream>, Status> {
+        let caller = Self::caller(&request);
+        let pod = request.get_ref().pod.as_ref();
+        let namespace = pod
+            .and_then(|p| p.metadata.as_ref())
+            .map_or("", |m| m.namespace.as_str());
+        let grant = self.authorize(&caller, Verb::Start, namespace)?;
         validate_start_pod(request.get_ref()).map_err(StartError::from)?;
+        if let Some(pod) = pod {
+            admit_pod(&grant, pod).map_err(ApiError::from)?;
+        }
         // The same request as a start in flight attaches to it (without a
         // start place); another request of that pod is refused.
         let key = self.starter.start_key(request.get_ref());
@@ -157,7 +239,7 @@ impl PodStarter for PodStarterService {
                 registration,
             } => (sink, stream, registration),
         };
-        let span = Self::span("StartPod", &request, &meta);
+        let span = Self::span("StartPod", &request, &caller, &meta);
         let deadline = grpc_timeout(request.metadata());
         let req = request.into_inner();
         let starter = self.starter.clone();
@@ -179,22 +261,33 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<StartContainerRequest>,
     ) -> Result<Response<Self::StartContainerStream>, Status> {
-        let req = request.into_inner();
-        validate_start_container(&req).map_err(StartError::from)?;
+        let caller = Self::caller(&request);
+        self.holds(&caller, Verb::Start)?;
+        validate_start_container(request.get_ref()).map_err(StartError::from)?;
         let permit = self.admit()?;
         let meta = self
             .starter
             .find_pod(&PodRef {
-                uid: req.pod_uid.clone(),
+                uid: request.get_ref().pod_uid.clone(),
                 ..Default::default()
             })
             .await?;
+        let grant = self.authorize(&caller, Verb::Start, &meta.namespace)?;
+        if let Some(container) = &request.get_ref().container {
+            admit_container(&grant, container).map_err(ApiError::from)?;
+        }
+        let span = Self::span("StartContainer", &request, &caller, &meta);
         let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
-        self.spawn(sink.clone(), async move {
-            starter.start_container(req, sink).await;
-            drop(permit);
-        });
+        let req = request.into_inner();
+        self.spawn(
+            sink.clone(),
+            async move {
+                starter.start_container(req, sink).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
         Ok(Response::new(stream))
     }
 
@@ -202,11 +295,14 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<StopPodRequest>,
     ) -> Result<Response<Self::StopPodStream>, Status> {
-        validate_stop_pod(request.get_ref()).map_err(StartError::from)?;
+        let caller = Self::caller(&request);
         let pod_ref = request.get_ref().pod.clone().unwrap_or_default();
+        self.authorize_ref(&caller, Verb::Stop, &pod_ref)?;
+        validate_stop_pod(request.get_ref()).map_err(StartError::from)?;
         let grace = request.get_ref().grace_period_seconds;
         let meta = self.starter.find_pod(&pod_ref).await?;
-        let span = Self::span("StopPod", &request, &meta);
+        self.authorize(&caller, Verb::Stop, &meta.namespace)?;
+        let span = Self::span("StopPod", &request, &caller, &meta);
         let (sink, stream) = self.stream(&meta);
         let starter = self.starter.clone();
         self.spawn(
@@ -217,13 +313,18 @@ impl PodStarter for PodStarterService {
     }
 
     async fn get_pod(&self, request: Request<GetPodRequest>) -> Result<Response<Pod>, Status> {
+        let caller = Self::caller(&request);
         let pod_ref = request.into_inner().pod.unwrap_or_default();
+        self.authorize_ref(&caller, Verb::Read, &pod_ref)?;
         validate_pod_ref(&pod_ref).map_err(StartError::from)?;
         let pods = view::pods(self.starter.cri(), &view::PodFilter::from(&pod_ref), true)
             .await
             .map_err(|e| Status::from(StartError::Runtime(e)))?;
         match pods.into_iter().next() {
-            Some(pod) => Ok(Response::new(pod)),
+            Some(pod) => {
+                self.authorize(&caller, Verb::Read, &pod.namespace)?;
+                Ok(Response::new(pod))
+            }
             None => Err(StartError::PodNotFound {
                 pod: if pod_ref.uid.is_empty() {
                     format!("{}/{}", pod_ref.namespace, pod_ref.name)
@@ -239,16 +340,25 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<ListPodsRequest>,
     ) -> Result<Response<ListPodsResponse>, Status> {
+        let caller = Self::caller(&request);
         let req = request.into_inner();
+        if req.namespace.is_empty() {
+            self.holds(&caller, Verb::Read)?;
+        } else {
+            self.authorize(&caller, Verb::Read, &req.namespace)?;
+        }
         validate_list_pods(&req).map_err(StartError::from)?;
+        let scope = self.authz.scope(&caller, Verb::Read);
         let filter = view::PodFilter {
             namespace: (!req.namespace.is_empty()).then_some(req.namespace),
             labels: req.label_selector,
             ..Default::default()
         };
-        let pods = view::pods(self.starter.cri(), &filter, false)
+        let mut pods = view::pods(self.starter.cri(), &filter, false)
             .await
             .map_err(|e| Status::from(StartError::Runtime(e)))?;
+        // Only the namespaces the caller may read.
+        pods.retain(|p| scope.allows(&p.namespace));
         Ok(Response::new(ListPodsResponse { pods }))
     }
 
@@ -256,8 +366,17 @@ impl PodStarter for PodStarterService {
         &self,
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let caller = Self::caller(&request);
         let req = request.into_inner();
+        if req.namespace.is_empty() {
+            self.holds(&caller, Verb::Watch)?;
+        } else {
+            self.authorize(&caller, Verb::Watch, &req.namespace)?;
+        }
         validate_watch_events(&req).map_err(StartError::from)?;
+        // Only events of namespaces the caller may watch, under the policy
+        // in force when each comes.
+        let scope = self.authz.scope(&caller, Verb::Watch);
         let mut feed = self.starter.subscribe();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         // The task ends with its stream: when the caller goes, not at the
@@ -277,7 +396,8 @@ impl PodStarter for PodStarterService {
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
                 let wanted = (req.pod_uid.is_empty() || req.pod_uid == event.pod_uid)
-                    && (req.namespace.is_empty() || req.namespace == event.pod_namespace);
+                    && (req.namespace.is_empty() || req.namespace == event.pod_namespace)
+                    && scope.allows(&event.pod_namespace);
                 if wanted && tx.send(Ok(event)).await.is_err() {
                     break;
                 }

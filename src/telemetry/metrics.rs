@@ -70,6 +70,7 @@ struct Inner {
     runtime_ready: IntGauge,
     runtime_unready: IntGaugeVec,
     events_dropped: IntCounterVec,
+    authz_denied: IntCounterVec,
     start_attached: prometheus::IntCounter,
     pleg: PlegFamilies,
 }
@@ -196,6 +197,14 @@ impl Metrics {
             "start_pod_in_flight",
             "StartPod requests being carried out.",
         )?;
+        let authz_denied = IntCounterVec::new(
+            Opts::new(
+                "authz_denied_total",
+                "API requests refused by the authorization policy, by verb \
+                 (start, stop, read, watch).",
+            ),
+            &["verb"],
+        )?;
         let events_dropped = IntCounterVec::new(
             Opts::new(
                 "events_dropped_total",
@@ -252,6 +261,7 @@ impl Metrics {
         registry.register(Box::new(runtime_ready.clone()))?;
         registry.register(Box::new(runtime_unready.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
+        registry.register(Box::new(authz_denied.clone()))?;
         registry.register(Box::new(start_attached.clone()))?;
         registry.register(Box::new(build_info))?;
         let pleg = PlegFamilies::new(&registry)?;
@@ -275,6 +285,7 @@ impl Metrics {
                 runtime_ready,
                 runtime_unready,
                 events_dropped,
+                authz_denied,
                 pleg,
                 start_attached,
             }),
@@ -359,6 +370,11 @@ impl Metrics {
     /// One event a caller's stream did not get, by reason.
     pub fn event_dropped(&self, reason: &str) {
         self.inner.events_dropped.with_label_values(&[reason]).inc();
+    }
+
+    /// One API request the authorization policy refused.
+    pub fn authz_denied(&self, verb: &str) {
+        self.inner.authz_denied.with_label_values(&[verb]).inc();
     }
 
     /// One relist of the node's containers took `took` and found `count`.

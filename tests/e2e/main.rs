@@ -555,7 +555,17 @@ async fn e2e_an_orchestrator_starts_and_stops_a_pod_over_mtls() {
     );
     let port = net::free_port();
     let log = dir.join("serve.log");
+    // The default policy admits unix callers only: the orchestrator is
+    // named by a policy.
+    let policy = dir.join("authz-policy.yaml");
+    std::fs::write(
+        &policy,
+        "rules:\n  - identities: [\"spiffe://podstart.test/ns/sched/sa/orchestrator\", \"unix:uid=0\"]\n    \
+         namespaces: [\"*\"]\n    verbs: [start, stop, read, watch]\n",
+    )
+    .unwrap();
     let flags = [
+        format!("--authz-policy={}", policy.display()),
         format!("--listen=tcp://127.0.0.1:{port}"),
         format!("--tls-cert-file={}", cert.display()),
         format!("--tls-private-key-file={}", key.display()),

@@ -4,6 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use podstart::api::PodStarterService;
+use podstart::authz::Authorizer;
 use podstart::cri::{Cri, CriSettings};
 use podstart::endpoint::{Address, Peer};
 use podstart::images::{PullBackoff, Puller, PullerConfig};
@@ -37,6 +38,10 @@ pub(crate) struct Tuning {
     pub(crate) max_concurrent_starts: usize,
     /// The node's container watcher (`--container-events`, relist periods).
     pub(crate) pleg: PlegConfig,
+    /// `--authz-policy`, as the file's text (named `the test policy`);
+    /// None for the default policy. The harness calls as root
+    /// (`unix:uid=0`).
+    pub(crate) authz_policy: Option<String>,
 }
 
 pub(crate) struct Harness {
@@ -142,10 +147,15 @@ impl Harness {
                 relist_period: Duration::from_millis(20),
                 ..PlegConfig::default()
             },
+            authz_policy: None,
         };
         tune(&mut tuning);
         let log_root = tuning.flow.pod_log_root.clone();
         let max_concurrent_starts = tuning.max_concurrent_starts;
+        let authz = match &tuning.authz_policy {
+            Some(text) => Authorizer::from_text(text, "the test policy", Vec::new()).unwrap(),
+            None => Authorizer::default(),
+        };
         let starter = Starter::new(Parts {
             puller: Puller::new(cri.clone(), tuning.puller),
             pull_backoff: PullBackoff::new(
@@ -159,7 +169,8 @@ impl Harness {
             pleg: tuning.pleg,
         });
         let service = PodStarterService::new(starter.clone(), TaskTracker::new())
-            .max_concurrent_starts(max_concurrent_starts);
+            .max_concurrent_starts(max_concurrent_starts)
+            .authorizer(authz);
 
         let api_sock = dir.path().join("podstart.sock");
         let api = tokio::net::UnixListener::bind(&api_sock).unwrap();

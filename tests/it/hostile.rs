@@ -15,7 +15,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 
 /// Every CRI method the simulated runtime serves.
-const CRI_METHODS: &[&str] = &[
+pub(crate) const CRI_METHODS: &[&str] = &[
     "Version",
     "Status",
     "RunPodSandbox",
@@ -38,7 +38,7 @@ const CRI_METHODS: &[&str] = &[
     "ImageFsInfo",
 ];
 
-fn cri_calls(h: &Harness) -> Vec<(&'static str, u64)> {
+pub(crate) fn cri_calls(h: &Harness) -> Vec<(&'static str, u64)> {
     CRI_METHODS.iter().map(|m| (*m, h.sim.calls(m))).collect()
 }
 

@@ -18,6 +18,7 @@ mod net;
 mod process;
 
 mod attach;
+mod authz;
 mod bounds;
 mod cli;
 mod hooks;

@@ -29,8 +29,19 @@ impl Server {
         let port = free_port();
         let socket = dir.join("p.sock");
         let log = dir.join("serve.log");
+        // The default policy admits unix callers only: these callers (the
+        // test CAs' SPIFFE IDs, plaintext peers) are named by a policy.
+        let policy = dir.join("authz-policy.yaml");
+        std::fs::write(
+            &policy,
+            "rules:\n  - identities: [\"spiffe://podstart.test/*\", anonymous]\n    \
+             namespaces: [\"*\"]\n    verbs: [read]\n",
+        )
+        .unwrap();
         let child = Command::new(podstart_bin())
             .args(["serve", "--runtime-endpoint", "sim"])
+            .arg("--authz-policy")
+            .arg(&policy)
             .arg(format!("--metrics-listen=127.0.0.1:{}", free_port()))
             .arg(format!("--listen=unix://{}", socket.display()))
             .arg(format!("--listen=tcp://127.0.0.1:{port}"))
