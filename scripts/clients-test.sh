@@ -97,6 +97,7 @@ EOF
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 metrics=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sock=$work/p.sock
+mkdir -p "$work/pods" "$work/state"
 say "podstart serve (sim runtime) on unix://$sock and tcp://127.0.0.1:$port (mTLS)"
 "$bin" serve --runtime-endpoint sim \
   --listen "unix://$sock" --listen "tcp://127.0.0.1:$port" \
