@@ -73,18 +73,6 @@ impl<T> PeerStream<T> {
     }
 }
 
-/// A unix socket connection, known by its peer's uid and gid
-/// (SO_PEERCRED).
-pub fn unix_peer(
-    stream: tokio::net::UnixStream,
-    listener: Arc<str>,
-    socket_gid: Option<u32>,
-) -> std::io::Result<PeerStream<tokio::net::UnixStream>> {
-    let cred = stream.peer_cred()?;
-    let caller = Caller::unix(cred.uid(), cred.gid(), listener, socket_gid);
-    Ok(PeerStream::new(stream, caller))
-}
-
 impl<T> tonic::transport::server::Connected for PeerStream<T> {
     type ConnectInfo = Caller;
 
