@@ -151,10 +151,10 @@ printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: grpcurl-witness, namespace: 
 timeout 60 "$bin" --endpoint "unix://$sock" run "$work/witness.yaml" >"$work/witness.log" 2>&1 ||
   { echo "podstart run of the witness pod failed:" >&2; cat "$work/witness.log" "$work/serve.log" >&2; exit 1; }
 
-grpcurl_check() { # transport, grpcurl connection args...
-  local where=$1 out
-  shift
-  if ! out=$(grpcurl "$@" list 2>&1); then
+grpcurl_check() { # transport, address, grpcurl connection flags...
+  local where=$1 addr=$2 out
+  shift 2
+  if ! out=$(grpcurl "$@" "$addr" list 2>&1); then
     echo "grpcurl ($where) list: $out" >&2
     return 1
   fi
@@ -162,7 +162,7 @@ grpcurl_check() { # transport, grpcurl connection args...
     grep -qx "$svc" <<<"$out" || { echo "grpcurl ($where) list does not show $svc: $out" >&2; return 1; }
   done
   echo "ok [grpcurl, $where] reflection lists $(tr '\n' ' ' <<<"$out")"
-  if ! out=$(grpcurl "$@" -d '{"namespace": "clients-test"}' podstart.v1.PodStarter/ListPods 2>&1); then
+  if ! out=$(grpcurl "$@" -d '{"namespace": "clients-test"}' "$addr" podstart.v1.PodStarter/ListPods 2>&1); then
     echo "grpcurl ($where) ListPods: $out" >&2
     return 1
   fi
@@ -171,10 +171,10 @@ grpcurl_check() { # transport, grpcurl connection args...
   echo "ok [grpcurl, $where] ListPods shows clients-test/grpcurl-witness"
 }
 say "grpcurl over mTLS TCP (-cacert -cert -key)"
-check "grpcurl over mTLS" grpcurl_check "mTLS 127.0.0.1:$port" \
-  -cacert "$pki/ca.pem" -cert "$pki/client.pem" -key "$pki/client.key" "127.0.0.1:$port"
+check "grpcurl over mTLS" grpcurl_check "mTLS 127.0.0.1:$port" "127.0.0.1:$port" \
+  -cacert "$pki/ca.pem" -cert "$pki/client.pem" -key "$pki/client.key"
 say "grpcurl over the unix socket (-unix, no -authority)"
-check "grpcurl over the unix socket" grpcurl_check "unix socket $sock" -plaintext -unix "$sock"
+check "grpcurl over the unix socket" grpcurl_check "unix socket $sock" "$sock" -plaintext -unix
 if out=$(grpcurl -cacert "$pki/ca.pem" "127.0.0.1:$port" list 2>&1); then
   echo "FAILED: grpcurl without a client certificate listed services: $out" >&2
   failed=1
