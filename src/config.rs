@@ -42,6 +42,26 @@ pub struct Cli {
         default_value = "unix:///run/podstart/podstart.sock"
     )]
     pub endpoint: String,
+    /// CA certificate (PEM) that an `https://` endpoint's certificate must
+    /// chain to (client commands).
+    #[arg(long, global = true, env = "PODSTART_CERTIFICATE_AUTHORITY")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Client certificate (PEM) presented to an `https://` endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "PODSTART_CLIENT_CERTIFICATE",
+        requires = "client_key"
+    )]
+    pub client_certificate: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "PODSTART_CLIENT_KEY",
+        requires = "client_certificate"
+    )]
+    pub client_key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -76,13 +96,36 @@ pub struct ServeArgs {
     /// CRI image endpoint (defaults to the runtime endpoint).
     #[arg(long, env = "PODSTART_IMAGE_ENDPOINT")]
     pub image_endpoint: Option<String>,
-    /// Where podstart's API listens (a unix socket, mode 0660).
+    /// Where podstart's API listens; give it once per socket:
+    /// `unix:///path[?mode=0660&owner=USER&group=GROUP]` or
+    /// `tcp://HOST:PORT` (mutual TLS; see --tls-cert-file). The
+    /// environment variable takes a comma-separated list.
     #[arg(
         long,
         env = "PODSTART_LISTEN",
+        value_delimiter = ',',
         default_value = "unix:///run/podstart/podstart.sock"
     )]
-    pub listen: String,
+    pub listen: Vec<String>,
+    /// Server certificate (PEM, chain) for TCP listeners; re-read when it
+    /// changes.
+    #[arg(long, env = "PODSTART_TLS_CERT_FILE", requires_all = ["tls_private_key_file", "client_ca_file"])]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(
+        long,
+        env = "PODSTART_TLS_PRIVATE_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that every TCP caller's client certificate
+    /// must chain to; a caller without one is refused at the handshake.
+    #[arg(long, env = "PODSTART_CLIENT_CA_FILE", requires = "tls_cert_file")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Serve `tcp://` listeners in PLAINTEXT, without TLS or caller
+    /// identity (for a trusted network only; logged as a warning).
+    #[arg(long, env = "PODSTART_INSECURE_TCP")]
+    pub insecure_tcp: bool,
     /// Root of the pod log directories.
     #[arg(long, env = "PODSTART_POD_LOG_ROOT", default_value = "/var/log/pods")]
     pub pod_log_root: PathBuf,
@@ -284,7 +327,7 @@ mod tests {
             "unix:///run/containerd/containerd.sock"
         );
         assert_eq!(args.image_endpoint, None);
-        assert_eq!(args.listen, "unix:///run/podstart/podstart.sock");
+        assert_eq!(args.listen, vec!["unix:///run/podstart/podstart.sock"]);
         assert_eq!(args.pod_log_root, PathBuf::from("/var/log/pods"));
         assert_eq!(args.runtime_request_timeout, Duration::from_secs(120));
     }

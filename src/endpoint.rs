@@ -43,6 +43,9 @@ pub enum Address {
     Unix(PathBuf),
     /// `http://host:port` (plaintext TCP, for tests and tools).
     Http(String),
+    /// `https://host:port`: TLS, the server verified against a given CA,
+    /// with a client certificate (a podstart daemon's TCP listener).
+    Https(String),
 }
 
 impl Address {
@@ -54,6 +57,9 @@ impl Address {
             }
         } else if s.starts_with('/') {
             return Ok(Address::Unix(PathBuf::from(s)));
+        } else if s.starts_with("https://") && peer == Peer::Podstart {
+            let address = Address::Https(s.to_string());
+            return endpoint(&address, peer).map(|_| address);
         } else if s.starts_with("http://") {
             // A malformed URL is reported here rather than at the first dial.
             let address = Address::Http(s.to_string());
@@ -71,14 +77,16 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Unix(p) => write!(f, "unix://{}", p.display()),
-            Address::Http(u) => f.write_str(u),
+            Address::Http(u) | Address::Https(u) => f.write_str(u),
         }
     }
 }
 
 /// The endpoint is neither a unix socket path nor an http URL.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {peer} endpoint {endpoint:?}: expected unix:///absolute/path or http://host:port")]
+#[error(
+    "invalid {peer} endpoint {endpoint:?}: expected unix:///absolute/path or http://host:port (https://host:port for podstart)"
+)]
 pub struct EndpointError {
     pub peer: Peer,
     pub endpoint: String,
@@ -99,6 +107,8 @@ pub enum ConnectError {
         #[source]
         source: tonic::transport::Error,
     },
+    #[error(transparent)]
+    Tls(ClientTlsError),
 }
 
 /// What went wrong under tonic's generic "transport error".
@@ -113,7 +123,7 @@ pub fn channel(addr: &Address, peer: Peer) -> Result<Channel, EndpointError> {
     let endpoint = endpoint(addr, peer)?;
     Ok(match addr {
         Address::Unix(path) => endpoint.connect_with_connector_lazy(unix_connector(path.clone())),
-        Address::Http(_) => endpoint.connect_lazy(),
+        Address::Http(_) | Address::Https(_) => endpoint.connect_lazy(),
     })
 }
 
@@ -127,7 +137,7 @@ pub async fn connect(addr: &Address, peer: Peer) -> Result<Channel, ConnectError
                 .connect_with_connector(unix_connector(path.clone()))
                 .await
         }
-        Address::Http(_) => endpoint.connect().await,
+        Address::Http(_) | Address::Https(_) => endpoint.connect().await,
     };
     connected.map_err(|source| ConnectError::Connect {
         peer,
@@ -140,6 +150,13 @@ fn endpoint(addr: &Address, peer: Peer) -> Result<Endpoint, EndpointError> {
     let endpoint = match addr {
         // The URI is not dialed for unix sockets; the connector is.
         Address::Unix(_) => Endpoint::from_static("http://[::1]:50051"),
+        // TLS is made by `tls_connector`: tonic dials plain TCP.
+        Address::Https(url) => Endpoint::from_shared(url.replacen("https://", "http://", 1))
+            .map_err(|source| EndpointError {
+                peer,
+                endpoint: url.clone(),
+                source: Some(source),
+            })?,
         Address::Http(url) => {
             Endpoint::from_shared(url.clone()).map_err(|source| EndpointError {
                 peer,
@@ -149,6 +166,134 @@ fn endpoint(addr: &Address, peer: Peer) -> Result<Endpoint, EndpointError> {
         }
     };
     Ok(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
+}
+
+/// What a client presents to, and checks of, an `https://` podstart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// `--certificate-authority`: the CA the server's certificate must
+    /// chain to.
+    pub ca: Option<PathBuf>,
+    /// `--client-certificate` and `--client-key`.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientTlsError {
+    #[error("{0} is an https endpoint: give --certificate-authority")]
+    NoCa(String),
+    #[error(
+        "{0} is not an https endpoint: --certificate-authority, --client-certificate and --client-key apply to https:// only"
+    )]
+    NotHttps(String),
+    #[error("{flag} {path}: {what}")]
+    File {
+        flag: &'static str,
+        path: PathBuf,
+        what: String,
+    },
+    #[error("TLS: {0}")]
+    Config(String),
+}
+
+/// A connected channel to a podstart daemon: over TLS with `tls` for an
+/// `https://` address, else as `connect`.
+pub async fn connect_api(addr: &Address, tls: &ClientTls) -> Result<Channel, ConnectError> {
+    let Address::Https(url) = addr else {
+        if *tls != ClientTls::default() {
+            return Err(ConnectError::Tls(ClientTlsError::NotHttps(
+                addr.to_string(),
+            )));
+        }
+        return connect(addr, Peer::Podstart).await;
+    };
+    let config = client_config(url, tls).map_err(ConnectError::Tls)?;
+    let endpoint = endpoint(addr, Peer::Podstart)?;
+    let uri: Uri = url.parse().map_err(|_| EndpointError {
+        peer: Peer::Podstart,
+        endpoint: url.clone(),
+        source: None,
+    })?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let name = pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+        ConnectError::Tls(ClientTlsError::Config(format!("server name {host:?}: {e}")))
+    })?;
+    let connector = tower::service_fn(move |_: Uri| {
+        let (host, name, config) = (host.clone(), name.clone(), config.clone());
+        async move {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            Ok::<_, std::io::Error>(TokioIo::new(tls))
+        }
+    });
+    endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|source| ConnectError::Connect {
+            peer: Peer::Podstart,
+            address: addr.to_string(),
+            source,
+        })
+}
+
+fn client_config(
+    url: &str,
+    tls: &ClientTls,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, ClientTlsError> {
+    use pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let file = |flag, path: &PathBuf, what: String| ClientTlsError::File {
+        flag,
+        path: path.clone(),
+        what,
+    };
+    let ca = tls
+        .ca
+        .as_ref()
+        .ok_or_else(|| ClientTlsError::NoCa(url.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca)
+        .map_err(|e| file("--certificate-authority", ca, e.to_string()))?
+    {
+        let c = c.map_err(|e| file("--certificate-authority", ca, e.to_string()))?;
+        roots
+            .add(c)
+            .map_err(|e| file("--certificate-authority", ca, e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(file(
+            "--certificate-authority",
+            ca,
+            "no certificate in it".into(),
+        ));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientTlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match &tls.identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| file("--client-certificate", cert, e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| file("--client-key", key, e.to_string()))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| ClientTlsError::Config(e.to_string()))?
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(std::sync::Arc::new(config))
 }
 
 /// Dials a unix socket. tonic 0.14 dials `unix:` endpoints itself, but its

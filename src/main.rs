@@ -18,7 +18,13 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-    let endpoint = cli.endpoint.as_str();
+    let endpoint = &commands::Target {
+        endpoint: cli.endpoint.clone(),
+        tls: podstart::endpoint::ClientTls {
+            ca: cli.certificate_authority.clone(),
+            identity: cli.client_certificate.clone().zip(cli.client_key.clone()),
+        },
+    };
     let result = match cli.command {
         Command::Serve(args) => server::serve(*args)
             .await

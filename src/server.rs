@@ -1,7 +1,7 @@
 //! `podstart serve`: wires the CRI client, the start flow, the gRPC API
 //! (with health and reflection) and the metrics port; watches the runtime's
 //! readiness; drains open streams on SIGTERM.
-use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -13,16 +13,15 @@ use crate::config::ServeArgs;
 use crate::cri::{Cri, CriError, CriSettings, health::HealthSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
 use crate::images::{PullBackoff, Puller, PullerConfig};
+use crate::listen::{ListenAddr, ListenConfig, ListenError, TlsFiles};
 use crate::pleg::PlegConfig;
 use crate::start::{FlowConfig, Parts, Starter, backoff::CrashLoopBackoff};
 use crate::telemetry::{self, Metrics, Readiness};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error(
-        "--listen {0:?}: only unix:///absolute/path sockets are served (TCP arrives with mTLS)"
-    )]
-    ListenAddress(String),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("cannot listen on {path}: {source}")]
     Bind {
         path: PathBuf,
@@ -110,11 +109,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         });
     }
 
-    let path = unix_path(&args.listen)?;
-    let listener = bind(&path)?;
-    let socket_gid = std::fs::metadata(&path)
-        .ok()
-        .map(|m| std::os::unix::fs::MetadataExt::gid(&m));
+    let listeners = crate::listen::bind(&listen_config(&args)?).await?;
+    let listening = listeners.addresses();
+    let unix_paths = listeners.unix_paths();
     // Both reflection versions: grpcurl asks for v1alpha when v1 is absent.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -127,7 +124,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let service = PodStarterService::new(starter.clone(), tasks.clone())
         .max_concurrent_starts(args.max_concurrent_starts);
     tracing::info!(
-        listen = %path.display(),
+        listen = ?listening,
         runtime = %runtime_addr,
         image = %image_addr,
         pod_log_root = %args.pod_log_root.display(),
@@ -139,14 +136,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         tonic::transport::Server::builder()
             // Each API call counted by method and final code, and traced.
             .layer(GrpcMetricsLayer::new(metrics.clone()))
-            .layer(tower_http::trace::TraceLayer::new_for_grpc())
+            .layer(tower_http::trace::TraceLayer::new_for_grpc().make_span_with(request_span))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             // Requests above `api::MAX_REQUEST_BYTES` are refused.
             .add_service(service.into_server())
             .serve_with_incoming_shutdown(
-                crate::listen::unix_incoming(listener, args.listen.as_str().into(), socket_gid),
+                listeners.incoming(server_shutdown.clone()),
                 server_shutdown.cancelled_owned(),
             ),
     );
@@ -173,14 +170,25 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         Ok(Err(join)) => tracing::error!(error = %join, "gRPC server task failed"),
         Err(_) => tracing::debug!("idle client connections still open at exit"),
     }
-    // Our socket, unless something replaced it meanwhile.
-    if std::fs::symlink_metadata(&path)
-        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-    {
-        let _ = std::fs::remove_file(&path);
+    // Our sockets, unless something replaced them meanwhile.
+    for path in unix_paths {
+        if std::fs::symlink_metadata(&path)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            let _ = std::fs::remove_file(&path);
+        }
     }
     tracing::info!("podstart stopped");
     Ok(())
+}
+
+/// Each API call's span: its path and who called (never a payload).
+fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
+    let caller = req
+        .extensions()
+        .get::<crate::listen::Caller>()
+        .map_or_else(|| "unknown".to_string(), ToString::to_string);
+    tracing::info_span!("grpc_request", path = %req.uri().path(), %caller)
 }
 
 /// The start flow's parts, each built with its own share of the command
@@ -258,51 +266,34 @@ async fn runtime_address(
     Ok((Address::Unix(path), Some(dir)))
 }
 
-fn unix_path(listen: &str) -> Result<PathBuf, ServeError> {
-    match Address::parse(listen, Peer::Podstart) {
-        Ok(Address::Unix(p)) => Ok(p),
-        _ => Err(ServeError::ListenAddress(listen.to_string())),
-    }
-}
-
-/// Binds a unix socket with mode 0660. Something already at the path is
-/// removed only when it is a socket nobody answers on (a stale one);
-/// anything else (a file, a directory, a link, a live socket) is an error
-/// and stays.
-fn bind(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServeError> {
-    use std::os::unix::fs::FileTypeExt;
-    let err = |source| ServeError::Bind {
-        path: path.to_path_buf(),
-        source,
+/// The listeners' share of the command line; user and group names in
+/// `--listen` are looked up in /etc/passwd and /etc/group.
+fn listen_config(args: &ServeArgs) -> Result<ListenConfig, ServeError> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let addrs = args
+        .listen
+        .iter()
+        .map(|l| ListenAddr::parse(l, &passwd, &group))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ListenError::from)?;
+    let tls = match (
+        &args.tls_cert_file,
+        &args.tls_private_key_file,
+        &args.client_ca_file,
+    ) {
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: ca.clone(),
+        }),
+        _ => None,
     };
-    let refuse = |kind, text: String| err(std::io::Error::new(kind, text));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-        Ok(meta) if !meta.file_type().is_socket() => {
-            return Err(refuse(
-                std::io::ErrorKind::AlreadyExists,
-                format!(
-                    "{} exists and is not a socket; nothing was removed",
-                    path.display()
-                ),
-            ));
-        }
-        // A live server on this socket answers a connect.
-        Ok(_) if std::os::unix::net::UnixStream::connect(path).is_ok() => {
-            return Err(refuse(
-                std::io::ErrorKind::AddrInUse,
-                format!("another process is serving on {}", path.display()),
-            ));
-        }
-        Ok(_) => std::fs::remove_file(path).map_err(err)?,
-    }
-    let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
-    Ok(listener)
+    Ok(ListenConfig {
+        addrs,
+        tls,
+        insecure_tcp: args.insecure_tcp,
+    })
 }
 
 /// How long the readiness probe (Version, then Status) may take.

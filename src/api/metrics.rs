@@ -4,15 +4,21 @@
 //! a stream the client drops counts as Cancelled. Only the methods served
 //! here are labels; every other path counts as `unknown`, so callers cannot
 //! grow the metrics with made-up paths.
+//!
+//! The same end of each call writes the access log: one line per call at
+//! target `podstart::access` (method, caller identity, final code, time
+//! taken; never a payload).
 use std::{
     pin::Pin,
     task::{Context, Poll},
+    time::Instant,
 };
 
 use futures::future::BoxFuture;
 use http_body::{Body, Frame};
 use tower::{Layer, Service};
 
+use crate::listen::Caller;
 use crate::telemetry::Metrics;
 
 #[derive(Debug, Clone)]
@@ -59,22 +65,25 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = Method::from_path(req.uri().path());
-        let metrics = self.metrics.clone();
+        let call = Call {
+            method: Method::from_path(req.uri().path()),
+            caller: req.extensions().get::<Caller>().cloned(),
+            since: Instant::now(),
+            metrics: self.metrics.clone(),
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
             // A trailers-only response (an error before any message) has
             // its status in the headers.
             if let Some(code) = grpc_status(resp.headers()) {
-                metrics.grpc_handled(method.service, method.method, code);
+                call.ended(code);
                 return Ok(resp.map(tonic::body::Body::new));
             }
             Ok(resp.map(|body| {
                 tonic::body::Body::new(Watched {
                     inner: body,
-                    method,
-                    metrics,
+                    call,
                     recorded: false,
                 })
             }))
@@ -149,10 +158,39 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
     Some(tonic::Code::from_i32(value))
 }
 
+/// One call, until its final code is known.
+struct Call {
+    method: Method,
+    caller: Option<Caller>,
+    since: Instant,
+    metrics: Metrics,
+}
+
+impl Call {
+    /// Counts the call and writes its access log line.
+    fn ended(&self, code: tonic::Code) {
+        self.metrics
+            .grpc_handled(self.method.service, self.method.method, code);
+        let caller = self
+            .caller
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), ToString::to_string);
+        tracing::info!(
+            target: "podstart::access",
+            service = self.method.service,
+            method = self.method.method,
+            %caller,
+            listener = self.caller.as_ref().map_or("", |c| &*c.listener),
+            code = ?code,
+            took = ?self.since.elapsed(),
+            "call"
+        );
+    }
+}
+
 struct Watched<RB> {
     inner: RB,
-    method: Method,
-    metrics: Metrics,
+    call: Call,
     recorded: bool,
 }
 
@@ -160,8 +198,7 @@ impl<RB> Watched<RB> {
     fn record(&mut self, code: tonic::Code) {
         if !self.recorded {
             self.recorded = true;
-            self.metrics
-                .grpc_handled(self.method.service, self.method.method, code);
+            self.call.ended(code);
         }
     }
 }

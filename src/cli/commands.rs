@@ -8,7 +8,7 @@ use tonic::{Status, transport::Channel};
 use super::manifest::{self, ManifestError};
 use super::render;
 use crate::config::{EventsArgs, GetArgs, LsArgs, Output, PodSelector, RunArgs, StopArgs};
-use crate::endpoint::{self, Address, ConnectError, EndpointError, Peer};
+use crate::endpoint::{self, Address, ClientTls, ConnectError, EndpointError, Peer};
 use crate::proto::v1::{
     AppStartMode, GetPodRequest, ListPodsRequest, PodRef, StartEvent, StartOptions, StopPodRequest,
     WatchEventsRequest, pod_starter_client::PodStarterClient, start_event::Payload,
@@ -37,10 +37,18 @@ pub enum CliError {
     PullSecret(#[from] super::pull_secrets::PullSecretError),
 }
 
-async fn client(endpoint: &str) -> Result<PodStarterClient<Channel>, CliError> {
-    let addr = Address::parse(endpoint, Peer::Podstart)?;
+/// The daemon a client command talks to: `--endpoint` and, for an
+/// `https://` one, the TLS files.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub endpoint: String,
+    pub tls: ClientTls,
+}
+
+async fn client(target: &Target) -> Result<PodStarterClient<Channel>, CliError> {
+    let addr = Address::parse(&target.endpoint, Peer::Podstart)?;
     // Connect now, so an absent daemon is reported as such.
-    let channel = endpoint::connect(&addr, Peer::Podstart).await?;
+    let channel = endpoint::connect_api(&addr, &target.tls).await?;
     Ok(PodStarterClient::new(channel))
 }
 
@@ -80,7 +88,7 @@ fn exit_for(terminal: Option<StartEvent>) -> Result<ExitCode, CliError> {
     }
 }
 
-pub async fn run(endpoint: &str, args: RunArgs) -> Result<ExitCode, CliError> {
+pub async fn run(endpoint: &Target, args: RunArgs) -> Result<ExitCode, CliError> {
     let loaded = manifest::load_manifest(&args.file)?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
@@ -143,7 +151,7 @@ fn pod_ref(sel: &PodSelector) -> Result<PodRef, CliError> {
     Err(CliError::NoPod)
 }
 
-pub async fn stop(endpoint: &str, args: StopArgs) -> Result<ExitCode, CliError> {
+pub async fn stop(endpoint: &Target, args: StopArgs) -> Result<ExitCode, CliError> {
     let pod = pod_ref(&args.pod)?;
     let mut client = client(endpoint).await?;
     let stream = client
@@ -156,7 +164,7 @@ pub async fn stop(endpoint: &str, args: StopArgs) -> Result<ExitCode, CliError> 
     exit_for(follow(stream, args.output).await?)
 }
 
-pub async fn get(endpoint: &str, args: GetArgs) -> Result<ExitCode, CliError> {
+pub async fn get(endpoint: &Target, args: GetArgs) -> Result<ExitCode, CliError> {
     let pod = pod_ref(&args.pod)?;
     let mut client = client(endpoint).await?;
     let pod = client
@@ -170,7 +178,7 @@ pub async fn get(endpoint: &str, args: GetArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn ls(endpoint: &str, args: LsArgs) -> Result<ExitCode, CliError> {
+pub async fn ls(endpoint: &Target, args: LsArgs) -> Result<ExitCode, CliError> {
     let mut client = client(endpoint).await?;
     let pods = client
         .list_pods(ListPodsRequest {
@@ -199,7 +207,7 @@ pub async fn ls(endpoint: &str, args: LsArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn events(endpoint: &str, args: EventsArgs) -> Result<ExitCode, CliError> {
+pub async fn events(endpoint: &Target, args: EventsArgs) -> Result<ExitCode, CliError> {
     let mut client = client(endpoint).await?;
     let stream = client
         .watch_events(WatchEventsRequest {

@@ -71,6 +71,14 @@ impl<T> PeerStream<T> {
     pub fn new(inner: T, caller: Caller) -> PeerStream<T> {
         PeerStream { inner, caller }
     }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    pub fn into_parts(self) -> (T, Caller) {
+        (self.inner, self.caller)
+    }
 }
 
 impl<T> tonic::transport::server::Connected for PeerStream<T> {

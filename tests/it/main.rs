@@ -34,5 +34,6 @@ mod scale;
 mod semantics;
 mod serve;
 mod start_flow;
+mod tls;
 mod validation;
 mod watcher;
