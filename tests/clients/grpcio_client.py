@@ -17,8 +17,11 @@ override): what works here works for any grpcio caller.
 StartPod of a one-container pod to PodStarted, ListPods shows it, StopPod to
 PodStopped, ListPods no longer shows it.
 `refused`: the TLS handshake fails (no client certificate, or one from a CA
-podstart does not trust): checked on a raw TLS connection (the server's alert)
-and with grpcio (UNAVAILABLE, no RPC reaches podstart).
+podstart does not trust): checked on a raw TLS connection (the server's alert,
+which --expect-alert names) and with grpcio (UNAVAILABLE, no RPC reaches
+podstart).
+`accepted`: the control for `refused`: the same raw connection with a trusted
+client certificate gets HTTP/2 frames back.
 `denied`: StartPod is refused with PERMISSION_DENIED (an identity the policy
 does not name).
 
@@ -203,6 +206,8 @@ def do_refused(args):
     if verdict != "refused":
         fail(f"{where}: the TLS handshake was accepted (server sent {detail[:16]!r}); "
              "it must be refused")
+    if args.expect_alert and args.expect_alert not in detail:
+        fail(f"{where}: the TLS handshake was refused ({detail}), but not with the alert {args.expect_alert}")
     ok(where, f"TLS handshake refused ({detail})")
     with channel(args) as ch:
         try:
@@ -252,6 +257,7 @@ def main():
     p.add_argument("--key", help="client private key (PEM)")
     p.add_argument("--namespace", default="clients-test")
     p.add_argument("--uid", default="py-client", help="uid and name of the pod started")
+    p.add_argument("--expect-alert", help="refused: the TLS alert the server must send (e.g. UNKNOWN_CA)")
     p.add_argument("check", choices=["calls", "refused", "accepted", "denied"])
     args = p.parse_args()
     if not args.target.startswith("unix:") and not args.ca:
