@@ -10,7 +10,9 @@
 #     -authority flag;
 #   - the TLS handshake is refused without a client certificate and with a
 #     certificate from a CA podstart does not trust (raw TLS and grpcio);
-#   - an identity the policy does not name gets PERMISSION_DENIED.
+#   - an identity the policy does not name gets PERMISSION_DENIED;
+#   - podstart's own client over mTLS (--endpoint https://…), as the README
+#     shows it, starts the pod grpcurl then lists.
 # The certificates (a CA, the server's for 127.0.0.1, a client's with URI SAN
 # spiffe://podstart.test/client, and a stranger's and a rogue CA's) are made
 # with openssl for the run. podstart serves the built-in simulated runtime: no
@@ -150,11 +152,15 @@ say "an identity the policy does not name"
 check "a stranger denied" client "${tls[@]}" --cert "$pki/stranger.pem" --key "$pki/stranger.key" denied --uid py-stranger
 
 # --- grpcurl -----------------------------------------------------------------
-# A pod for ListPods to show, started with podstart's own CLI over the socket.
+# A pod for ListPods to show, started with podstart's own client over mutual
+# TLS, as the README's orchestrator example calls it (stopped over the socket).
 printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: grpcurl-witness, namespace: clients-test}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n    - {name: app, image: registry.test/clients/app:1}\n' \
   >"$work/witness.yaml"
-timeout 60 "$bin" --endpoint "unix://$sock" run "$work/witness.yaml" >"$work/witness.log" 2>&1 ||
-  { echo "podstart run of the witness pod failed:" >&2; cat "$work/witness.log" "$work/serve.log" >&2; exit 1; }
+timeout 60 "$bin" --endpoint "https://127.0.0.1:$port" --certificate-authority "$pki/ca.pem" \
+  --client-certificate "$pki/client.pem" --client-key "$pki/client.key" run "$work/witness.yaml" \
+  >"$work/witness.log" 2>&1 ||
+  { echo "podstart run of the witness pod over mTLS failed:" >&2; cat "$work/witness.log" "$work/serve.log" >&2; exit 1; }
+echo "ok [podstart client, mTLS 127.0.0.1:$port] run: clients-test/grpcurl-witness started"
 
 grpcurl_check() { # transport, address, grpcurl connection flags...
   local where=$1 addr=$2 out
