@@ -30,6 +30,7 @@ Each check prints one line saying what it verified; any failure exits 1.
 import argparse
 import importlib
 import os
+import shutil
 import socket
 import ssl
 import sys
@@ -278,7 +279,6 @@ def main():
     except grpc.RpcError as e:
         fail(f"{transport_name(args)}: {e.code()}: {e.details()}")
     finally:
-        import shutil
         shutil.rmtree(stubs, ignore_errors=True)
 
 
