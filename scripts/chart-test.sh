@@ -385,6 +385,8 @@ def check_front_door_docs(scenario, docs, got):
             if text is None:
                 fail(scenario, cms[0], f"no {key} for --authz-policy")
             else:
+                with open(os.path.join(work, f"{scenario}.policy.yaml"), "w") as f:
+                    f.write(text)
                 try:
                     jsonschema.validate(yaml.safe_load(text), POLICY)
                 except jsonschema.ValidationError as e:
@@ -543,6 +545,40 @@ for scenario in "${scenarios[@]}"; do
   "$bin" "${args[@]}" --help >/dev/null 2>"$work/args.err" ||
     { echo "$scenario: podstart rejects the DaemonSet's arguments:" >&2; cat "$work/args.err" >&2; exit 1; }
 done
+
+say "rendered authorization policies against podstart's own policy parser"
+# podstart reads --authz-policy before it binds its socket and exits on a
+# policy it cannot use: the socket appearing means the policy was accepted.
+policy_accepted() { # policy file
+  local sock=$work/policy-check.sock pid rc=0
+  rm -f "$sock"
+  "$bin" serve --runtime-endpoint sim --listen "unix://$sock" --authz-policy "$1" \
+    --metrics-listen 127.0.0.1:0 --pod-log-root "$work/policy-check-pods" \
+    --pod-state-root "$work/policy-check-state" >"$work/policy-check.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    [[ -S $sock ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -S $sock ]] || rc=1
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return $rc
+}
+printf 'rules:\n  - identities: ["unix:uid=0"]\n    namespaces: ["*"]\n    verbs: [delete]\n' >"$work/bad-policy.yaml"
+if policy_accepted "$work/bad-policy.yaml"; then
+  echo "podstart serve accepted a policy with the verb \"delete\": the policy check below proves nothing" >&2
+  exit 1
+fi
+policies=0
+for scenario in "${scenarios[@]}"; do
+  [[ -f $work/$scenario.policy.yaml ]] || continue
+  policies=$((policies + 1))
+  policy_accepted "$work/$scenario.policy.yaml" ||
+    { echo "$scenario: podstart rejects the rendered policy:" >&2; cat "$work/policy-check.log" >&2; exit 1; }
+done
+((policies > 0)) || { echo "no scenario renders an authorization policy" >&2; exit 1; }
 
 # --- 3. alerts -------------------------------------------------------------
 [[ -f $work/monitoring-on.rules.yaml ]] || { echo "monitoring-on renders no PrometheusRule" >&2; exit 1; }
