@@ -22,7 +22,7 @@ pub enum CliError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{}: {}", .0.code().description(), .0.message())]
+    #[error("{}: {}{}", .0.code().description(), .0.message(), causes(.0))]
     Rpc(#[from] Status),
     #[error("pod: give a manifest file, --uid, or --name (with --namespace)")]
     NoPod,
@@ -35,6 +35,23 @@ pub enum CliError {
     },
     #[error(transparent)]
     PullSecret(#[from] super::pull_secrets::PullSecretError),
+}
+
+/// What lies under a failed call (a refused TLS handshake, a reset
+/// connection), as `: cause: cause`; empty when nothing does.
+fn causes(status: &Status) -> String {
+    let (mut out, mut last) = (String::new(), status.message().to_string());
+    let mut next = std::error::Error::source(status);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if text != last {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        next = e.source();
+    }
+    out
 }
 
 /// The daemon a client command talks to: `--endpoint` and, for an

@@ -24,6 +24,8 @@ use podstart::telemetry::Metrics;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+#[path = "../it/certs.rs"]
+mod certs;
 #[path = "../it/net.rs"]
 mod net;
 #[path = "../it/process.rs"]
@@ -530,6 +532,94 @@ async fn e2e_cli_runs_and_stops_the_example_pod() {
     let text = String::from_utf8_lossy(&stop.stdout);
     assert!(stop.status.success(), "stop failed: {text}");
     assert!(text.contains("PodStopped"), "{text}");
+}
+
+#[tokio::test]
+#[ignore = "needs the containerd lab: scripts/test.sh runs it"]
+async fn e2e_an_orchestrator_starts_and_stops_a_pod_over_mtls() {
+    let Some(lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (servers, clients) = (
+        certs::Ca::new("node CA"),
+        certs::Ca::new("orchestrators CA"),
+    );
+    let (cert, key) = servers.issue(dir, "server", "node-1", &["localhost", "127.0.0.1"]);
+    servers.write(&dir.join("servers-ca.pem"));
+    clients.write(&dir.join("clients-ca.pem"));
+    let (ccert, ckey) = clients.issue(
+        dir,
+        "orchestrator",
+        "orchestrator",
+        &["uri:spiffe://podstart.test/ns/sched/sa/orchestrator"],
+    );
+    let port = net::free_port();
+    let log = dir.join("serve.log");
+    let flags = [
+        format!("--listen=tcp://127.0.0.1:{port}"),
+        format!("--tls-cert-file={}", cert.display()),
+        format!("--tls-private-key-file={}", key.display()),
+        format!("--client-ca-file={}", dir.join("clients-ca.pem").display()),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let d = Daemon::start_with(&lab, &flags, Some(&log)).await;
+    wait_for(
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "the TLS listener",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // The orchestrator is a separate client over the network: the CLI with
+    // kubectl's TLS flags.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pod.yaml");
+    let remote = |cmd: &str| {
+        let mut c = Command::new(podstart_bin());
+        c.arg("--endpoint")
+            .arg(format!("https://localhost:{port}"))
+            .arg("--certificate-authority")
+            .arg(dir.join("servers-ca.pem"))
+            .arg("--client-certificate")
+            .arg(&ccert)
+            .arg("--client-key")
+            .arg(&ckey)
+            .arg(cmd);
+        c
+    };
+    let run = remote("run").arg(&example).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "run over mTLS failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("PodStarted"), "{stdout}");
+    let stop = remote("stop").arg(&example).output().unwrap();
+    let text = String::from_utf8_lossy(&stop.stdout);
+    assert!(stop.status.success(), "stop over mTLS failed: {text}");
+    assert!(text.contains("PodStopped"), "{text}");
+
+    // Without a client certificate, nothing is started.
+    let mut anonymous = Command::new(podstart_bin());
+    anonymous
+        .arg("--endpoint")
+        .arg(format!("https://localhost:{port}"))
+        .arg("--certificate-authority")
+        .arg(dir.join("servers-ca.pem"))
+        .arg("run")
+        .arg(&example);
+    let out = anonymous.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "a caller without a certificate is refused"
+    );
+
+    let served = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        served.contains("caller=spiffe://podstart.test/ns/sched/sa/orchestrator,cn:orchestrator"),
+        "the access log names the orchestrator:\n{served}"
+    );
+    drop(d);
 }
 
 /// The containers of a pod by name, as CRI reports them.

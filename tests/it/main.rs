@@ -11,6 +11,7 @@
 //! runtime of `#[tokio::test]` runs each task the harness spawns on that
 //! thread.
 
+mod certs;
 mod common;
 mod direct;
 mod net;

@@ -4,7 +4,6 @@
 //! running podstart, plaintext TCP only with `--insecure-tcp`, and unix
 //! socket owner/group/mode.
 use std::{
-    net::IpAddr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
@@ -12,61 +11,10 @@ use std::{
 
 use podstart::endpoint::{Address, ClientTls, Peer, connect_api};
 use podstart::proto::v1::{ListPodsRequest, pod_starter_client::PodStarterClient};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 
+use crate::certs::Ca;
 use crate::net::free_port;
 use crate::process::{Proc, podstart_bin, wait_for};
-
-/// A CA that signs certificates into files.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// A leaf certificate with `sans` (DNS names, IPs, or `uri:` URIs)
-    /// and common name `cn`, written as `dir/NAME.pem` and `dir/NAME.key`.
-    fn issue(&self, dir: &Path, name: &str, cn: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        for san in sans {
-            params
-                .subject_alt_names
-                .push(if let Some(uri) = san.strip_prefix("uri:") {
-                    SanType::URI(uri.try_into().unwrap())
-                } else if let Ok(ip) = san.parse::<IpAddr>() {
-                    SanType::IpAddress(ip)
-                } else {
-                    SanType::DnsName((*san).try_into().unwrap())
-                });
-        }
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (
-            dir.join(format!("{name}.pem")),
-            dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-
-    fn write(&self, path: &Path) {
-        std::fs::write(path, &self.pem).unwrap();
-    }
-}
 
 /// A `podstart serve` on the simulated runtime with a unix socket and a
 /// TLS listener, its log in a file.
