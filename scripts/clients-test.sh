@@ -109,14 +109,21 @@ say "podstart serve (sim runtime) on unix://$sock and tcp://127.0.0.1:$port (mTL
   --pod-state-root "$work/state" --shutdown-grace 2s \
   >"$work/serve.log" 2>&1 &
 serve_pid=$!
+readyz() { # 0 once /readyz answers 200
+  python3 -c 'import sys, urllib.request
+try:
+    sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)
+except OSError:
+    sys.exit(1)' "http://127.0.0.1:$metrics/readyz"
+}
 ready=0
-for _ in $(seq 300); do
+for _ in $(seq 150); do
   kill -0 "$serve_pid" 2>/dev/null || { echo "podstart serve exited:" >&2; cat "$work/serve.log" >&2; exit 1; }
-  if [[ -S $sock ]] && [[ $(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$metrics/readyz" || true) == 200 ]]; then
+  if [[ -S $sock ]] && readyz; then
     ready=1
     break
   fi
-  sleep 0.1
+  sleep 0.2
 done
 ((ready)) || { echo "podstart never became ready" >&2; cat "$work/serve.log" >&2; exit 1; }
 
