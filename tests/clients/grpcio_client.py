@@ -173,12 +173,14 @@ def do_calls(args, pb2, pb2_grpc):
         ok(where, f"ListPods no longer shows {args.uid}")
 
 
-def raw_handshake(args):
-    """Opens a TLS connection by hand and sends the HTTP/2 preface: returns
-    ("accepted", first bytes) when the server answers with HTTP/2 frames, or
-    ("refused", why) when it ends the connection during the handshake (TLS
-    1.2: the handshake itself fails; TLS 1.3: the server's alert arrives on the
-    first read)."""
+def raw_handshake(args, preface):
+    """Opens a TLS connection by hand, sends the HTTP/2 preface if asked, and
+    reads: returns ("accepted", first bytes) when the server answers with
+    HTTP/2 frames, or ("refused", why) when it ends the connection during the
+    handshake (TLS 1.2: the handshake itself fails; TLS 1.3: the server's
+    alert arrives on the first read). A refused connection is read without
+    sending anything first: bytes the server never reads would turn its close
+    into a reset that can overtake the alert."""
     host, port = args.target.rsplit(":", 1)
     host = host.strip("[]")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -186,11 +188,11 @@ def raw_handshake(args):
     if args.cert:
         ctx.load_cert_chain(args.cert, args.key)
     ctx.set_alpn_protocols(["h2"])
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
     try:
         with socket.create_connection((host, int(port)), timeout=DEADLINE) as raw:
             with ctx.wrap_socket(raw, server_hostname=host) as tls:
-                tls.sendall(preface)
+                if preface:
+                    tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
                 data = tls.recv(64)
                 if not data:
                     return "refused", "the server closed the connection without an HTTP/2 frame"
@@ -199,11 +201,15 @@ def raw_handshake(args):
         return "refused", f"TLS alert: {e.reason or e}"
     except (ConnectionResetError, BrokenPipeError) as e:
         return "refused", f"connection reset: {e}"
+    except socket.timeout:
+        return "timeout", f"no answer within {DEADLINE:.0f}s"
 
 
 def do_refused(args):
     where = transport_name(args)
-    verdict, detail = raw_handshake(args)
+    verdict, detail = raw_handshake(args, preface=False)
+    if verdict == "timeout":
+        fail(f"{where}: the server neither refused nor answered the connection: {detail}")
     if verdict != "refused":
         fail(f"{where}: the TLS handshake was accepted (server sent {detail[:16]!r}); "
              "it must be refused")
@@ -225,7 +231,7 @@ def do_accepted(args):
     """The control for `refused`: the same raw handshake with a trusted
     client certificate gets HTTP/2 frames back."""
     where = transport_name(args)
-    verdict, detail = raw_handshake(args)
+    verdict, detail = raw_handshake(args, preface=True)
     if verdict != "accepted":
         fail(f"{where}: the TLS handshake with a trusted client certificate was refused: {detail}")
     # An HTTP/2 frame header: 24-bit length, type (4: SETTINGS).
