@@ -528,6 +528,8 @@ try:
     jsonschema.validate(yaml.safe_load(open("examples/authz-policy.yaml")), POLICY)
 except jsonschema.ValidationError as e:
     failures.append(f"examples/authz-policy.yaml: {'.'.join(map(str, e.path))}: {e.message}")
+except FileNotFoundError:
+    failures.append("examples/authz-policy.yaml is missing (the README and values.yaml point at it)")
 
 print("rendered resource kinds per scenario:")
 for scenario, ks in kinds.items():
