@@ -7,17 +7,25 @@
 #   2. charts/podstart, for every ci/*-values.yaml scenario: helm lint
 #      --strict, helm template, NOTES.txt (install --dry-run=client), every rendered manifest validated against the
 #      Kubernetes schemas (kubernetes-validate, strict, the chart's oldest
-#      Kubernetes and a current one; prometheus-operator kinds against the
-#      schemas below), chart invariants, the DaemonSet's arguments accepted by
-#      podstart's own parser; prints the kinds rendered.
+#      Kubernetes and a current one; prometheus-operator and cert-manager
+#      kinds against the schemas below), chart invariants, the DaemonSet's
+#      arguments accepted by podstart's own parser; prints the kinds rendered.
+#      The front-door scenarios (gRPC over TCP with mutual TLS from a Secret,
+#      from cert-manager, from per-node host files with hostNetwork, behind a
+#      NetworkPolicy, plaintext; the authorization policy ConfigMap) are
+#      checked for their listeners, TLS flags and the volumes behind them, the
+#      Service's and container's grpc port, the policy's shape, the
+#      Certificate's names, the NetworkPolicy's peers and the probes' host;
+#      value combinations that cannot work must fail to render.
 #   3. The PrometheusRule's rules: promtool check rules and promtool test rules
 #      (charts/podstart/alert-tests/: one file per alert, each fires).
 #   4. The Grafana dashboard and the alert expressions reference only metric
 #      families (and labels) a running podstart exports: podstart serve
 #      against `podstart sim-runtime`, three pods started with the CLI,
 #      /metrics scraped.
-# Tools are cached under target/chart-tools. Exits non-zero on any failure and
-# stops what it started.
+# Tools are cached under target/chart-tools. PODSTART_BIN=path/to/podstart
+# uses that binary instead of building the release one. Exits non-zero on any
+# failure and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -85,10 +93,15 @@ command -v curl >/dev/null || apt_install curl
 say "hadolint Dockerfile"
 hadolint Dockerfile
 
-say "cargo build --release (the binary the image copies)"
-scripts/build-deps.sh
-cargo build --release --locked --bin podstart 2>&1 | tail -n 2 >&2
-bin=$root/target/release/podstart
+if [[ -n ${PODSTART_BIN:-} ]]; then
+  bin=$(realpath "$PODSTART_BIN")
+  say "using $bin (PODSTART_BIN), no release build"
+else
+  say "cargo build --release (the binary the image copies)"
+  scripts/build-deps.sh
+  cargo build --release --locked --bin podstart 2>&1 | tail -n 2 >&2
+  bin=$root/target/release/podstart
+fi
 
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 grep -qx "ARG RUST_VERSION=$toolchain" Dockerfile ||
@@ -128,14 +141,45 @@ for values in "$chart"/ci/*-values.yaml; do
   "$helm" install podstart "$chart" --namespace podstart --dry-run=client -f "$values" >"$work/notes-$name.txt"
   grep -q '^NOTES:' "$work/notes-$name.txt" || { echo "$name: NOTES.txt did not render" >&2; exit 1; }
 done
-for must in default cri-o k3s monitoring-on; do
+for must in default cri-o k3s monitoring-on tcp-tls-secret tcp-cert-manager tcp-hostnetwork \
+  tcp-networkpolicy tcp-insecure authz-policy; do
   [[ -f $work/$must.yaml ]] || { echo "missing scenario ci/$must-values.yaml" >&2; exit 1; }
 done
+
+say "value combinations that cannot work fail to render, each with its reason"
+refuse() { # expected message, helm template arguments...
+  local want=$1
+  shift
+  if "$helm" template podstart "$chart" --namespace podstart "$@" >/dev/null 2>"$work/refused.err"; then
+    echo "helm template $* rendered; it must fail with: $want" >&2
+    exit 1
+  fi
+  grep -qF -- "$want" "$work/refused.err" ||
+    { echo "helm template $* failed, but not with \"$want\":" >&2; cat "$work/refused.err" >&2; exit 1; }
+}
+refuse "grpc.tcp.enabled serves mutual TLS: set grpc.tls.secretName" --set grpc.tcp.enabled=true
+refuse "needs grpc.tls.certManager.issuerRef.name" --set grpc.tcp.enabled=true --set grpc.tls.certManager.enabled=true
+refuse "grpc.tcp.insecure serves plaintext" --set grpc.tcp.enabled=true --set grpc.tcp.insecure=true \
+  --set grpc.tls.secretName=podstart-grpc-tls
+refuse "grpc.tcp.hostPort must be 0 or equal grpc.tcp.port" --set hostNetwork=true --set grpc.tcp.enabled=true \
+  --set grpc.tls.secretName=podstart-grpc-tls --set grpc.tcp.hostPort=1234
+refuse "grpc.tcp.port and podstart.metricsPort must differ" --set grpc.tcp.enabled=true \
+  --set grpc.tls.secretName=podstart-grpc-tls --set grpc.tcp.port=9464
+refuse "the kubelet probes the pod's IP" --set podstart.metricsAddress=127.0.0.1
+refuse "Prometheus cannot scrape it" --set hostNetwork=true --set podstart.metricsAddress=127.0.0.1 \
+  --set podMonitor.enabled=true
+refuse "does not apply to hostNetwork pods" --set hostNetwork=true --set networkPolicy.enabled=true
+refuse "/authz/rules/0/verbs/0" --set-json 'authz.rules=[{"identities":["x"],"namespaces":["*"],"verbs":["delete"]}]'
+refuse "/authz/rules/0/podSecurity" \
+  --set-json 'authz.rules=[{"identities":["x"],"namespaces":["*"],"verbs":["read"],"podSecurity":"admin"}]'
+refuse "/authz/rules/0/hostPorts/0" \
+  --set-json 'authz.rules=[{"identities":["x"],"namespaces":["*"],"verbs":["read"],"hostPorts":[8080]}]'
+refuse "/authz/rules/0" --set-json 'authz.rules=[{"identities":["x"],"namespaces":["*"],"verbs":["read"],"hostpaths":["/"]}]'
 
 say "validating rendered manifests (Kubernetes ${K8S_VERSIONS[*]}, strict)"
 python3 - "$work" "${K8S_VERSIONS[*]}" "${scenarios[@]}" <<'PY'
 """Validates every rendered document and checks the chart's invariants."""
-import json, os, sys
+import ipaddress, json, os, sys
 import jsonschema, yaml
 from kubernetes_validate import utils as kv
 
@@ -176,6 +220,54 @@ OPERATOR = {
                    "required": ["name", "rules"], "properties": {"name": S, "interval": DUR,
                    "rules": {"type": "array", "minItems": 1, "items": RULE}}}}}}),
 }
+# cert-manager's Certificate, the fields the chart renders (cert-manager.io/v1).
+GO_DUR = {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"}
+USAGES = ["signing", "digital signature", "content commitment", "key encipherment", "key agreement",
+          "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any", "server auth",
+          "client auth", "code signing", "email protection", "s/mime", "ipsec end system", "ipsec tunnel",
+          "ipsec user", "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"]
+CERT_MANAGER = {"Certificate": {
+    "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {"apiVersion": {"const": "cert-manager.io/v1"}, "kind": S, "metadata": META, "spec": {
+        "type": "object", "additionalProperties": False, "required": ["secretName", "issuerRef"], "properties": {
+            "secretName": S, "commonName": S, "duration": GO_DUR, "renewBefore": GO_DUR,
+            "dnsNames": {"type": "array", "items": S}, "ipAddresses": {"type": "array", "items": S},
+            "uris": {"type": "array", "items": S},
+            "usages": {"type": "array", "items": {"enum": USAGES}},
+            "privateKey": {"type": "object", "additionalProperties": False, "properties": {
+                "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]}, "size": {"type": "integer"},
+                "encoding": {"enum": ["PKCS1", "PKCS8"]}, "rotationPolicy": {"enum": ["Never", "Always"]}}},
+            "issuerRef": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+                "name": {"type": "string", "minLength": 1}, "kind": S, "group": S}}}}}}}
+# The authorization policy file podstart reads (--authz-policy).
+POLICY = {"type": "object", "additionalProperties": False, "required": ["rules"], "properties": {
+    "rules": {"type": "array", "minItems": 1, "items": {
+        "type": "object", "additionalProperties": False, "required": ["identities", "namespaces", "verbs"],
+        "properties": {
+            "identities": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+            "namespaces": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+            "verbs": {"type": "array", "minItems": 1, "items": {"enum": ["start", "stop", "read", "watch"]}},
+            "podSecurity": {"enum": ["privileged", "baseline", "restricted"]},
+            "hostPaths": {"type": "array", "items": {"type": "string", "pattern": "^/"}},
+            "hostPorts": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]+(-[0-9]+)?$"}},
+            "registries": {"type": "array", "items": {"type": "string", "minLength": 1}}}}}}}
+
+# What each front-door scenario must render: the TCP listener (None: none),
+# plaintext or where the TLS files come from, the kinds it adds.
+FRONT_DOOR = {
+    "default": {"tcp": None, "authz": False},
+    "tcp-tls-secret": {"tcp": "tcp://0.0.0.0:9443", "tls": "secret", "client_ca": "configMap"},
+    "tcp-cert-manager": {"tcp": "tcp://[::]:9443", "tls": "secret", "kinds": {"Certificate"}},
+    "tcp-hostnetwork": {"tcp": "tcp://0.0.0.0:10443", "tls": "hostPath", "host_network": True,
+                        "probe_host": "127.0.0.1", "host_port": 10443},
+    "tcp-networkpolicy": {"tcp": "tcp://0.0.0.0:9443", "tls": "secret", "client_ca": "secret",
+                          "kinds": {"NetworkPolicy"}, "host_port": 9443},
+    "tcp-insecure": {"tcp": "tcp://0.0.0.0:9443", "tls": None},
+    "authz-policy": {"tcp": "tcp://0.0.0.0:9443", "tls": "secret", "authz": True},
+}
+FRONT_DOOR_KINDS = {"Certificate", "NetworkPolicy"}
+TLS_FLAGS = ("--tls-cert-file", "--tls-private-key-file", "--client-ca-file")
+
 # What each scenario must point podstart at.
 ENDPOINTS = {"default": "unix:///run/containerd/containerd.sock",
              "cri-o": "unix:///var/run/crio/crio.sock",
@@ -189,6 +281,165 @@ def fail(scenario, doc, msg):
 def arg(args, flag):
     vals = [a.split("=", 1)[1] for a in args if a.startswith(flag + "=")]
     return vals[-1] if vals else None
+
+def volume_kind(vol):
+    return next((k for k in ("secret", "configMap", "hostPath", "emptyDir") if k in vol), None)
+
+def mounted_file(scenario, ds, c, volumes, flag, path):
+    """The volume a file named by a flag comes from: its directory is a
+    whole read-only volume mount (never subPath, so renewed files arrive)."""
+    mount = next((m for m in c["volumeMounts"] if m["mountPath"] == os.path.dirname(path)), None)
+    if mount is None:
+        fail(scenario, ds, f"{flag} {path}: its directory is not a volume mount")
+        return None
+    if mount.get("subPath") or not mount.get("readOnly"):
+        fail(scenario, ds, f"{flag} {path}: mounted with subPath or writable: {mount}")
+    return volumes.get(mount["name"])
+
+def check_front_door(scenario, ds, pod, c, args, volumes):
+    """Listeners, TLS files, policy and probes of the DaemonSet; returns what
+    the other documents must agree with."""
+    listens = [a.split("=", 1)[1] for a in args if a.startswith("--listen=")]
+    unix = [l for l in listens if l.startswith("unix://")]
+    tcp = [l for l in listens if l.startswith("tcp://")]
+    if len(unix) != 1 or len(tcp) > 1 or len(unix) + len(tcp) != len(listens):
+        fail(scenario, ds, f"want one unix and at most one tcp --listen, got {listens}")
+    ports = {p["name"]: p for p in c["ports"]}
+    insecure = "--insecure-tcp" in args
+    got = {"tcp": tcp[0] if tcp else None, "tls": None, "client_ca": None, "tls_secret": None,
+           "authz": None, "labels": ds["spec"]["template"]["metadata"]["labels"]}
+    if tcp:
+        port = int(tcp[0].rsplit(":", 1)[1])
+        got["port"] = port
+        grpc = ports.get("grpc", {})
+        if grpc.get("containerPort") != port or grpc.get("protocol") != "TCP":
+            fail(scenario, ds, f"the grpc container port is not {port}/TCP: {grpc}")
+        if pod.get("hostNetwork") and grpc.get("hostPort", port) != port:
+            fail(scenario, ds, "with hostNetwork the grpc hostPort must equal its containerPort")
+        got["host_port"] = grpc.get("hostPort")
+        if insecure:
+            if any(arg(args, f) for f in TLS_FLAGS):
+                fail(scenario, ds, "--insecure-tcp with TLS flags")
+        else:
+            for flag in TLS_FLAGS:
+                path = arg(args, flag)
+                if not path:
+                    fail(scenario, ds, f"tcp listener without {flag} (and not --insecure-tcp)")
+                    continue
+                vol = mounted_file(scenario, ds, c, volumes, flag, path)
+                kind = volume_kind(vol or {})
+                if kind not in ("secret", "configMap", "hostPath"):
+                    fail(scenario, ds, f"{flag} {path} comes from a {kind} volume")
+                    continue
+                if flag == "--tls-cert-file":
+                    got["tls"] = kind
+                    got["tls_secret"] = vol.get("secret", {}).get("secretName")
+                    if kind == "hostPath" and vol["hostPath"].get("type") != "Directory":
+                        fail(scenario, ds, f"the TLS host directory is not of type Directory: {vol}")
+                if flag == "--tls-private-key-file" and kind == "configMap":
+                    fail(scenario, ds, "the TLS private key comes from a ConfigMap")
+                if flag == "--client-ca-file":
+                    got["client_ca"] = kind
+    elif insecure or "grpc" in ports or any(arg(args, f) for f in TLS_FLAGS):
+        fail(scenario, ds, "TLS flags, --insecure-tcp or a grpc port without a tcp listener")
+    policy = arg(args, "--authz-policy")
+    if policy:
+        vol = mounted_file(scenario, ds, c, volumes, "--authz-policy", policy)
+        if volume_kind(vol or {}) != "configMap":
+            fail(scenario, ds, f"--authz-policy {policy} is not from a ConfigMap: {vol}")
+        else:
+            got["authz"] = (vol["configMap"]["name"], os.path.basename(policy))
+    # Probes: HTTP on the metrics port; when metrics bind loopback (only on
+    # the host network) the kubelet is sent there.
+    host = arg(args, "--metrics-listen").rsplit(":", 1)[0].strip("[]")
+    loopback = ipaddress.ip_address(host).is_loopback
+    if loopback and not pod.get("hostNetwork"):
+        fail(scenario, ds, "metrics on loopback without hostNetwork: the kubelet's probes cannot reach them")
+    for name in ("livenessProbe", "readinessProbe"):
+        get = c.get(name, {}).get("httpGet")
+        if get is None:
+            fail(scenario, ds, f"{name} is not an HTTP probe")
+        elif get.get("port") != "metrics" or get.get("host", host if loopback else None) != (host if loopback else None):
+            fail(scenario, ds, f"{name} does not reach the metrics server at {host}: {get}")
+    got["probe_host"] = c["livenessProbe"]["httpGet"].get("host")
+    got["host_network"] = bool(pod.get("hostNetwork"))
+    return got
+
+def check_front_door_docs(scenario, docs, got):
+    """The Service, policy ConfigMap, Certificate and NetworkPolicy agree
+    with the DaemonSet, and each scenario renders what it is for."""
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    ds = by_kind["DaemonSet"][0]
+    for svc in by_kind.get("Service", []):
+        grpc = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
+        want = [{"name": "grpc", "port": got["port"], "targetPort": "grpc", "protocol": "TCP"}] if got["tcp"] else []
+        if grpc != want:
+            fail(scenario, svc, f"grpc Service port {grpc}, want {want}")
+    if got["authz"]:
+        name, key = got["authz"]
+        cms = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"] == name]
+        if cms:
+            text = cms[0].get("data", {}).get(key)
+            if text is None:
+                fail(scenario, cms[0], f"no {key} for --authz-policy")
+            else:
+                with open(os.path.join(work, f"{scenario}.policy.yaml"), "w") as f:
+                    f.write(text)
+                try:
+                    jsonschema.validate(yaml.safe_load(text), POLICY)
+                except jsonschema.ValidationError as e:
+                    fail(scenario, cms[0], f"policy: {'.'.join(map(str, e.path))}: {e.message}")
+    for cert in by_kind.get("Certificate", []):
+        spec = cert["spec"]
+        if spec["secretName"] != got["tls_secret"]:
+            fail(scenario, cert, f"issues {spec['secretName']}, the DaemonSet mounts {got['tls_secret']}")
+        svc = f"{ds['metadata']['name']}.{ds['metadata']['namespace']}.svc"
+        if svc not in spec.get("dnsNames", []):
+            fail(scenario, cert, f"does not name the Service {svc}: {spec.get('dnsNames')}")
+        if "server auth" not in spec.get("usages", []):
+            fail(scenario, cert, "not for server auth")
+        for ip in spec.get("ipAddresses", []):
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                fail(scenario, cert, f"ipAddresses: {ip!r} is not an IP address")
+    for np in by_kind.get("NetworkPolicy", []):
+        spec = np["spec"]
+        sel = spec["podSelector"].get("matchLabels", {})
+        if not sel or any(got["labels"].get(k) != v for k, v in sel.items()):
+            fail(scenario, np, f"podSelector {sel} does not select podstart's pods")
+        if spec.get("policyTypes") != ["Ingress"]:
+            fail(scenario, np, f"policyTypes {spec.get('policyTypes')}, want [Ingress]")
+        metrics_port = ds["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        allowed = {}
+        for rule in spec.get("ingress", []):
+            if not rule.get("from") or not rule.get("ports"):
+                fail(scenario, np, f"an ingress rule without from or ports admits too much: {rule}")
+                continue
+            for p in rule["ports"]:
+                allowed.setdefault(p["port"], []).extend(rule["from"])
+        if set(allowed) - {metrics_port, got.get("port")}:
+            fail(scenario, np, f"admits ports other than metrics and grpc: {sorted(allowed)}")
+        monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        if monitoring not in allowed.get(metrics_port, []):
+            fail(scenario, np, f"the metrics port is not admitted from the monitoring namespace: {allowed.get(metrics_port)}")
+        if got["tcp"] and not allowed.get(got["port"]):
+            fail(scenario, np, "the grpc port is admitted from nobody")
+    want = FRONT_DOOR.get(scenario)
+    if want is None:
+        if got["tcp"] or got["authz"] or set(by_kind) & FRONT_DOOR_KINDS:
+            failures.append(f"{scenario}: the gRPC TCP port, the policy, Certificate and NetworkPolicy are off by default")
+        return
+    for key in ("tcp", "tls", "client_ca", "probe_host", "host_port", "host_network"):
+        if key in want and got.get(key) != want[key]:
+            failures.append(f"{scenario}: {key} is {got.get(key)!r}, want {want[key]!r}")
+    if bool(got["authz"]) != want.get("authz", False):
+        failures.append(f"{scenario}: --authz-policy {'missing' if want.get('authz') else 'unexpected'}")
+    rendered = set(by_kind) & FRONT_DOOR_KINDS
+    if rendered != want.get("kinds", set()):
+        failures.append(f"{scenario}: renders {sorted(rendered)}, want {sorted(want.get('kinds', set()))}")
 
 def check_daemonset(scenario, ds):
     spec = ds["spec"]
@@ -213,10 +464,9 @@ def check_daemonset(scenario, ds):
         fail(scenario, ds, f"runtime socket directory {sock_dir} is not a hostPath Directory mounted at its host path")
     if sock in mounts:
         fail(scenario, ds, f"the socket file {sock} itself is mounted")
-    for flag in ("--pod-log-root", "--listen"):
-        path = arg(args, flag).removeprefix("unix://")
-        if flag == "--listen":
-            path = os.path.dirname(path)
+    unix_listen = next((a.split("=", 1)[1] for a in args if a.startswith("--listen=unix://")), "unix:///")
+    for flag, path in (("--pod-log-root", arg(args, "--pod-log-root")),
+                       ("--listen", os.path.dirname(unix_listen.removeprefix("unix://")))):
         vol = volumes.get(mounts.get(path))
         if not vol or vol.get("hostPath", {}).get("path") != path:
             fail(scenario, ds, f"{flag} {path} is not a hostPath mounted at its host path")
@@ -229,6 +479,7 @@ def check_daemonset(scenario, ds):
         fail(scenario, ds, "metrics port and --metrics-listen differ")
     if pod.get("priorityClassName") != "system-node-critical" or {"operator": "Exists"} not in pod.get("tolerations", []):
         fail(scenario, ds, "not node-critical on every node")
+    return check_front_door(scenario, ds, pod, c, args, volumes)
 
 kinds = {}
 for scenario in scenarios:
@@ -242,6 +493,11 @@ for scenario in scenarios:
                 jsonschema.validate(doc, OPERATOR[kind])
             except (KeyError, jsonschema.ValidationError) as e:
                 fail(scenario, doc, f"prometheus-operator schema: {getattr(e, 'message', e)}")
+        elif doc["apiVersion"] == "cert-manager.io/v1":
+            try:
+                jsonschema.validate(doc, CERT_MANAGER[kind])
+            except (KeyError, jsonschema.ValidationError) as e:
+                fail(scenario, doc, f"cert-manager schema: {getattr(e, 'message', e)}")
         else:
             for version in versions:
                 try:
@@ -252,7 +508,7 @@ for scenario in scenarios:
                     where = ".".join(str(p) for p in e.path)
                     fail(scenario, doc, f"Kubernetes {version}: {where}: {e.message}")
         if kind == "DaemonSet":
-            check_daemonset(scenario, doc)
+            front_door = check_daemonset(scenario, doc)
         if kind == "ConfigMap" and "podstart.json" in doc.get("data", {}):
             json.loads(doc["data"]["podstart.json"])
             with open(os.path.join(work, f"{scenario}.dashboard.json"), "w") as f:
@@ -262,8 +518,18 @@ for scenario in scenarios:
                 yaml.safe_dump({"groups": doc["spec"]["groups"]}, f, sort_keys=False)
     if "DaemonSet" not in kinds[scenario]:
         failures.append(f"{scenario}: no DaemonSet rendered")
+    else:
+        check_front_door_docs(scenario, docs, front_door)
     if scenario == "default" and set(kinds[scenario]) & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}:
         failures.append("default: monitoring resources must be off by default")
+
+# The example policy the README points at has the shape the chart renders.
+try:
+    jsonschema.validate(yaml.safe_load(open("examples/authz-policy.yaml")), POLICY)
+except jsonschema.ValidationError as e:
+    failures.append(f"examples/authz-policy.yaml: {'.'.join(map(str, e.path))}: {e.message}")
+except FileNotFoundError:
+    failures.append("examples/authz-policy.yaml is missing (the README and values.yaml point at it)")
 
 print("rendered resource kinds per scenario:")
 for scenario, ks in kinds.items():
@@ -281,6 +547,40 @@ for scenario in "${scenarios[@]}"; do
   "$bin" "${args[@]}" --help >/dev/null 2>"$work/args.err" ||
     { echo "$scenario: podstart rejects the DaemonSet's arguments:" >&2; cat "$work/args.err" >&2; exit 1; }
 done
+
+say "rendered authorization policies against podstart's own policy parser"
+# podstart reads --authz-policy before it binds its socket and exits on a
+# policy it cannot use: the socket appearing means the policy was accepted.
+policy_accepted() { # policy file
+  local sock=$work/policy-check.sock pid rc=0
+  rm -f "$sock"
+  "$bin" serve --runtime-endpoint sim --listen "unix://$sock" --authz-policy "$1" \
+    --metrics-listen 127.0.0.1:0 --pod-log-root "$work/policy-check-pods" \
+    --pod-state-root "$work/policy-check-state" >"$work/policy-check.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    [[ -S $sock ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -S $sock ]] || rc=1
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return $rc
+}
+printf 'rules:\n  - identities: ["unix:uid=0"]\n    namespaces: ["*"]\n    verbs: [delete]\n' >"$work/bad-policy.yaml"
+if policy_accepted "$work/bad-policy.yaml"; then
+  echo "podstart serve accepted a policy with the verb \"delete\": the policy check below proves nothing" >&2
+  exit 1
+fi
+policies=0
+for scenario in "${scenarios[@]}"; do
+  [[ -f $work/$scenario.policy.yaml ]] || continue
+  policies=$((policies + 1))
+  policy_accepted "$work/$scenario.policy.yaml" ||
+    { echo "$scenario: podstart rejects the rendered policy:" >&2; cat "$work/policy-check.log" >&2; exit 1; }
+done
+((policies > 0)) || { echo "no scenario renders an authorization policy" >&2; exit 1; }
 
 # --- 3. alerts -------------------------------------------------------------
 [[ -f $work/monitoring-on.rules.yaml ]] || { echo "monitoring-on renders no PrometheusRule" >&2; exit 1; }

