@@ -63,24 +63,24 @@ pub(super) fn registries(s: &Subject<'_>, allow: &Allowances) -> Option<Violatio
 /// Whether `text` matches `glob`, ASCII case aside: `*` stands for any run
 /// of characters (none included), every other character for itself.
 pub(super) fn glob_match(glob: &str, text: &str) -> bool {
-    let (g, t) = (glob.as_bytes(), text.as_bytes());
-    let (mut gi, mut ti) = (0, 0);
-    // The last `*` seen and the text position it was tried at.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if gi < g.len() && g[gi] == b'*' {
-            star = Some((gi, ti));
-            gi += 1;
-        } else if gi < g.len() && g[gi].eq_ignore_ascii_case(&t[ti]) {
-            gi += 1;
-            ti += 1;
-        } else if let Some((sg, st)) = star {
-            gi = sg + 1;
-            ti = st + 1;
-            star = Some((sg, st + 1));
-        } else {
-            return false;
+    let (glob, text) = (glob.to_ascii_lowercase(), text.to_ascii_lowercase());
+    let mut literals = glob.split('*');
+    let first = literals.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let literals: Vec<&str> = literals.collect();
+    let Some((last, middle)) = literals.split_last() else {
+        // No `*`: the whole text.
+        return rest.is_empty();
+    };
+    // Each literal between two `*` at its leftmost place after the one
+    // before; the last one ends the text.
+    for literal in middle {
+        match rest.find(literal) {
+            Some(at) => rest = &rest[at + literal.len()..],
+            None => return false,
         }
     }
-    g[gi..].iter().all(|&b| b == b'*')
+    rest.ends_with(last)
 }

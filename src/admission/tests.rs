@@ -920,6 +920,13 @@ fn registry_globs() {
         ("a*b*c", "acb", false),
         ("**", "x", true),
         ("x*", "y", false),
+        ("registry.example.co", "registry.example.com", false),
+        ("a*b*b", "ab", false),
+        ("*ab*b", "xab", false),
+        ("*ab*b", "xabb", true),
+        ("a*", "a", true),
+        ("*a", "ba", true),
+        ("*a", "ab", false),
     ];
     for &(glob, text, want) in cases {
         assert_eq!(registry::glob_match(glob, text), want, "{glob} ~ {text}");
