@@ -1,9 +1,49 @@
 //! Admission at the Kubernetes Pod Security Standards levels: what a pod
 //! (or an ephemeral container) may ask of the node, at the level the
 //! caller's authorization grants. Pure: runs before any runtime call.
+//!
+//! The checks are Kubernetes' `k8s.io/pod-security-admission` checks at
+//! policy version "latest", named and worded as its refusals are, on
+//! podstart's fields; `baseline.rs` and `restricted.rs` hold one function
+//! per check, `registry.rs` podstart's own registry check, this file the
+//! order they run in and the refusal's message:
+//!
+//! - privileged: admits everything.
+//! - baseline, in Kubernetes' order: `capabilities_baseline`,
+//!   `hostNamespaces`, `hostPathVolumes` (mounts' and devices' host paths,
+//!   save under the grant's prefixes), `hostPorts` (save the grant's
+//!   ranges), `hostProbesAndHostLifecycle`, `privileged`,
+//!   `seccompProfile_baseline`, `sysctls`.
+//! - restricted: the baseline checks but the three it replaces, then
+//!   `allowPrivilegeEscalation`, `capabilities_restricted`,
+//!   `restrictedVolumes` (no host path at all), `runAsNonRoot`,
+//!   `runAsUser`, `seccompProfile_restricted`.
+//! - every level, last: the images' registries against the grant's globs.
+//!
+//! Kubernetes checks podstart's API cannot express, so has no check for:
+//! `appArmorProfile` (no AppArmor field), `seLinuxOptions` (no SELinux
+//! options; `Mount.selinux_relabel` only relabels), `procMount` (no
+//! procMount field: the runtime's default masked /proc always),
+//! `windowsHostProcess` (Linux only), and volume kinds other than host
+//! paths in `restrictedVolumes` (podstart has no volume list). No
+//! `hostUsers` either, so the user-namespace relaxations of `runAsNonRoot`,
+//! `runAsUser` and `procMount` never apply.
+//!
+//! An ephemeral container checked alone ([`admit_container`]) has no pod
+//! fields: the pod-level checks were made when its pod started, and at
+//! restricted it must itself set `runAsNonRoot` and a seccomp profile (its
+//! pod's cannot be seen here).
 use std::fmt;
 
+mod baseline;
+mod registry;
+mod restricted;
+mod subject;
+mod words;
+
 use crate::proto::v1::{Container, PodSpec};
+use crate::spec::validate::echo;
+use subject::{Subject, Violation};
 
 /// A Pod Security Standards level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,13 +106,83 @@ pub struct Refusal {
 
 /// Checks a whole pod against `grant`.
 pub fn admit_pod(grant: &Grant, pod: &PodSpec) -> Result<(), Refusal> {
-    let _ = (grant, pod);
-    Ok(())
+    let meta = pod.metadata.as_ref();
+    let name = meta.map_or("", |m| m.name.as_str());
+    let namespace = meta.map_or("", |m| m.namespace.as_str());
+    let who = format!("pod {}", echo(&format!("{namespace}/{name}")));
+    decide(grant, &Subject::pod(pod), &who)
 }
 
-/// Checks one ephemeral container started into `pod_namespace` against
+/// Checks one ephemeral container, started into a running pod, against
 /// `grant`.
 pub fn admit_container(grant: &Grant, container: &Container) -> Result<(), Refusal> {
-    let _ = (grant, container);
-    Ok(())
+    let who = format!("ephemeral container {}", echo(&container.name));
+    decide(grant, &Subject::container(container), &who)
 }
+
+/// One check: what it refuses in the subject, given the grant's
+/// allowances.
+type Check = fn(&Subject<'_>, &Allowances) -> Option<Violation>;
+
+/// The baseline checks, in Kubernetes' order (by check id).
+const BASELINE: &[Check] = &[
+    baseline::capabilities,
+    baseline::host_namespaces,
+    baseline::host_path_volumes,
+    baseline::host_ports,
+    baseline::host_probes,
+    baseline::privileged,
+    baseline::seccomp,
+    baseline::sysctls,
+];
+
+/// The restricted checks: the baseline ones it keeps, then its own, each
+/// group in Kubernetes' order.
+const RESTRICTED: &[Check] = &[
+    baseline::host_namespaces,
+    baseline::host_ports,
+    baseline::host_probes,
+    baseline::privileged,
+    baseline::sysctls,
+    restricted::allow_privilege_escalation,
+    restricted::capabilities,
+    restricted::volumes,
+    restricted::run_as_non_root,
+    restricted::run_as_user,
+    restricted::seccomp,
+];
+
+/// The checks of `level`, then the registry check every level has.
+fn checks(level: Level) -> impl Iterator<Item = Check> {
+    let own: &[Check] = match level {
+        Level::Privileged => &[],
+        Level::Baseline => BASELINE,
+        Level::Restricted => RESTRICTED,
+    };
+    own.iter()
+        .copied()
+        .chain(std::iter::once(registry::registries as Check))
+}
+
+/// Every check of the grant's level on `subject`; one refusal naming all
+/// that failed, as Kubernetes words it.
+fn decide(grant: &Grant, subject: &Subject<'_>, who: &str) -> Result<(), Refusal> {
+    let failed: Vec<String> = checks(grant.level)
+        .filter_map(|check| check(subject, &grant.allow))
+        .map(|v| format!("{} ({})", v.reason, v.detail))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal {
+        message: format!(
+            "{who} violates PodSecurity \"{}:latest\" (granted by {}): {}",
+            grant.level,
+            grant.rule,
+            failed.join(", ")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests;
