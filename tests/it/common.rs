@@ -22,6 +22,10 @@ use tokio_stream::StreamExt;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{Status, transport::Channel};
 
+/// A policy granting the harness's caller (root over the unix socket)
+/// every verb in every namespace at `privileged`.
+pub(crate) const PRIVILEGED_POLICY: &str = "rules:\n  - identities: [\"unix:uid=0\"]\n    namespaces: [\"*\"]\n    verbs: [start, stop, read, watch]\n    podSecurity: privileged\n";
+
 /// An image the simulated node has from the start.
 pub(crate) const IMAGE: &str = "registry.test/podstart/busybox:1.0";
 
@@ -68,6 +72,14 @@ impl Drop for Harness {
 }
 
 impl Harness {
+    /// A harness whose caller is granted `privileged` (the default policy
+    /// grants baseline): for tests of what baseline refuses, such as HTTP
+    /// hooks and probes with a host (the tests' servers listen on the
+    /// loopback, not the simulated pod's IP).
+    pub(crate) async fn privileged() -> Harness {
+        Harness::with(|t| t.authz_policy = Some(PRIVILEGED_POLICY.into())).await
+    }
+
     pub(crate) async fn new() -> Harness {
         Harness::with(|_| {}).await
     }

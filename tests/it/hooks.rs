@@ -52,7 +52,7 @@ fn http_hook(port: u16, path: &str) -> Lifecycle {
 
 #[tokio::test]
 async fn http_post_start_hook_calls_the_server() {
-    let h = Harness::new().await;
+    let h = Harness::privileged().await;
     let (port, seen) = server(200).await;
     let mut c = container("app");
     c.lifecycle = Some(http_hook(port, "/started"));
@@ -83,7 +83,7 @@ async fn http_post_start_hook_calls_the_server() {
 
 #[tokio::test]
 async fn http_hook_error_status_kills_the_container() {
-    let h = Harness::new().await;
+    let h = Harness::privileged().await;
     let (port, _) = server(500).await;
     let mut c = container("app");
     c.lifecycle = Some(http_hook(port, "/"));

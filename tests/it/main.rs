@@ -17,6 +17,7 @@ mod direct;
 mod net;
 mod process;
 
+mod admission;
 mod attach;
 mod authz;
 mod bounds;

@@ -240,7 +240,7 @@ async fn failed_startup_probe_kills_and_restarts_the_sidecar() {
 
 #[tokio::test]
 async fn http_and_tcp_startup_probes_gate_sidecars() {
-    let h = Harness::new().await;
+    let h = Harness::privileged().await;
     let (http_port, hits) = http_server(vec![503, 200]).await;
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tcp_port = tcp.local_addr().unwrap().port();
@@ -670,7 +670,7 @@ async fn post_start_exec_timeout_is_configurable() {
 
 #[tokio::test]
 async fn https_hook_answered_in_plain_http_falls_back_to_http() {
-    let h = Harness::new().await;
+    let h = Harness::privileged().await;
     let (port, hits) = http_server(vec![200]).await;
     let mut c = container("app");
     c.lifecycle = post_start(Handler {
@@ -703,7 +703,7 @@ async fn https_hook_answered_in_plain_http_falls_back_to_http() {
 
 #[tokio::test]
 async fn http_hook_reads_at_most_10_kib_of_the_body() {
-    let h = Harness::new().await;
+    let h = Harness::privileged().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
