@@ -36,9 +36,11 @@ fn security(f: impl FnOnce(&mut SecurityContext)) -> impl FnOnce(&mut PodSpec) {
     move |p| f(p.containers[0].security_context.get_or_insert_default())
 }
 
-/// The dangerous pods: what each sets, and the Kubernetes check that
+/// A dangerous pod: what it sets, how, and the Kubernetes check that
 /// refuses it at baseline.
-fn dangerous() -> Vec<(&'static str, Box<dyn FnOnce(&mut PodSpec)>, &'static str)> {
+type Danger = (&'static str, Box<dyn FnOnce(&mut PodSpec)>, &'static str);
+
+fn dangerous() -> Vec<Danger> {
     vec![
         (
             "privileged",
