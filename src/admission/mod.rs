@@ -8,7 +8,7 @@
 //! per check, `registry.rs` podstart's own registry check, this file the
 //! order they run in and the refusal's message:
 //!
-//! - privileged: admits everything.
+//! - privileged: admits everything, save the registry check.
 //! - baseline, in Kubernetes' order: `capabilities_baseline`,
 //!   `hostNamespaces`, `hostPathVolumes` (mounts' and devices' host paths,
 //!   save under the grant's prefixes), `hostPorts` (save the grant's
