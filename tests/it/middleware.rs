@@ -161,7 +161,11 @@ async fn a_create_that_fails_outright_is_not_retried() {
 
 #[tokio::test]
 async fn a_runtime_that_dies_and_returns_is_waited_for() {
-    let h = Harness::new().await;
+    // Retries wait a jittered back-off (full jitter: anywhere from 0 to
+    // 100, 200, 400 ms): with the default four attempts a loaded machine
+    // may spend them all inside the outage. Ten attempts span seconds, so
+    // what is tested is that the start waits, not the dice.
+    let h = Harness::with_settings(|_| {}, |c| c.retry.max_attempts = 10).await;
     h.runtime_down_for(Duration::from_millis(150)).await;
     let events = h
         .start(request(pod(
