@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use super::Allowances;
-use super::subject::{Subject, Violation, host_paths, seccomp_name, seccomp_type, security};
+use super::subject::{
+    Subject, Violation, refused_host_paths, seccomp_name, seccomp_type, security,
+};
 use super::words::{containers, joined, listed, plural, quoted};
 use crate::proto::v1::{Handler, handler, seccomp_profile};
 use crate::spec::container::cri_capability;
@@ -110,18 +112,7 @@ pub(super) fn host_path_volumes(s: &Subject<'_>, allow: &Allowances) -> Option<V
             .iter()
             .any(|prefix| under_prefix(path, prefix))
     };
-    let mut bad = Vec::new();
-    let mut paths = BTreeSet::new();
-    for c in s.containers() {
-        let refused: Vec<&str> = host_paths(c).filter(|p| !allowed(p)).collect();
-        if !refused.is_empty() {
-            bad.push(c.name.as_str());
-            paths.extend(refused);
-        }
-    }
-    if bad.is_empty() {
-        return None;
-    }
+    let (bad, paths) = refused_host_paths(s, |p| !allowed(p))?;
     Violation::new(
         "hostPath volumes",
         format!(

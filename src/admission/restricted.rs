@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use super::Allowances;
-use super::subject::{Subject, Violation, host_paths, seccomp_name, seccomp_type, security};
+use super::subject::{
+    Subject, Violation, refused_host_paths, seccomp_name, seccomp_type, security,
+};
 use super::words::{containers, joined, listed, plural, quoted};
 use crate::proto::v1::seccomp_profile;
 use crate::spec::container::cri_capability;
@@ -80,18 +82,7 @@ pub(super) fn capabilities(s: &Subject<'_>, _: &Allowances) -> Option<Violation>
 /// `restrictedVolumes`: no host path at all (podstart's only volume kind
 /// is a host path, mounted or a device).
 pub(super) fn volumes(s: &Subject<'_>, _: &Allowances) -> Option<Violation> {
-    let mut bad = Vec::new();
-    let mut paths = BTreeSet::new();
-    for c in s.containers() {
-        let found: Vec<&str> = host_paths(c).collect();
-        if !found.is_empty() {
-            bad.push(c.name.as_str());
-            paths.extend(found);
-        }
-    }
-    if bad.is_empty() {
-        return None;
-    }
+    let (bad, paths) = refused_host_paths(s, |_| true)?;
     Violation::new(
         "restricted volume types",
         format!(

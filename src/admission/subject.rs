@@ -1,6 +1,8 @@
 //! What the checks look at — a pod's own fields and its containers in
 //! Kubernetes' visiting order (init and sidecar, app, ephemeral), or one
 //! ephemeral container alone — and what a failed check says.
+use std::collections::BTreeSet;
+
 use crate::proto::v1::{
     Container, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext, seccomp_profile,
 };
@@ -63,6 +65,25 @@ pub(super) fn host_paths(c: &Container) -> impl Iterator<Item = &str> {
         .iter()
         .map(|m| m.host_path.as_str())
         .chain(c.devices.iter().map(|d| d.host_path.as_str()))
+}
+
+/// The containers asking for host paths that `refused` holds refused (in
+/// container order), and those paths (sorted, each once); None when no
+/// container asks for one.
+pub(super) fn refused_host_paths<'a>(
+    s: &Subject<'a>,
+    refused: impl Fn(&str) -> bool,
+) -> Option<(Vec<&'a str>, BTreeSet<&'a str>)> {
+    let mut bad = Vec::new();
+    let mut paths = BTreeSet::new();
+    for c in s.containers() {
+        let found: Vec<&str> = host_paths(c).filter(|p| refused(p)).collect();
+        if !found.is_empty() {
+            bad.push(c.name.as_str());
+            paths.extend(found);
+        }
+    }
+    (!bad.is_empty()).then_some((bad, paths))
 }
 
 /// A seccomp profile's type when one is set; an absent profile and
