@@ -44,6 +44,7 @@ fn pod(i: usize, namespace: &str) -> PodSpec {
                     .map(|k| EnvVar {
                         name: format!("SETTING_{k}"),
                         value: format!("value-{k}-for-{name}"),
+                        ..Default::default()
                     })
                     .collect(),
                 ..Default::default()

@@ -142,6 +142,8 @@ pub fn event_json(e: &StartEvent) -> Value {
             "layers_done": p.layers_done, "layers_total": p.layers_total,
             "elapsed_seconds": secs(p.elapsed_micros), "queued": p.queued,
             "source": enum_name(p.source().as_str_name(), "PROGRESS_SOURCE_")}}),
+        Some(Payload::Readiness(r)) => json!({"readiness": {
+            "container_ready": r.container_ready, "pod_ready": r.pod_ready}}),
         Some(Payload::PodStopped(s)) => json!({"pod_stopped": {
             "sandbox_id": s.sandbox_id, "containers_stopped": s.containers_stopped,
             "total_seconds": secs(s.total_duration_micros)}}),

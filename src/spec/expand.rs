@@ -306,6 +306,7 @@ mod tests {
             .map(|(n, v)| EnvVar {
                 name: (*n).into(),
                 value: (*v).into(),
+                ..Default::default()
             })
             .collect()
     }

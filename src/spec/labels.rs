@@ -368,6 +368,8 @@ impl K8sHandler {
                 })
             }
             Action::Sleep(s) => k.sleep = Some(K8sSleep { seconds: s.seconds }),
+            // A probe action only: lifecycle hooks never carry it (validation).
+            Action::Grpc(_) => return None,
             Action::TcpSocket(t) => {
                 k.tcp_socket = Some(K8sTcpSocket {
                     port: IntOrString::from_port(&t.port),

@@ -1174,6 +1174,10 @@ fn validate_hook(path: &str, h: &Handler, c: &Container) -> Result<(), InvalidSp
             format!("{path}.tcp_socket"),
             "not supported as a lifecycle hook",
         )),
+        Some(Action::Grpc(_)) => Err(invalid(
+            format!("{path}.grpc"),
+            "not supported as a lifecycle hook",
+        )),
         Some(Action::Exec(e)) => {
             if e.command.is_empty() {
                 Err(invalid(format!("{path}.exec.command"), "must not be empty"))

@@ -71,6 +71,7 @@ impl HookRun<'_> {
             Some(Action::TcpSocket(_)) => {
                 Err(HookError::Invalid("tcpSocket is not a lifecycle hook"))
             }
+            Some(Action::Grpc(_)) => Err(HookError::Invalid("grpc is not a lifecycle hook")),
             None => Err(HookError::Invalid("no action")),
         }
     }

@@ -100,6 +100,7 @@ pub(super) async fn probe_once(
             }
         }
         Action::Sleep(_) => Err("sleep is not a probe action".to_string()),
+        Action::Grpc(_) => Err("gRPC probes are refused by validation".to_string()),
     }
 }
 

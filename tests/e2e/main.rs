@@ -296,6 +296,7 @@ async fn e2e_init_and_two_app_containers_start_log_and_stop_cleanly() {
     web.env = vec![podstart::proto::v1::EnvVar {
         name: "WHO".into(),
         value: "web".into(),
+        ..Default::default()
     }];
     web.lifecycle = exec_post_start("echo hooked > /tmp/poststart");
     let worker = container(&lab, "worker", "echo hello-from-worker; exec sleep 3600");

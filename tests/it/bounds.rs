@@ -401,14 +401,17 @@ async fn an_expansion_bomb_is_refused_without_spending_memory() {
         EnvVar {
             name: "A".into(),
             value: "x".repeat(1024),
+            ..Default::default()
         },
         EnvVar {
             name: "B".into(),
             value: "$(A)".repeat(1024),
+            ..Default::default()
         },
         EnvVar {
             name: "C".into(),
             value: "$(B)".repeat(200),
+            ..Default::default()
         },
     ];
     let before = peak_rss(pid);

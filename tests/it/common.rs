@@ -359,10 +359,12 @@ pub(crate) fn exiting(name: &str, code: i32, run_ms: u64) -> Container {
         EnvVar {
             name: "PODSTART_SIM_EXIT_CODE".into(),
             value: code.to_string(),
+            ..Default::default()
         },
         EnvVar {
             name: "PODSTART_SIM_RUN_MS".into(),
             value: run_ms.to_string(),
+            ..Default::default()
         },
     ];
     c
@@ -373,6 +375,7 @@ pub(crate) fn scripted(mut c: Container, pairs: &[(&str, &str)]) -> Container {
     c.env.extend(pairs.iter().map(|(k, v)| EnvVar {
         name: format!("PODSTART_SIM_{k}"),
         value: v.to_string(),
+        ..Default::default()
     }));
     c
 }

@@ -103,6 +103,7 @@ fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: value.into(),
+        ..Default::default()
     }
 }
 

@@ -101,6 +101,7 @@ fn app(name: &str, image: &str, env: &[(&str, &str)]) -> Container {
             .map(|(k, v)| EnvVar {
                 name: k.to_string(),
                 value: v.to_string(),
+                ..Default::default()
             })
             .collect(),
         ..Default::default()

@@ -151,6 +151,7 @@ async fn sigterm_drains_a_start_in_progress() {
         env: vec![EnvVar {
             name: "PODSTART_SIM_RUN_MS".into(),
             value: "1500".into(),
+            ..Default::default()
         }],
         ..Default::default()
     };

@@ -369,6 +369,7 @@ async fn app_containers_start_independently_and_each_failure_is_reported() {
     broken.env.push(podstart::proto::v1::EnvVar {
         name: "PODSTART_SIM_START_ERROR".into(),
         value: "exec: \"/nonexistent\": stat /nonexistent: no such file or directory".into(),
+        ..Default::default()
     });
     let events = h
         .start(request(pod(
@@ -458,6 +459,7 @@ async fn half_started_pod_is_resumed() {
     broken.env.push(podstart::proto::v1::EnvVar {
         name: "PODSTART_SIM_START_ERROR".into(),
         value: "boom".into(),
+        ..Default::default()
     });
     let first = h
         .start(request(pod(

@@ -110,6 +110,7 @@ impl Converter {
             termination_message_policy: c
                 .enumeration("terminationMessagePolicy", TERMINATION_MESSAGE_POLICIES)?,
             target_container_name,
+            ..Default::default()
         };
         c.finish()?;
         Ok(container)

@@ -15,6 +15,7 @@ pub(super) fn env_var(mut e: Fields) -> Result<EnvVar> {
     let var = EnvVar {
         name: e.string("name")?.unwrap_or_default(),
         value: e.string("value")?.unwrap_or_default(),
+        ..Default::default()
     };
     e.finish()?;
     Ok(var)

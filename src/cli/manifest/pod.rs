@@ -178,6 +178,7 @@ impl Converter {
                 "ephemeralContainers",
                 ContainerList::Ephemeral,
             )?,
+            ..Default::default()
         };
         s.finish()?;
         self.warn_unmounted_volumes();

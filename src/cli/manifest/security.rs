@@ -41,6 +41,7 @@ impl Converter {
             supplemental_groups: c.ints("supplementalGroups")?,
             fs_group: c.int("fsGroup")?,
             seccomp_profile: self.seccomp_profile(&mut c)?,
+            ..Default::default()
         };
         c.finish()?;
         Ok((Some(context), sysctls))
@@ -88,6 +89,7 @@ impl Converter {
             allow_privilege_escalation: c.bool("allowPrivilegeEscalation")?,
             capabilities,
             seccomp_profile: self.seccomp_profile(&mut c)?,
+            ..Default::default()
         };
         c.finish()?;
         Ok(context)

@@ -21,6 +21,7 @@ pub(super) fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: value.to_owned(),
+        ..Default::default()
     }
 }
 

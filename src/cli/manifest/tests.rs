@@ -206,6 +206,7 @@ fn full_pod_converts_field_by_field() {
                 r#type: seccomp_profile::Type::RuntimeDefault as i32,
                 localhost_profile: String::new(),
             }),
+            ..Default::default()
         })
     );
     assert_eq!(spec.sysctls, string_map(&[("net.core.somaxconn", "1024")]));
@@ -292,6 +293,7 @@ fn full_pod_converts_field_by_field() {
                     r#type: seccomp_profile::Type::Unconfined as i32,
                     localhost_profile: String::new(),
                 }),
+                ..Default::default()
             }),
             lifecycle: Some(Lifecycle {
                 post_start: Some(Handler {

@@ -115,6 +115,7 @@ impl Converter {
             read_only: m.bool("readOnly")?.unwrap_or(false),
             propagation: m.enumeration("mountPropagation", PROPAGATIONS)?,
             selinux_relabel: false,
+            ..Default::default()
         };
         m.finish()?;
         self.mounted.insert(name);

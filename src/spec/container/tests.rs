@@ -267,10 +267,12 @@ fn env_command_args_expanded() {
         EnvVar {
             name: "GREETING".into(),
             value: "hello".into(),
+            ..Default::default()
         },
         EnvVar {
             name: "MSG".into(),
             value: "$(GREETING) world".into(),
+            ..Default::default()
         },
     ];
     c.command = vec!["/bin/echo".into(), "$(MSG)".into()];
@@ -297,6 +299,7 @@ fn mounts_and_devices() {
             read_only: true,
             propagation: MountPropagation::HostToContainer as i32,
             selinux_relabel: true,
+            ..Default::default()
         },
         Mount {
             container_path: "/b".into(),

@@ -380,6 +380,7 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                 c1(r).env = vec![EnvVar {
                     name: String::new(),
                     value: "x".into(),
+                    ..Default::default()
                 }]
             }),
             "pod.containers[1].env[0].name",
@@ -392,10 +393,12 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                     EnvVar {
                         name: "OK".into(),
                         value: String::new(),
+                        ..Default::default()
                     },
                     EnvVar {
                         name: "A=B".into(),
                         value: "x".into(),
+                        ..Default::default()
                     },
                 ]
             }),
@@ -1122,6 +1125,7 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                 c1(r).env = vec![EnvVar {
                     name: "A\0".into(),
                     value: String::new(),
+                    ..Default::default()
                 }]
             }),
             "pod.containers[1].env[0].name",
@@ -1133,6 +1137,7 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                 c1(r).env = vec![EnvVar {
                     name: "1A".into(),
                     value: String::new(),
+                    ..Default::default()
                 }]
             }),
             "pod.containers[1].env[0].name",
@@ -1144,6 +1149,7 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                 c1(r).env = vec![EnvVar {
                     name: "A".into(),
                     value: "x\0y".into(),
+                    ..Default::default()
                 }]
             }),
             "pod.containers[1].env[0].value",
@@ -1156,6 +1162,7 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                     .map(|i| EnvVar {
                         name: format!("V{i}"),
                         value: String::new(),
+                        ..Default::default()
                     })
                     .collect()
             }),
@@ -1169,10 +1176,12 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                     EnvVar {
                         name: "A".into(),
                         value: "a".repeat(1024),
+                        ..Default::default()
                     },
                     EnvVar {
                         name: "B".into(),
                         value: "$(A)".repeat(1024),
+                        ..Default::default()
                     },
                 ]
             }),
@@ -1185,6 +1194,7 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
                 c1(r).env = vec![EnvVar {
                     name: "A".into(),
                     value: "a".repeat(100 * 1024),
+                    ..Default::default()
                 }];
                 c1(r).args = vec!["$(A)".into(); 10];
             }),
@@ -1698,14 +1708,17 @@ fn limits_are_inclusive() {
         EnvVar {
             name: "A".into(),
             value: "a".repeat(ARG_STRLEN_MAX / 2),
+            ..Default::default()
         },
         EnvVar {
             name: "B".into(),
             value: "$(A)$(A)".into(),
+            ..Default::default()
         },
         EnvVar {
             name: "_x.y-Z9".into(),
             value: "new\nline".into(),
+            ..Default::default()
         },
     ];
     c.args = vec!["$(A)".into(); 3];
@@ -1789,6 +1802,7 @@ fn start_container_checks_uid_container_and_credentials() {
     r.container.as_mut().expect("container").env = vec![EnvVar {
         name: "A\0".into(),
         value: String::new(),
+        ..Default::default()
     }];
     let e = validate_start_container(&r).unwrap_err();
     assert_eq!(e.field, "container.env[0].name");
