@@ -27,6 +27,7 @@ mod context;
 mod ephemeral;
 mod error;
 pub mod events;
+mod grpc_health;
 mod hooks;
 mod http;
 mod image;
