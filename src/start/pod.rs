@@ -170,6 +170,7 @@ impl Starter {
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
         };
+        self.inner.readiness.track(&meta.uid, &ctx.pod);
         let mut started = Vec::new();
         let mut all_adopted = sandbox.adopted;
 

@@ -5,9 +5,12 @@
 //!   every start in flight, so a uid names one pod ([`PodLocks::claim`]).
 //! - [`inflight`]: the StartPods in flight by uid, with a digest of each
 //!   request, so an identical StartPod attaches to the start in flight.
+//! - [`readiness`]: which containers are ready, as the probes said; kept in
+//!   memory (the runtime knows nothing of it).
 //! - [`view`]: pods and containers as the runtime reports them, found through
 //!   the CRI labels podstart sets — so it holds after a podstart restart.
 pub mod inflight;
+pub mod readiness;
 pub mod view;
 
 use std::{
