@@ -194,9 +194,7 @@ impl RuntimeService for SimRuntime {
                 i32::from(before < n)
             }
             ExecPlan::ExitCodes(codes) => {
-                let before = self
-                    .store()
-                    .count_instance_exec(&request.container_id, &request.cmd);
+                let before = self.store().count_exec(&request.container_id, &request.cmd);
                 codes
                     .get(before as usize)
                     .or(codes.last())

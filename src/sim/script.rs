@@ -140,8 +140,8 @@ pub(crate) enum ExecPlan {
     /// Exits 1 the first N times this command runs in this container (counted per sandbox and
     /// container name, so restarts keep counting), 0 afterwards: a probe that succeeds late.
     FailFirst(u32),
-    /// The Nth run of this command in this container instance exits with the Nth code, the last
-    /// code repeating: a probe that fails after N successes, or flips.
+    /// The Nth run of this command in this container exits with the Nth code, the last code
+    /// repeating (counted as `FailFirst` counts): a probe that fails after N successes, or flips.
     ExitCodes(Vec<i32>),
 }
 
@@ -150,8 +150,7 @@ pub(crate) enum ExecPlan {
 /// - `["false"]` exits 1;
 /// - `["sleep", "<secs>"]` sleeps (`s`/`m`/`h`/`d` suffixes as coreutils; unparsable exits 1);
 /// - `[.., "fail-first", "N"]` exits 1 the first N times, then 0;
-/// - `[.., "exit-codes", "0,0,1"]` exits with the codes in turn in each container instance, the
-///   last repeating;
+/// - `[.., "exit-codes", "0,0,1"]` exits with the codes in turn, the last repeating;
 /// - anything else exits 0.
 pub(crate) fn exec_plan(cmd: &[String]) -> ExecPlan {
     if let Some(code) = trailing_exit(cmd) {

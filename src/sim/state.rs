@@ -54,10 +54,8 @@ struct Node {
     ips: IpPool,
     /// Creation order, for stable listings.
     seq: u64,
-    /// How often each `fail-first` command ran, by (sandbox id, container name, command).
+    /// How often each `fail-first` or `exit-codes` command ran, by (sandbox id, container name, command).
     exec_counts: HashMap<(String, String, Vec<String>), u32>,
-    /// How often each `exit-codes` command ran, by (container id, command).
-    instance_exec_counts: HashMap<(String, Vec<String>), u32>,
     /// Pod uids that once had two ready sandboxes, or two running containers of one name, at once.
     duplicated: HashSet<String>,
 }
@@ -477,18 +475,6 @@ impl Store {
             .unwrap_or_default();
         let key = (c.sandbox_id.clone(), name, cmd.to_vec());
         let count = node.exec_counts.entry(key).or_default();
-        *count += 1;
-        *count - 1
-    }
-
-    /// How many times `cmd` ran before in this container instance; counts
-    /// this run.
-    pub(crate) fn count_instance_exec(&self, id: &str, cmd: &[String]) -> u32 {
-        let mut node = self.node();
-        let count = node
-            .instance_exec_counts
-            .entry((id.to_owned(), cmd.to_vec()))
-            .or_default();
         *count += 1;
         *count - 1
     }

@@ -637,7 +637,7 @@ async fn scripted_start_error_ends_exited_128() {
 }
 
 #[tokio::test]
-async fn exec_sync_exit_code_sequences_count_per_instance() {
+async fn exec_sync_exit_code_sequences_count_per_container_name() {
     let mut sim = start(SimConfig::default()).await;
     let first = sim.running(&[]).await;
     let sandbox_id = sim

@@ -150,6 +150,8 @@ struct Worker {
     cref: ContainerRef,
     id: String,
     host: Option<String>,
+    /// Ends the worker.
+    token: CancellationToken,
 }
 
 /// The probe workers of a supervised pod's running containers, by
@@ -228,6 +230,7 @@ impl Starter {
             },
             id: id.to_string(),
             host: probe_host(ctx),
+            token: token.clone(),
         };
         tokio::spawn(async move {
             let failed = tokio::select! {
@@ -358,11 +361,12 @@ impl Worker {
         }
     }
 
-    /// Runs the readiness probe for ever, recording each change.
+    /// Runs the readiness probe until the worker ends, recording each
+    /// change.
     async fn readiness(&self, p: &Probe) {
         let mut tally = Tally::new(false, p);
         let mut schedule = Schedule::new(Timing::of(p));
-        loop {
+        while !self.token.is_cancelled() {
             schedule.due().await;
             let outcome = self.probe(p).await;
             if let Err(why) = &outcome {

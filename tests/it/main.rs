@@ -31,6 +31,7 @@ mod listen;
 mod middleware;
 mod observability;
 mod paths;
+mod probes;
 mod readiness;
 mod recovery;
 mod scale;
