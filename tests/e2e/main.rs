@@ -28,6 +28,7 @@ use tonic::transport::Channel;
 mod certs;
 #[path = "../it/net.rs"]
 mod net;
+mod probes;
 #[path = "../it/process.rs"]
 mod process;
 mod watch;
