@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::cri::Cri;
 use crate::proto::v1::{Container, Probe, handler::Action};
 
-use super::{grpc_health, hooks};
+use super::{context::PodContext, grpc_health, hooks};
 
 /// Kubernetes' probe defaults.
 pub(super) const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
@@ -47,6 +47,16 @@ impl Timing {
             },
         }
     }
+}
+
+/// The host a probe without one goes to: the pod IP; a host-network pod's
+/// is the node's, reached on its loopback.
+pub(super) fn default_host(ctx: &PodContext) -> Option<String> {
+    ctx.ips.first().cloned().or_else(|| {
+        ctx.pod
+            .host_network
+            .then(|| std::net::Ipv4Addr::LOCALHOST.to_string())
+    })
 }
 
 /// Runs the probe's handler once: `Ok` on success, `Err(why)` on failure.

@@ -132,16 +132,6 @@ pub(super) fn probed(c: &Container, kind: ContainerKind) -> bool {
         || (kind == ContainerKind::App && c.startup_probe.is_some())
 }
 
-/// The host a probe without one goes to: the pod IP; a host-network pod's
-/// is the node's, reached on its loopback.
-fn probe_host(ctx: &PodContext) -> Option<String> {
-    ctx.ips.first().cloned().or_else(|| {
-        ctx.pod
-            .host_network
-            .then(|| std::net::Ipv4Addr::LOCALHOST.to_string())
-    })
-}
-
 /// One running container instance's probes.
 struct Worker {
     starter: Starter,
@@ -229,7 +219,7 @@ impl Starter {
                 kind,
             },
             id: id.to_string(),
-            host: probe_host(ctx),
+            host: probe::default_host(ctx),
             token: token.clone(),
         };
         tokio::spawn(async move {
