@@ -107,6 +107,17 @@ impl Schedule {
     }
 }
 
+/// How a startup or liveness probe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// A startup probe succeeded (a liveness probe never does: it runs on).
+    Succeeded,
+    /// `failure_threshold` failures in a row.
+    Failed,
+    /// The instance exited.
+    Exited,
+}
+
 /// Which probe a run belongs to, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
@@ -140,8 +151,6 @@ struct Worker {
     cref: ContainerRef,
     id: String,
     host: Option<String>,
-    /// Ends the worker.
-    token: CancellationToken,
 }
 
 /// The probe workers of a supervised pod's running containers, by
@@ -220,12 +229,14 @@ impl Starter {
             },
             id: id.to_string(),
             host: probe::default_host(ctx),
-            token: token.clone(),
         };
         tokio::spawn(async move {
             let failed = tokio::select! {
                 _ = token.cancelled() => return,
                 failed = worker.run() => failed,
+            };
+            let Some(failed) = failed else {
+                return;
             };
             // The kill runs to its end even if the exit it causes ends the
             // worker's supervision first; a stop of the pod ends it.
@@ -257,21 +268,21 @@ async fn readiness_changed(
     if !table.set(uid, &cref.name, id, ready) {
         return;
     }
-    let mut running: HashMap<String, (u32, String)> = HashMap::new();
-    for s in starter.inner.pleg.containers(&ctx.sandbox_id) {
-        if s.phase == Phase::Running && running.get(&s.name).is_none_or(|(a, _)| s.attempt > *a) {
-            running.insert(s.name.clone(), (s.attempt, s.id.clone()));
+    // A counted container that is not ready makes the pod not ready.
+    let pod_ready = ready && {
+        let mut newest: HashMap<String, (u32, String)> = HashMap::new();
+        for s in starter.inner.pleg.containers(&ctx.sandbox_id) {
+            if s.phase == Phase::Running && newest.get(&s.name).is_none_or(|(a, _)| s.attempt > *a)
+            {
+                newest.insert(s.name.clone(), (s.attempt, s.id.clone()));
+            }
         }
-    }
-    let mut running: HashMap<String, String> =
-        running.into_iter().map(|(n, (_, i))| (n, i)).collect();
-    if ready {
+        let mut running: HashMap<String, String> =
+            newest.into_iter().map(|(n, (_, i))| (n, i)).collect();
         // The probe just reached it: it runs, whatever the watcher says yet.
         running.insert(cref.name.clone(), id.to_string());
-    } else if running.get(&cref.name).is_some_and(|i| i == id) && why == "it is not running" {
-        running.remove(&cref.name);
-    }
-    let pod_ready = table.pod_ready(uid, &running);
+        table.pod_ready(uid, &running)
+    };
     let (reason, message) = if ready {
         (
             "ContainerReady",
@@ -296,18 +307,29 @@ async fn readiness_changed(
 }
 
 impl Worker {
-    /// Runs the probes until a startup or liveness verdict fails: which.
-    async fn run(&self) -> Which {
+    /// Runs the probes until a startup or liveness verdict fails
+    /// (`Some(which)`: the instance is to be killed) or the instance exited
+    /// (`None`; the supervisor ends the worker).
+    async fn run(&self) -> Option<Which> {
         if self.cref.kind == ContainerKind::App
             && let Some(p) = self.c.startup_probe.as_ref()
-            && let Some(failed) = self.until_failed(Which::Startup, p, true).await
         {
-            return failed;
+            match self.until_verdict(Which::Startup, p, true).await {
+                Verdict::Succeeded => {}
+                Verdict::Failed => return Some(Which::Startup),
+                Verdict::Exited => return None,
+            }
         }
         let liveness = async {
             match self.c.liveness_probe.as_ref() {
-                Some(p) => self.until_failed(Which::Liveness, p, false).await,
-                None => None,
+                Some(p) => match self.until_verdict(Which::Liveness, p, false).await {
+                    Verdict::Failed => Some(Which::Liveness),
+                    Verdict::Succeeded | Verdict::Exited => {
+                        self.set_ready(false, "it is not running").await;
+                        None
+                    }
+                },
+                None => std::future::pending().await,
             }
         };
         let readiness = async {
@@ -316,49 +338,49 @@ impl Worker {
                 // Gated by the startup probe only: ready now.
                 None => self.set_ready(true, "").await,
             }
+            std::future::pending::<Option<Which>>().await
         };
-        // Readiness runs as long as the container does: only a liveness
-        // verdict ends the worker.
-        let readiness = async {
-            readiness.await;
-            std::future::pending::<Which>().await
-        };
+        // Only a failed liveness verdict or an exit ends the worker.
         tokio::select! {
-            Some(failed) = liveness => failed,
-            failed = readiness => failed,
+            ended = liveness => ended,
+            never = readiness => never,
         }
     }
 
-    /// Runs a startup (until its first success: `None`) or liveness probe
-    /// (for ever) until its verdict fails: `Some(which)`.
-    async fn until_failed(&self, which: Which, p: &Probe, until_success: bool) -> Option<Which> {
+    /// Runs a startup probe until its first success or a liveness probe
+    /// for ever, until its verdict fails or the instance exits.
+    async fn until_verdict(&self, which: Which, p: &Probe, until_success: bool) -> Verdict {
         let mut tally = Tally::new(true, p);
         let mut schedule = Schedule::new(Timing::of(p));
         loop {
             schedule.due().await;
             match self.probe(p).await {
-                Ok(()) if until_success => return None,
-                Ok(()) => {
+                None => return Verdict::Exited,
+                Some(Ok(())) if until_success => return Verdict::Succeeded,
+                Some(Ok(())) => {
                     tally.record(true);
                 }
-                Err(why) => {
+                Some(Err(why)) => {
                     self.unhealthy(which, &why).await;
                     if tally.record(false) == Some(false) {
-                        return Some(which);
+                        return Verdict::Failed;
                     }
                 }
             }
         }
     }
 
-    /// Runs the readiness probe until the worker ends, recording each
-    /// change.
+    /// Runs the readiness probe until the instance exits (then it is not
+    /// ready), recording each change.
     async fn readiness(&self, p: &Probe) {
         let mut tally = Tally::new(false, p);
         let mut schedule = Schedule::new(Timing::of(p));
-        while !self.token.is_cancelled() {
+        loop {
             schedule.due().await;
-            let outcome = self.probe(p).await;
+            let Some(outcome) = self.probe(p).await else {
+                self.set_ready(false, "it is not running").await;
+                return;
+            };
             if let Err(why) = &outcome {
                 self.unhealthy(Which::Readiness, why).await;
             }
@@ -368,15 +390,26 @@ impl Worker {
         }
     }
 
-    async fn probe(&self, p: &Probe) -> Result<(), String> {
-        probe::probe_once(
+    /// One run of a probe; `None` when the node's watcher saw the instance
+    /// exit (before the run, or by the time it failed): a dead container
+    /// is not probed, nor reported unhealthy.
+    async fn probe(&self, p: &Probe) -> Option<Result<(), String>> {
+        let exited = || self.starter.inner.pleg.phase(&self.id) == Some(Phase::Exited);
+        if exited() {
+            return None;
+        }
+        let outcome = probe::probe_once(
             &self.starter.inner.cri,
             &self.id,
             &self.c,
             p,
             self.host.as_deref(),
         )
-        .await
+        .await;
+        if outcome.is_err() && exited() {
+            return None;
+        }
+        Some(outcome)
     }
 
     async fn unhealthy(&self, which: Which, why: &str) {

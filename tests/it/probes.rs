@@ -365,3 +365,35 @@ async fn stop_pod_ends_the_probe_loops() {
     tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(probes(&h), after_stop, "no probe runs after StopPod");
 }
+
+#[tokio::test]
+async fn probes_resume_after_recovery() {
+    let h = Harness::new().await;
+    let mut feed = h.starter.subscribe();
+    let mut web = container("web");
+    web.readiness_probe = Some(probe(exec(&["ready", "exit-codes", "0"]), 3));
+    let events = h
+        .start(request(pod("resume", "uid-resume", vec![web])))
+        .await
+        .unwrap();
+    assert!(matches!(terminal(&events), Payload::PodStarted(_)));
+    let mut seen = Vec::new();
+    wait_for(&mut feed, &mut seen, "uid-resume", "web", "ContainerReady").await;
+    // podstart goes away: its supervisors and probe workers end.
+    h.starter.cancel_all();
+
+    let next = h.restarted_starter();
+    let mut next_feed = next.subscribe();
+    next.recover().await.unwrap();
+    let mut seen = Vec::new();
+    let ready = wait_for(
+        &mut next_feed,
+        &mut seen,
+        "uid-resume",
+        "web",
+        "ContainerReady",
+    )
+    .await;
+    assert_eq!(readiness_of(&ready), (true, true));
+    next.cancel_all();
+}
