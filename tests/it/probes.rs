@@ -397,3 +397,79 @@ async fn probes_resume_after_recovery() {
     assert_eq!(readiness_of(&ready), (true, true));
     next.cancel_all();
 }
+
+#[tokio::test]
+async fn an_app_containers_startup_probe_comes_first_and_its_failure_kills() {
+    let h = Harness::new().await;
+    let mut feed = h.starter.subscribe();
+    let mut web = container("web");
+    // Two failures: killed; the next instance's first run succeeds.
+    web.startup_probe = Some(probe(exec(&["started", "exit-codes", "1,1,0"]), 2));
+    web.liveness_probe = Some(probe(exec(&["alive", "exit-codes", "0"]), 1));
+    let events = h
+        .start(request(pod("startup", "uid-startup", vec![web])))
+        .await
+        .unwrap();
+    assert!(matches!(terminal(&events), Payload::PodStarted(_)));
+    let mut seen = Vec::new();
+    let killing = wait_for(&mut feed, &mut seen, "uid-startup", "web", "Killing").await;
+    assert_eq!(
+        killing.message,
+        "Container web failed startup probe, will be restarted"
+    );
+    let failures: Vec<&str> = seen
+        .iter()
+        .filter(|e| e.reason == "Unhealthy")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            "Startup probe failed: command exited with code 1",
+            "Startup probe failed: command exited with code 1"
+        ]
+    );
+    // The liveness probe waits for the startup probe: it never ran on the
+    // killed instance.
+    let first = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Some(Payload::Container(c)) if e.reason == "Created" => Some(c.container_id.clone()),
+            _ => None,
+        })
+        .expect("the first instance's Created event");
+    let execs = h.sim.execs();
+    assert!(
+        !execs
+            .iter()
+            .any(|(id, cmd)| *id == first && cmd.first().is_some_and(|w| w == "alive")),
+        "{execs:?}"
+    );
+    // The restarted instance passes it and is ready (its startup probe
+    // gates readiness).
+    let ready = wait_for(&mut feed, &mut seen, "uid-startup", "web", "ContainerReady").await;
+    assert_eq!(readiness_of(&ready), (true, true));
+    assert_eq!(newest(&get_pod(&h, "uid-startup").await)[0].1, 1);
+    h.stop("uid-startup").await.unwrap();
+}
+
+#[tokio::test]
+async fn under_restart_policy_never_a_failed_liveness_probe_only_kills() {
+    let h = Harness::new().await;
+    let mut feed = h.starter.subscribe();
+    let mut web = container("web");
+    web.liveness_probe = Some(probe(exec(&["false"]), 1));
+    let mut p = pod("never", "uid-never", vec![web]);
+    p.set_restart_policy(podstart::proto::v1::RestartPolicy::Never);
+    let events = h.start(request(p)).await.unwrap();
+    assert!(matches!(terminal(&events), Payload::PodStarted(_)));
+    let mut seen = Vec::new();
+    let killing = wait_for(&mut feed, &mut seen, "uid-never", "web", "Killing").await;
+    assert_eq!(killing.message, "Container web failed liveness probe");
+    wait_for(&mut feed, &mut seen, "uid-never", "web", "Error").await;
+    let rows = newest(&get_pod(&h, "uid-never").await);
+    assert_eq!(rows[0].1, 0, "not restarted");
+    assert_eq!(rows[0].2, ContainerState::Exited);
+    assert!(!rows[0].3);
+    h.stop("uid-never").await.unwrap();
+}
