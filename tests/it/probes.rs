@@ -10,8 +10,8 @@ use tokio::sync::broadcast;
 
 use crate::common::*;
 use podstart::proto::v1::{
-    ContainerState, ExecAction, GetPodRequest, GrpcAction, Handler, HttpGetAction, Pod, PodRef,
-    Probe, StartEvent, TcpSocketAction, handler::Action, start_event::Payload,
+    ContainerState, ExecAction, GetPodRequest, GrpcAction, Handler, HttpGetAction, ListPodsRequest,
+    Pod, PodRef, Probe, StartEvent, TcpSocketAction, handler::Action, start_event::Payload,
 };
 
 fn exec(cmd: &[&str]) -> Handler {
@@ -183,12 +183,35 @@ async fn readiness_flips_with_the_probe_and_shows_in_get_pod() {
     );
     let pod = get_pod(&h, "uid-ready").await;
     assert!(!pod.ready);
+    let listed = h
+        .client
+        .clone()
+        .list_pods(ListPodsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .pods;
+    let listed = listed.iter().find(|p| p.uid == "uid-ready").unwrap();
+    assert!(!listed.ready, "ListPods agrees");
+    assert!(!newest(listed)[1].3);
     assert!(!newest(&pod)[1].3, "web is not ready");
     assert!(newest(&pod)[0].3, "log has no probe: ready");
 
     let again = wait_for(&mut feed, &mut seen, "uid-ready", "web", "ContainerReady").await;
     assert_eq!(readiness_of(&again), (true, true));
     assert!(get_pod(&h, "uid-ready").await.ready);
+    let listed = h
+        .client
+        .clone()
+        .list_pods(ListPodsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .pods;
+    assert!(
+        listed.iter().any(|p| p.uid == "uid-ready" && p.ready),
+        "ListPods agrees"
+    );
     assert_eq!(
         newest(&get_pod(&h, "uid-ready").await)[1].1,
         0,
