@@ -41,6 +41,7 @@ mod sidecar;
 mod stop;
 mod supervise;
 pub mod termination;
+mod volumes;
 mod watch;
 
 use std::{
@@ -77,6 +78,8 @@ pub struct FlowConfig {
     /// Root of per-pod state (`<root>/<uid>/containers/<name>/<file>`:
     /// termination message files), the kubelet's pod directories.
     pub pod_state_root: PathBuf,
+    /// Root of pod volumes (`<root>/<uid>/<volume name>`, `volumes/`).
+    pub pod_volume_root: PathBuf,
 }
 
 impl Default for FlowConfig {
@@ -85,6 +88,7 @@ impl Default for FlowConfig {
             pod_log_root: PathBuf::from("/var/log/pods"),
             hook_timeout: Duration::ZERO,
             pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
+            pod_volume_root: PathBuf::from("/var/lib/podstart/volumes"),
         }
     }
 }

@@ -160,6 +160,14 @@ impl Starter {
             .ensure_sandbox(&pod, log_dir, &stored, sink, &mut timings)
             .instrument(tracing::info_span!("sandbox"))
             .await?;
+        // Volumes before any container that mounts them is created.
+        if let Err(e) = self.set_up_volumes(&pod, sink).await {
+            if !sandbox.adopted {
+                // Nothing ran with them: what was made goes.
+                self.tear_down_volumes(&meta.uid, sink).await;
+            }
+            return Err(e);
+        }
         let ctx = PodContext {
             pod,
             sandbox_id: sandbox.id.clone(),
@@ -380,6 +388,8 @@ impl Starter {
                         }
                     }
                 }
+                // The start ends without a sandbox: no volume stays.
+                self.tear_down_volumes(&meta.uid, sink).await;
                 let err = StartError::CreateSandbox(e);
                 sink.emit(
                     StartEvent::at(Step::Sandbox, "FailedCreatePodSandBox", err.to_string())

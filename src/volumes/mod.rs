@@ -58,17 +58,6 @@ pub struct Warning {
     pub message: String,
 }
 
-impl NodeAllocatable {
-    /// This node: its CPUs and its memory (`/proc/meminfo`).
-    pub fn this_node() -> NodeAllocatable {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        NodeAllocatable {
-            cpu_millis: i64::try_from(cpus).unwrap_or(1) * 1000,
-            memory_bytes: crate::spec::node_memory_bytes(),
-        }
-    }
-}
-
 /// Sets up every volume of `pod`, in order; the first failure stops the
 /// set-up (what was made stays for [`tear_down`]).
 pub fn set_up(
