@@ -39,4 +39,5 @@ mod serve;
 mod start_flow;
 mod tls;
 mod validation;
+mod volumes;
 mod watcher;
