@@ -13,7 +13,9 @@
 //! - hostPath: no directory of its own; its type checked or made
 //!   (`host_path.rs`).
 //!
-//! [`set_up`] is idempotent (a re-run or a recovery reuses what is there);
+//! [`set_up`] is idempotent (a re-run or a recovery reuses what is there;
+//! a config volume without files whose data is in place is left as it is,
+//! since the request a sandbox stores for recovery carries no config data);
 //! [`tear_down`] unmounts and removes a pod's volumes; [`mount_sources`]
 //! gives the host path each mount of a container binds.
 pub mod atomic;
@@ -117,6 +119,11 @@ fn set_up_one(
                 tmpfs::mount(&dir, None)?;
             }
             set_mode(&dir, FILES_DIR_MODE)?;
+            // A request read back from the sandbox carries no config data:
+            // what is in place stays.
+            if c.files.is_empty() && fs::symlink_metadata(dir.join(atomic::DATA_LINK)).is_ok() {
+                return Ok(());
+            }
             let default = mode_or(c.default_mode, DEFAULT_FILE_MODE);
             let payload = c
                 .files

@@ -302,3 +302,24 @@ fn memory_empty_dirs_and_secrets_are_tmpfs_and_unmounted_at_tear_down() {
     assert!(done.kept.is_empty());
     assert!(!root.join("uid-1").exists());
 }
+
+#[test]
+fn a_config_volume_read_back_without_files_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("volumes");
+    set_up(&root, &pod(vec![volume("conf", config(false))]), NODE).unwrap();
+    let stripped = Source::Config(ConfigVolume {
+        files: Vec::new(),
+        default_mode: Some(0o640),
+        secret: false,
+    });
+    set_up(&root, &pod(vec![volume("conf", stripped.clone())]), NODE).unwrap();
+    let conf = root.join("uid-1/conf");
+    assert_eq!(
+        fs::read_to_string(conf.join("app.conf")).unwrap(),
+        "debug=true"
+    );
+    // A fresh volume without files is written (empty).
+    set_up(&root, &pod(vec![volume("other", stripped)]), NODE).unwrap();
+    assert!(fs::symlink_metadata(root.join("uid-1/other/..data")).is_ok());
+}
