@@ -185,7 +185,7 @@ fn write_file(ts_dir: &Path, rel: &str, content: &FileContent) -> Result<(), Vol
 /// Whether the data directory `ts_dir` holds exactly `payload`.
 fn same_payload(ts_dir: &Path, payload: &Payload) -> Result<bool, VolumeError> {
     let mut found = Vec::new();
-    if !list_files(ts_dir, ts_dir, &mut found)? {
+    if !list_files(ts_dir, &mut found)? {
         return Ok(false);
     }
     if found.len() != payload.len() {
@@ -213,7 +213,7 @@ fn same_payload(ts_dir: &Path, payload: &Payload) -> Result<bool, VolumeError> {
 
 /// Regular files under `dir`; false when something else is there (or the
 /// directory is gone).
-fn list_files(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<bool, VolumeError> {
+fn list_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<bool, VolumeError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -223,7 +223,7 @@ fn list_files(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<bool, V
         let entry = entry.map_err(VolumeError::io(dir))?;
         let kind = entry.file_type().map_err(VolumeError::io(&entry.path()))?;
         if kind.is_dir() {
-            if !list_files(base, &entry.path(), out)? {
+            if !list_files(&entry.path(), out)? {
                 return Ok(false);
             }
         } else if kind.is_file() {

@@ -212,12 +212,12 @@ pub fn tear_down(root: &Path, uid: &str) -> Result<TornDown, VolumeError> {
             done.kept.push(path);
             continue;
         }
-        if tmpfs::is_mount_point(&path)? {
-            if let Err(e) = tmpfs::unmount(&path) {
-                tracing::warn!(error = %e, "unmounting a pod volume");
-                done.kept.push(path);
-                continue;
-            }
+        if tmpfs::is_mount_point(&path)?
+            && let Err(e) = tmpfs::unmount(&path)
+        {
+            tracing::warn!(error = %e, "unmounting a pod volume");
+            done.kept.push(path);
+            continue;
         }
         let kept = layout::remove_tree(&path)?;
         if kept.is_empty() {

@@ -2003,7 +2003,14 @@ fn volumes_and_their_mounts() {
     let many: Vec<Volume> = (0..=VOLUMES_MAX)
         .map(|i| vol(&format!("v{i}"), empty_dir()))
         .collect();
-    let refused: Vec<(&str, Vec<Volume>, Vec<Mount>, &str, &str)> = vec![
+    type Refused = (
+        &'static str,
+        Vec<Volume>,
+        Vec<Mount>,
+        &'static str,
+        &'static str,
+    );
+    let refused: Vec<Refused> = vec![
         ("too many", many, vec![], "pod.volumes", "at most 256 items"),
         (
             "bad name",
