@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::cli::yaml::Value;
 
 use super::{ManifestError, Result};
-use crate::cli::quantity::QuantityError;
+use crate::quantity::QuantityError;
 
 /// One YAML mapping under conversion. Known fields are taken out one by one;
 /// [`Fields::finish`] rejects whatever is left. A field set to null counts as

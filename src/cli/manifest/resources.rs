@@ -3,8 +3,8 @@
 
 use super::Result;
 use super::fields::{Fields, field_error};
-use crate::cli::quantity;
 use crate::proto::v1::Resources;
+use crate::quantity;
 
 /// CPU and memory of one resource list (`requests` or `limits`).
 #[derive(Debug, Default)]
