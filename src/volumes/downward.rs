@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::proto::v1::{Container, PodSpec, ResourceFieldSource, field_source};
+use crate::quantity;
 
 /// The node's allocatable amounts, read where a limit is unset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,50 +149,48 @@ fn ceil_div(value: i64, divisor: i64) -> i64 {
     if value % divisor > 0 { q + 1 } else { q }
 }
 
-/// The CPU divisors Kubernetes accepts, in millicores: `1m` and `1`
-/// (empty is `1`).
+/// The CPU divisors Kubernetes accepts, in millicores: a quantity worth
+/// `1m` or `1` (empty is `1`).
 pub fn cpu_divisor_millis(divisor: &str) -> Result<i64, String> {
-    match divisor {
-        "" | "1" => Ok(1000),
-        "1m" => Ok(1),
-        other => Err(format!("invalid CPU divisor {other:?}: must be 1m or 1")),
+    if divisor.is_empty() {
+        return Ok(1000);
+    }
+    match quantity::parse_millis(divisor) {
+        Ok(m @ (1 | 1000)) => Ok(m),
+        _ => Err(format!(
+            "{} is not a CPU divisor: must be 1m or 1",
+            echo(divisor)
+        )),
     }
 }
 
-/// The memory divisors Kubernetes accepts, in bytes: `1`, `1k` … `1E`,
-/// `1Ki` … `1Ei` (empty is `1`).
+/// The memory divisors Kubernetes accepts, in bytes: a quantity worth `1`,
+/// `1k` … `1E` or `1Ki` … `1Ei` (empty is `1`).
 pub fn memory_divisor_bytes(divisor: &str) -> Result<i64, String> {
-    let (digits, suffix) = divisor.split_at(
-        divisor
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(divisor.len()),
-    );
-    let base: i64 = match suffix {
-        "" => 1,
-        "k" => 1000,
-        "M" => 1000_i64.pow(2),
-        "G" => 1000_i64.pow(3),
-        "T" => 1000_i64.pow(4),
-        "P" => 1000_i64.pow(5),
-        "E" => 1000_i64.pow(6),
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "Pi" => 1 << 50,
-        "Ei" => 1 << 60,
-        _ => 0,
-    };
     if divisor.is_empty() {
         return Ok(1);
     }
-    if digits != "1" || base == 0 {
-        return Err(format!(
-            "invalid memory divisor {divisor:?}: must be 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, \
-             1Gi, 1Ti, 1Pi or 1Ei"
-        ));
+    let accepted = |b: i64| {
+        b == 1 || (1..=6).any(|n| b == 1000_i64.pow(n)) || (1..=6).any(|n| b == 1 << (10 * n))
+    };
+    match quantity::parse_units(divisor) {
+        Ok(b) if accepted(b) => Ok(b),
+        _ => Err(format!(
+            "{} is not a memory divisor: must be 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, \
+             1Ti, 1Pi or 1Ei",
+            echo(divisor)
+        )),
     }
-    Ok(base)
+}
+
+/// At most the first characters of `s`, quoted, for messages.
+fn echo(s: &str) -> String {
+    const SHOWN: usize = 64;
+    if s.chars().count() <= SHOWN {
+        format!("{s:?}")
+    } else {
+        format!("{:?}…", s.chars().take(SHOWN).collect::<String>())
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +289,12 @@ mod tests {
             (64u64 << 20).to_string()
         );
         assert!(read("limits.memory", "2Mi").is_err());
+        assert_eq!(
+            read("limits.memory", "1048576").unwrap(),
+            "64",
+            "by value, as Kubernetes"
+        );
+        assert_eq!(read("limits.cpu", "1000m").unwrap(), "4");
         assert!(read("limits.cpu", "100m").is_err());
         assert!(read("limits.storage", "").is_err());
         let mut other = p.clone();
