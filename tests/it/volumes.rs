@@ -335,3 +335,77 @@ async fn memory_and_secret_volumes_are_tmpfs_until_stop() {
     );
     assert!(!h.volume_root.join("vol-4").exists());
 }
+
+#[tokio::test]
+async fn an_ephemeral_container_mounts_the_pod_s_volumes_by_name() {
+    let h = Harness::new().await;
+    started_ids(&h.start(request(volume_pod("vol-5"))).await.unwrap());
+    let mut debug = container("debug");
+    debug.mounts = vec![mount("conf", "/conf", "")];
+    let stream = h
+        .client
+        .clone()
+        .start_container(podstart::proto::v1::StartContainerRequest {
+            pod_uid: "vol-5".into(),
+            container: Some(debug),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = crate::common::collect(stream).await;
+    let ids = started_ids(&events);
+    let config = h.sim.container_config(&ids[0]).unwrap();
+    let conf = h.volume_root.join("vol-5/conf").display().to_string();
+    assert!(
+        config
+            .mounts
+            .iter()
+            .any(|m| m.container_path == "/conf" && m.host_path == conf && m.readonly),
+        "{:?}",
+        config.mounts
+    );
+    h.stop("vol-5").await.unwrap();
+}
+
+#[tokio::test]
+async fn recovery_keeps_config_files_the_stored_request_does_not_carry() {
+    use podstart::sim::Fault;
+    let h = Harness::new().await;
+    // The first podstart never hears back from CreateContainer: its start
+    // stops after the volumes are set up.
+    h.sim.faults().set(
+        "CreateContainer",
+        Fault {
+            hang: true,
+            ..Default::default()
+        },
+    );
+    let first = {
+        let client = h.client.clone();
+        tokio::spawn(async move {
+            let req = request(volume_pod("vol-6"));
+            let mut stream = client.clone().start_pod(req).await.unwrap().into_inner();
+            while let Ok(Some(_)) = stream.message().await {}
+        })
+    };
+    let file = h.volume_root.join("vol-6/conf/app.properties");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fs::read_to_string(&file).ok().as_deref() != Some("color=blue") {
+        assert!(std::time::Instant::now() < deadline, "the volume is set up");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    h.starter.cancel_all();
+    first.abort();
+    h.sim.faults().clear_all();
+
+    let next = h.restarted_starter();
+    let recovered = next.recover().await.unwrap();
+    assert_eq!(recovered.started, 1, "{recovered:?}");
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "color=blue",
+        "the files stay as the first start wrote them"
+    );
+    next.cancel_all();
+}
