@@ -99,6 +99,8 @@ impl Starter {
             .map_err(StartError::StateDirectory)?;
         sandbox_spec::log_directory(&self.inner.config.pod_log_root, &meta)
             .map_err(StartError::LogDirectory)?;
+        crate::volumes::layout::pod_dir(&self.inner.config.pod_volume_root, &meta.uid)
+            .map_err(StartError::StateDirectory)?;
         // The uid names one pod: refused before anything is made (or a
         // supervisor stopped) when it or the name is another pod's, in
         // flight or on the node. The claim is held to the end of the start.
