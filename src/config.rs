@@ -196,6 +196,14 @@ pub struct ServeArgs {
         default_value = "/var/lib/podstart/pods"
     )]
     pub pod_state_root: PathBuf,
+    /// Root of pod volumes: emptyDir, config and downward API volumes
+    /// (`<root>/<pod uid>/<volume name>`), removed with the pod.
+    #[arg(
+        long,
+        env = "PODSTART_POD_VOLUME_ROOT",
+        default_value = "/var/lib/podstart/volumes"
+    )]
+    pub pod_volume_root: PathBuf,
     /// The authorization policy (YAML; see examples/authz-policy.yaml),
     /// re-read when it changes. Without one, root and the group owning the
     /// API socket may do everything, at the baseline Pod Security level.

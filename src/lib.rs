@@ -22,6 +22,7 @@ pub mod spec;
 pub mod start;
 pub mod state;
 pub mod telemetry;
+pub mod volumes;
 
 pub mod proto {
     //! podstart's own API, generated from proto/podstart/v1.

@@ -225,6 +225,7 @@ fn start_parts(
             pod_log_root: args.pod_log_root.clone(),
             hook_timeout: args.hook_timeout,
             pod_state_root: args.pod_state_root.clone(),
+            pod_volume_root: args.pod_volume_root.clone(),
         },
         metrics,
         puller,

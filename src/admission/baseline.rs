@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 
 use super::Allowances;
 use super::subject::{
-    Subject, Violation, refused_host_paths, seccomp_name, seccomp_type, security,
+    Subject, Violation, refused_host_path_volumes, refused_host_paths, seccomp_name, seccomp_type,
+    security,
 };
-use super::words::{containers, joined, listed, plural, quoted};
+use super::words::{containers, joined, listed, plural, quoted, volumes};
 use crate::proto::v1::{Handler, handler, seccomp_profile};
 use crate::spec::container::cri_capability;
 use crate::spec::validate::clip;
@@ -103,8 +104,8 @@ pub(super) fn host_namespaces(s: &Subject<'_>, _: &Allowances) -> Option<Violati
     Violation::new("host namespaces", shared.join(", "))
 }
 
-/// `hostPathVolumes`: host paths (mounts and devices) only under one of the
-/// grant's `host_path_prefixes`.
+/// `hostPathVolumes`: host paths (hostPath volumes, mounts and devices)
+/// only under one of the grant's `host_path_prefixes`.
 pub(super) fn host_path_volumes(s: &Subject<'_>, allow: &Allowances) -> Option<Violation> {
     let allowed = |path: &str| {
         allow
@@ -112,16 +113,27 @@ pub(super) fn host_path_volumes(s: &Subject<'_>, allow: &Allowances) -> Option<V
             .iter()
             .any(|prefix| under_prefix(path, prefix))
     };
-    let (bad, paths) = refused_host_paths(s, |p| !allowed(p))?;
-    Violation::new(
-        "hostPath volumes",
-        format!(
+    let mut parts = Vec::new();
+    if let Some((bad, paths)) = refused_host_path_volumes(s, |p| !allowed(p)) {
+        parts.push(format!(
+            "{} {} {}",
+            volumes(&bad),
+            plural(bad.len(), "uses", "use"),
+            listed("host path", "host paths", &quoted(paths)),
+        ));
+    }
+    if let Some((bad, paths)) = refused_host_paths(s, |p| !allowed(p)) {
+        parts.push(format!(
             "{} {} {}",
             containers(&bad),
             plural(bad.len(), "uses", "use"),
             listed("host path", "host paths", &quoted(paths)),
-        ),
-    )
+        ));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Violation::new("hostPath volumes", parts.join("; "))
 }
 
 /// Whether absolute `path` is `prefix` or below it, component by

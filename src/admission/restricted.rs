@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 
 use super::Allowances;
 use super::subject::{
-    Subject, Violation, refused_host_paths, seccomp_name, seccomp_type, security,
+    Subject, Violation, refused_host_path_volumes, refused_host_paths, seccomp_name, seccomp_type,
+    security,
 };
-use super::words::{containers, joined, listed, plural, quoted};
+use super::words::{self, containers, joined, listed, plural, quoted};
 use crate::proto::v1::seccomp_profile;
 use crate::spec::container::cri_capability;
 
@@ -79,19 +80,31 @@ pub(super) fn capabilities(s: &Subject<'_>, _: &Allowances) -> Option<Violation>
     Violation::new("unrestricted capabilities", details.join("; "))
 }
 
-/// `restrictedVolumes`: no host path at all (podstart's only volume kind
-/// is a host path, mounted or a device).
+/// `restrictedVolumes`: no host path at all (a hostPath volume, a mount's
+/// or a device's); emptyDir, config (configMap, secret, projected) and
+/// downwardAPI volumes are allowed, as in Kubernetes.
 pub(super) fn volumes(s: &Subject<'_>, _: &Allowances) -> Option<Violation> {
-    let (bad, paths) = refused_host_paths(s, |_| true)?;
-    Violation::new(
-        "restricted volume types",
-        format!(
+    let mut parts = Vec::new();
+    if let Some((bad, paths)) = refused_host_path_volumes(s, |_| true) {
+        parts.push(format!(
+            "{} {} restricted volume type \"hostPath\": {}",
+            words::volumes(&bad),
+            plural(bad.len(), "uses", "use"),
+            listed("host path", "host paths", &quoted(paths)),
+        ));
+    }
+    if let Some((bad, paths)) = refused_host_paths(s, |_| true) {
+        parts.push(format!(
             "{} {} restricted volume type \"hostPath\": {}",
             containers(&bad),
             plural(bad.len(), "uses", "use"),
             listed("host path", "host paths", &quoted(paths)),
-        ),
-    )
+        ));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Violation::new("restricted volume types", parts.join("; "))
 }
 
 /// `runAsNonRoot`: `runAsNonRoot=true` on the pod or on every container,

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::proto::v1::{
     Container, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext, seccomp_profile,
+    volume,
 };
 
 /// The pod-level fields (none for an ephemeral container checked alone)
@@ -59,12 +60,35 @@ pub(super) fn security(c: &Container) -> Option<&SecurityContext> {
     c.security_context.as_ref()
 }
 
-/// The host paths a container asks for: its mounts', then its devices'.
+/// The host paths a container names itself: its mounts' (a mount of a
+/// volume names none), then its devices'.
 pub(super) fn host_paths(c: &Container) -> impl Iterator<Item = &str> {
     c.mounts
         .iter()
         .map(|m| m.host_path.as_str())
+        .filter(|p| !p.is_empty())
         .chain(c.devices.iter().map(|d| d.host_path.as_str()))
+}
+
+/// The pod's hostPath volumes whose path `refused` holds refused (in
+/// volume order), and those paths (sorted, each once); None when there is
+/// none. Every hostPath volume counts, mounted or not: its type check alone
+/// may create the path on the node.
+pub(super) fn refused_host_path_volumes<'a>(
+    s: &Subject<'a>,
+    refused: impl Fn(&str) -> bool,
+) -> Option<(Vec<&'a str>, BTreeSet<&'a str>)> {
+    let mut bad = Vec::new();
+    let mut paths = BTreeSet::new();
+    for v in s.pod_spec().map_or(&[][..], |p| p.volumes.as_slice()) {
+        if let Some(volume::Source::HostPath(h)) = &v.source
+            && refused(&h.path)
+        {
+            bad.push(v.name.as_str());
+            paths.insert(h.path.as_str());
+        }
+    }
+    (!bad.is_empty()).then_some((bad, paths))
 }
 
 /// The containers asking for host paths that `refused` holds refused (in

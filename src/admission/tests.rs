@@ -5,6 +5,7 @@ use crate::proto::v1::{
     Mount, PodMetadata, PodSecurityContext, Probe, SeccompProfile, SecurityContext,
     TcpSocketAction, handler, seccomp_profile,
 };
+use crate::proto::v1::{HostPathVolume, Volume, volume};
 
 const RULE: &str = "rule 2 of /etc/podstart/policy.yaml";
 
@@ -85,6 +86,24 @@ fn mount(host_path: &str) -> Mount {
     Mount {
         container_path: "/data".into(),
         host_path: host_path.into(),
+        ..Default::default()
+    }
+}
+
+fn host_path_volume(name: &str, path: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        source: Some(volume::Source::HostPath(HostPathVolume {
+            path: path.into(),
+            r#type: 0,
+        })),
+    }
+}
+
+fn volume_mount(name: &str) -> Mount {
+    Mount {
+        container_path: format!("/{name}"),
+        volume_name: name.into(),
         ..Default::default()
     }
 }
@@ -283,6 +302,57 @@ rules! {
              \"hostPath\": host path \"/var/logs\")",
         ),
     };
+    baseline_refuses_host_path_volume: Row {
+        allow: Allowances {
+            host_path_prefixes: vec!["/var/log".into()],
+            ..Default::default()
+        },
+        edit: |p| {
+            p.volumes.push(host_path_volume("logs", "/var/log/pods"));
+            p.volumes.push(host_path_volume("etc", "/etc"));
+            app(p).mounts.push(volume_mount("etc"));
+        },
+        privileged: None,
+        baseline: Some("hostPath volumes (volume \"etc\" uses host path \"/etc\")"),
+        restricted: Some(
+            "restricted volume types (volumes \"logs\", \"etc\" use restricted volume type \
+             \"hostPath\": host paths \"/etc\", \"/var/log/pods\")",
+        ),
+    };
+    baseline_refuses_host_path_volume_and_mount: Row {
+        allow: Allowances::default(),
+        edit: |p| {
+            p.volumes.push(host_path_volume("root", "/"));
+            app(p).mounts.push(mount("/srv"));
+        },
+        privileged: None,
+        baseline: Some(
+            "hostPath volumes (volume \"root\" uses host path \"/\"; container \"app\" uses \
+             host path \"/srv\")",
+        ),
+        restricted: Some(
+            "restricted volume types (volume \"root\" uses restricted volume type \"hostPath\": \
+             host path \"/\"; container \"app\" uses restricted volume type \"hostPath\": host \
+             path \"/srv\")",
+        ),
+    };
+    restricted_admits_empty_dir_config_and_downward_volumes: admitted_row(
+        Allowances::default(),
+        |p| {
+            use crate::proto::v1::{ConfigVolume, DownwardApiVolume, EmptyDirVolume};
+            for (name, source) in [
+                ("cache", volume::Source::EmptyDir(EmptyDirVolume::default())),
+                ("conf", volume::Source::Config(ConfigVolume::default())),
+                ("info", volume::Source::DownwardApi(DownwardApiVolume::default())),
+            ] {
+                p.volumes.push(Volume {
+                    name: name.into(),
+                    source: Some(source),
+                });
+                app(p).mounts.push(volume_mount(name));
+            }
+        },
+    );
     baseline_refuses_host_port: baseline_row(
         |p| app(p).ports.push(host_port(10250)),
         "hostPort (container \"app\" uses hostPort 10250)",

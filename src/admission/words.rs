@@ -42,3 +42,8 @@ pub(super) fn quoted<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<String
 pub(super) fn containers(names: &[&str]) -> String {
     listed("container", "containers", &quoted(names.iter().copied()))
 }
+
+/// `volume "a"` or `volumes "a", "b"`.
+pub(super) fn volumes(names: &[&str]) -> String {
+    listed("volume", "volumes", &quoted(names.iter().copied()))
+}

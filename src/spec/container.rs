@@ -5,7 +5,7 @@
 //! class) and the effective security context.
 
 use crate::proto::v1::{
-    Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile, seccomp_profile,
+    Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile, seccomp_profile, volume,
 };
 use crate::spec::{expand, labels, sandbox};
 use k8s_cri::v1 as cri;
@@ -46,6 +46,10 @@ pub struct ContainerContext<'a> {
     pub image: &'a str,
     /// For an ephemeral container with a target: the target's container id.
     pub target_container_id: Option<&'a str>,
+    /// The host path each of the container's mounts binds, in order (a
+    /// volume's directory or subPath, resolved on the disk); a mount
+    /// without an entry binds its own `host_path`.
+    pub mount_sources: &'a [String],
 }
 
 /// The container's log path, relative to the sandbox's log directory:
@@ -81,10 +85,15 @@ pub fn container_config(ctx: &ContainerContext<'_>) -> cri::ContainerConfig {
         mounts: c
             .mounts
             .iter()
-            .map(|m| cri::Mount {
+            .enumerate()
+            .map(|(i, m)| cri::Mount {
                 container_path: m.container_path.clone(),
-                host_path: m.host_path.clone(),
-                readonly: m.read_only,
+                host_path: ctx
+                    .mount_sources
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| m.host_path.clone()),
+                readonly: m.read_only || files_volume(ctx.pod, &m.volume_name),
                 selinux_relabel: m.selinux_relabel,
                 propagation: cri_propagation(m.propagation()),
                 ..Default::default()
@@ -115,6 +124,19 @@ pub fn container_config(ctx: &ContainerContext<'_>) -> cri::ContainerConfig {
         }),
         ..Default::default()
     }
+}
+
+/// Whether `name` is a config or downward API volume of the pod: mounted
+/// read-only whatever the mount says, as the kubelet mounts them.
+pub fn files_volume(pod: &PodSpec, name: &str) -> bool {
+    !name.is_empty()
+        && pod.volumes.iter().any(|v| {
+            v.name == name
+                && matches!(
+                    v.source,
+                    Some(volume::Source::Config(_) | volume::Source::DownwardApi(_))
+                )
+        })
 }
 
 fn cri_propagation(p: MountPropagation) -> i32 {

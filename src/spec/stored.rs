@@ -8,6 +8,11 @@
 //! (a restart after recovery pulls as an anonymous client would).
 //! The pod's own annotations are left out of the copy too: the sandbox
 //! carries them already, and they are put back when the copy is read.
+//! So are the files of config volumes (ConfigMap and Secret data): they are
+//! on the pod's volumes already, and a config volume without files whose
+//! data is in place is left as it is (`volumes::set_up`); a recovered pod
+//! whose volume is gone (a secret's tmpfs after a node reboot) finds it
+//! empty until a StartPod with the data is sent again.
 //!
 //! The copy is bounded ([`STORED_REQUEST_MAX`]): every ListPodSandbox
 //! answer carries the annotations of every sandbox it lists, within the
@@ -21,7 +26,7 @@ use base64::Engine;
 use prost::Message;
 
 use super::labels::fnv1a_32;
-use crate::proto::v1::StartPodRequest;
+use crate::proto::v1::{StartPodRequest, volume};
 
 /// Sandbox annotation: the pod's StartPodRequest, without credentials or
 /// the pod's annotations, protobuf-encoded, base64 (standard alphabet).
@@ -64,6 +69,13 @@ pub fn request_annotations(req: &StartPodRequest, owner: &str) -> Option<HashMap
     };
     if let Some(meta) = copy.pod.as_mut().and_then(|p| p.metadata.as_mut()) {
         meta.annotations.clear();
+    }
+    // Config volume files (Secret data among them) stay on the node's
+    // volumes only: see the module comment.
+    for v in copy.pod.iter_mut().flat_map(|p| p.volumes.iter_mut()) {
+        if let Some(volume::Source::Config(c)) = v.source.as_mut() {
+            c.files.clear();
+        }
     }
     let bytes = copy.encode_to_vec();
     if base64::encoded_len(bytes.len(), true).is_none_or(|n| n > STORED_REQUEST_MAX) {
@@ -185,6 +197,38 @@ mod tests {
                 credentials: Vec::new(),
                 ..req
             }
+        );
+    }
+
+    #[test]
+    fn config_volume_data_is_not_stored() {
+        use crate::proto::v1::{ConfigFile, ConfigVolume, Volume};
+        let mut req = request();
+        let config = ConfigVolume {
+            files: vec![ConfigFile {
+                path: "token".into(),
+                data: b"s3cr3t-token".to_vec(),
+                mode: None,
+            }],
+            default_mode: Some(0o400),
+            secret: true,
+        };
+        req.pod.as_mut().unwrap().volumes = vec![Volume {
+            name: "token".into(),
+            source: Some(volume::Source::Config(config.clone())),
+        }];
+        let ann = sandbox_annotations(&req);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&ann[POD_REQUEST])
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("s3cr3t-token"));
+        let back = request_from_annotations(&ann).unwrap();
+        assert_eq!(
+            back.pod.unwrap().volumes[0].source,
+            Some(volume::Source::Config(ConfigVolume {
+                files: Vec::new(),
+                ..config
+            }))
         );
     }
 

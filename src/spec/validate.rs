@@ -10,13 +10,15 @@
 //! the same number.
 
 use crate::proto::v1::{
-    AppStartMode, Container, ContainerRestartPolicy, DnsConfig, Handler, ListPodsRequest,
-    MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec, Probe, Protocol,
-    PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile, SecurityContext,
-    StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest, TerminationMessagePolicy,
-    WatchEventsRequest, handler::Action, seccomp_profile,
+    AppStartMode, Container, ContainerRestartPolicy, DnsConfig, FieldSource, Handler, HostPathType,
+    ListPodsRequest, Mount, MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec,
+    Probe, Protocol, PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile,
+    SecurityContext, StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest,
+    StorageMedium, TerminationMessagePolicy, Volume, WatchEventsRequest, field_source,
+    handler::Action, seccomp_profile, volume,
 };
 use crate::spec::{expand, image};
+use crate::volumes::downward;
 use std::collections::{HashMap, HashSet};
 
 /// A request that breaks a validation rule.
@@ -131,6 +133,15 @@ pub const PROBE_THRESHOLD_MAX: i32 = 1_000_000;
 /// The service name a gRPC probe asks about (no whitespace or control
 /// characters).
 pub const GRPC_SERVICE_MAX: usize = TEXT_MAX;
+/// Volumes of a pod.
+pub const VOLUMES_MAX: usize = 256;
+/// Files of a config volume, and of a downward API volume.
+pub const VOLUME_FILES_MAX: usize = 1024;
+/// Bytes of data of a config volume's files together (a ConfigMap or
+/// Secret is at most 1 MiB; a projected volume joins a few).
+pub const CONFIG_DATA_MAX: usize = 4 * 1024 * 1024;
+/// File permission bits of volume files (`0777`).
+pub const FILE_MODE_MAX: i32 = 0o777;
 /// Characters of input echoed in a message; longer input is cut and ends
 /// in `…`.
 pub const ECHO_MAX: usize = 64;
@@ -383,6 +394,8 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
         ));
     }
 
+    validate_volumes(pod)?;
+
     let mut names = HashSet::new();
     let lists = [
         ("init_containers", &pod.init_containers),
@@ -421,6 +434,7 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
                     "only allowed on ephemeral containers",
                 ));
             }
+            check_mount_volumes(&path, c, &pod.volumes)?;
             if !names.insert(c.name.as_str()) {
                 return Err(invalid(
                     format!("{path}.name"),
@@ -908,7 +922,7 @@ pub fn validate_container(path: &str, c: &Container) -> Result<(), InvalidSpec> 
     for (i, m) in c.mounts.iter().enumerate() {
         let p = field(&format!("mounts[{i}]"));
         check_path(&format!("{p}.container_path"), &m.container_path)?;
-        check_path(&format!("{p}.host_path"), &m.host_path)?;
+        validate_mount_source(&p, m)?;
         check_enum::<MountPropagation>(&format!("{p}.propagation"), m.propagation)?;
         if m.propagation() == MountPropagation::Bidirectional && !privileged {
             return Err(invalid(
@@ -1086,6 +1100,273 @@ fn check_args(path: &str, items: &[String]) -> Result<(), InvalidSpec> {
     check_count(path, items.len(), ARGS_MAX)?;
     for (i, s) in items.iter().enumerate() {
         check_text(&format!("{path}[{i}]"), s, ARG_STRLEN_MAX)?;
+    }
+    Ok(())
+}
+
+/// A mount binds exactly one of a host path and a volume; a subPath is
+/// relative, without "..", and only with a volume.
+fn validate_mount_source(p: &str, m: &Mount) -> Result<(), InvalidSpec> {
+    match (m.host_path.is_empty(), m.volume_name.is_empty()) {
+        (true, true) | (false, false) => {
+            return Err(invalid(
+                p.to_string(),
+                "exactly one of host_path and volume_name is required",
+            ));
+        }
+        (false, true) => {
+            check_path(&format!("{p}.host_path"), &m.host_path)?;
+            if !m.sub_path.is_empty() {
+                return Err(invalid(
+                    format!("{p}.sub_path"),
+                    "only allowed with volume_name",
+                ));
+            }
+        }
+        (true, false) => {
+            if !is_dns1123_label(&m.volume_name) {
+                return Err(invalid(format!("{p}.volume_name"), LABEL_RULE));
+            }
+            if !m.sub_path.is_empty() {
+                check_relative_path(&format!("{p}.sub_path"), &m.sub_path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every volume a container mounts is one of the pod's.
+fn check_mount_volumes(path: &str, c: &Container, volumes: &[Volume]) -> Result<(), InvalidSpec> {
+    for (i, m) in c.mounts.iter().enumerate() {
+        if !m.volume_name.is_empty() && !volumes.iter().any(|v| v.name == m.volume_name) {
+            return Err(invalid(
+                format!("{path}.mounts[{i}].volume_name"),
+                format!(
+                    "must name a volume of the pod; {} is not one",
+                    echo(&m.volume_name)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A relative path: not empty, no leading '/', no ".." component, no
+/// empty or "." component, at most [`PATH_MAX`] bytes.
+fn check_relative_path(path: &str, value: &str) -> Result<(), InvalidSpec> {
+    if value.is_empty() {
+        return Err(invalid(path, "required"));
+    }
+    check_text(path, value, PATH_MAX)?;
+    if value.starts_with('/') {
+        return Err(invalid(path, "must be a relative path"));
+    }
+    if value.split('/').any(|part| part == "..") {
+        return Err(invalid(path, "must not contain a '..' component"));
+    }
+    if value.split('/').any(|part| part.is_empty() || part == ".") {
+        return Err(invalid(path, "must not contain an empty or '.' component"));
+    }
+    Ok(())
+}
+
+/// The pod's volumes: at most [`VOLUMES_MAX`], names DNS-1123 labels and
+/// unique, each with exactly one source that follows its rules.
+fn validate_volumes(pod: &PodSpec) -> Result<(), InvalidSpec> {
+    check_count("pod.volumes", pod.volumes.len(), VOLUMES_MAX)?;
+    let mut names = HashSet::new();
+    for (i, v) in pod.volumes.iter().enumerate() {
+        let p = format!("pod.volumes[{i}]");
+        if v.name.is_empty() {
+            return Err(invalid(format!("{p}.name"), "required"));
+        }
+        if !is_dns1123_label(&v.name) {
+            return Err(invalid(format!("{p}.name"), LABEL_RULE));
+        }
+        if !names.insert(v.name.as_str()) {
+            return Err(invalid(
+                format!("{p}.name"),
+                format!("duplicate name {}", echo(&v.name)),
+            ));
+        }
+        let source = v.source.as_ref().ok_or_else(|| {
+            invalid(
+                p.clone(),
+                "exactly one source (empty_dir, config, downward_api, host_path) is required",
+            )
+        })?;
+        match source {
+            volume::Source::EmptyDir(e) => {
+                check_enum::<StorageMedium>(&format!("{p}.empty_dir.medium"), e.medium)?;
+                if e.size_limit_bytes.is_some_and(|l| l < 0) {
+                    return Err(invalid(
+                        format!("{p}.empty_dir.size_limit_bytes"),
+                        "must be >= 0",
+                    ));
+                }
+            }
+            volume::Source::Config(c) => {
+                let q = format!("{p}.config");
+                check_mode(&format!("{q}.default_mode"), c.default_mode)?;
+                check_count(&format!("{q}.files"), c.files.len(), VOLUME_FILES_MAX)?;
+                let total: usize = c.files.iter().map(|f| f.data.len()).sum();
+                if total > CONFIG_DATA_MAX {
+                    return Err(invalid(
+                        format!("{q}.files"),
+                        format!("must hold at most {CONFIG_DATA_MAX} bytes of data together"),
+                    ));
+                }
+                for (j, f) in c.files.iter().enumerate() {
+                    check_mode(&format!("{q}.files[{j}].mode"), f.mode)?;
+                }
+                check_file_paths(&q, c.files.iter().map(|f| f.path.as_str()))?;
+            }
+            volume::Source::DownwardApi(d) => {
+                let q = format!("{p}.downward_api");
+                check_mode(&format!("{q}.default_mode"), d.default_mode)?;
+                check_count(&format!("{q}.files"), d.files.len(), VOLUME_FILES_MAX)?;
+                for (j, f) in d.files.iter().enumerate() {
+                    let fp = format!("{q}.files[{j}]");
+                    check_mode(&format!("{fp}.mode"), f.mode)?;
+                    validate_volume_field(&format!("{fp}.source"), f.source.as_ref(), pod)?;
+                }
+                check_file_paths(&q, d.files.iter().map(|f| f.path.as_str()))?;
+            }
+            volume::Source::HostPath(h) => {
+                check_path(&format!("{p}.host_path.path"), &h.path)?;
+                check_enum::<HostPathType>(&format!("{p}.host_path.type"), h.r#type)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Permission bits 0 to 0777, when given.
+fn check_mode(path: &str, mode: Option<i32>) -> Result<(), InvalidSpec> {
+    match mode {
+        Some(m) if !(0..=FILE_MODE_MAX).contains(&m) => Err(invalid(
+            path,
+            format!("must be between 0 and 0777 (511); got {m}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The files of a volume: each path relative, without "..", not starting
+/// with ".." (the writer's own names), unique, and no file a directory of
+/// another.
+fn check_file_paths<'a>(
+    volume_path: &str,
+    paths: impl Iterator<Item = &'a str>,
+) -> Result<(), InvalidSpec> {
+    let paths: Vec<&str> = paths.collect();
+    let mut seen = HashSet::new();
+    for (j, path) in paths.iter().enumerate() {
+        let fp = format!("{volume_path}.files[{j}].path");
+        check_relative_path(&fp, path)?;
+        if path.starts_with("..") {
+            return Err(invalid(fp, "must not start with '..'"));
+        }
+        if !seen.insert(*path) {
+            return Err(invalid(fp, format!("duplicate path {}", echo(path))));
+        }
+    }
+    for (j, path) in paths.iter().enumerate() {
+        let mut dir = String::new();
+        for part in path.split('/') {
+            if !dir.is_empty() && seen.contains(dir.as_str()) {
+                return Err(invalid(
+                    format!("{volume_path}.files[{j}].path"),
+                    format!("{} is a file of the volume, not a directory", echo(&dir)),
+                ));
+            }
+            if !dir.is_empty() {
+                dir.push('/');
+            }
+            dir.push_str(part);
+        }
+    }
+    Ok(())
+}
+
+/// The fields a downward API volume file may read: `metadata.*` (name,
+/// namespace, uid, labels, annotations, one label or annotation) or a
+/// named container's resource with a divisor Kubernetes accepts.
+fn validate_volume_field(
+    path: &str,
+    source: Option<&FieldSource>,
+    pod: &PodSpec,
+) -> Result<(), InvalidSpec> {
+    let source = source.and_then(|s| s.source.as_ref()).ok_or_else(|| {
+        invalid(
+            path,
+            "exactly one of field_path and resource_field is required",
+        )
+    })?;
+    match source {
+        field_source::Source::FieldPath(f) => {
+            let fp = format!("{path}.field_path");
+            let whole = [
+                "metadata.name",
+                "metadata.namespace",
+                "metadata.uid",
+                "metadata.labels",
+                "metadata.annotations",
+            ];
+            let ok = whole.contains(&f.as_str())
+                || downward::subscript(f).is_some_and(|(map, key)| {
+                    matches!(map, "metadata.labels" | "metadata.annotations")
+                        && is_qualified_name(key)
+                });
+            if !ok {
+                return Err(invalid(
+                    fp,
+                    format!(
+                        "{} is not supported in a volume: one of metadata.name,                          metadata.namespace, metadata.uid, metadata.labels,                          metadata.annotations, metadata.labels['KEY'],                          metadata.annotations['KEY']",
+                        echo(f)
+                    ),
+                ));
+            }
+        }
+        field_source::Source::ResourceField(r) => {
+            let rp = format!("{path}.resource_field");
+            if r.container_name.is_empty() {
+                return Err(invalid(
+                    format!("{rp}.container_name"),
+                    "required in a volume",
+                ));
+            }
+            if !pod
+                .init_containers
+                .iter()
+                .chain(&pod.containers)
+                .any(|c| c.name == r.container_name)
+            {
+                return Err(invalid(
+                    format!("{rp}.container_name"),
+                    format!(
+                        "must name an app or init container; {} is neither",
+                        echo(&r.container_name)
+                    ),
+                ));
+            }
+            let divisor = match r.resource.as_str() {
+                "limits.cpu" | "requests.cpu" => downward::cpu_divisor_millis(&r.divisor).map(drop),
+                "limits.memory" | "requests.memory" => {
+                    downward::memory_divisor_bytes(&r.divisor).map(drop)
+                }
+                _ => {
+                    return Err(invalid(
+                        format!("{rp}.resource"),
+                        format!(
+                            "must be limits.cpu, limits.memory, requests.cpu or                              requests.memory; got {}",
+                            echo(&r.resource)
+                        ),
+                    ));
+                }
+            };
+            divisor.map_err(|e| invalid(format!("{rp}.divisor"), e))?;
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use k8s_cri::v1 as cri;
 use tracing::Instrument;
 
 use super::{
-    ContainerRef, StartError, Starter, adopt,
+    ContainerRef, FlowConfig, StartError, Starter, adopt,
     backoff::{self, Verdict},
     context::{PodContext, Started},
     events::{micros, now_unix_nano},
@@ -28,6 +28,7 @@ use crate::proto::v1::{
 };
 use crate::spec::container::{ContainerContext, container_config};
 use crate::spec::labels;
+use crate::volumes;
 
 /// The kubelet's minimum grace period when it kills a container.
 pub(super) const MIN_GRACE: Duration = Duration::from_secs(2);
@@ -238,7 +239,7 @@ impl Starter {
             c,
         };
         let (id, took) = step
-            .create(previous, &image_ref, &self.inner.config.pod_state_root)
+            .create(previous, &image_ref, &self.inner.config)
             .await?;
         timed(Step::Create, took);
         timed(Step::Start, step.start(&id).await?);
@@ -395,8 +396,9 @@ impl ContainerStep<'_> {
         &self,
         previous: &[cri::Container],
         image_ref: &str,
-        pod_state_root: &Path,
+        config: &FlowConfig,
     ) -> Result<(String, Duration), StartError> {
+        let pod_state_root = &config.pod_state_root;
         let (ctx, cref, c) = (self.ctx, self.cref, self.c);
         // Instances that never started (CREATED, UNKNOWN) hold their name;
         // remove them first.
@@ -410,6 +412,25 @@ impl ContainerStep<'_> {
         }
         let restart_count = restart_count(previous, &ctx.log_dir, &c.name);
         let target = self.target_id().await?;
+        // Each mount's host path: a volume's directory, its subPath made
+        // and checked to stay inside it (the kubelet's subpath safety).
+        let mount_sources = match volumes::mount_sources(&config.pod_volume_root, &ctx.pod, c) {
+            Ok(sources) => sources,
+            Err(e) => {
+                let err = StartError::CreateContainerConfig {
+                    container: c.name.clone(),
+                    message: format!("failed to prepare the volume mounts: {e}"),
+                };
+                ctx.sink
+                    .emit(
+                        StartEvent::at(Step::Create, "Failed", format!("Error: {err}"))
+                            .of(cref)
+                            .warning(),
+                    )
+                    .await;
+                return Err(err);
+            }
+        };
         let mut config = container_config(&ContainerContext {
             pod: &ctx.pod,
             container: c,
@@ -417,6 +438,7 @@ impl ContainerStep<'_> {
             restart_count,
             image: image_ref,
             target_container_id: target.as_deref(),
+            mount_sources: &mount_sources,
         });
         let uid = ctx.pod.metadata.as_ref().map_or("", |m| m.uid.as_str());
         match termination::prepare(pod_state_root, uid, c) {

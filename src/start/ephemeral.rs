@@ -6,7 +6,9 @@
 //!   (without the `io.kubernetes.pod.*` / podstart ones), annotations,
 //!   runtime handler, host network / PID / IPC (its namespace options), IPs;
 //! - from the pod's containers' annotations: the termination grace period;
-//! - from the log root: the log directory.
+//! - from the log root: the log directory;
+//! - from the request the sandbox stores: the pod's volumes, which the
+//!   container may mount by name.
 //!
 //! Not recoverable, so left at their defaults: the pod's security context
 //! (run-as user/group, supplemental groups, seccomp), hostname override,
@@ -26,7 +28,7 @@ use crate::proto::v1::{
     Container, ContainerKind, PodMetadata, PodSpec, PodStarted, StartContainerRequest, StartEvent,
     Step, start_event::Payload,
 };
-use crate::spec::{InvalidSpec, labels, sandbox as sandbox_spec};
+use crate::spec::{InvalidSpec, labels, sandbox as sandbox_spec, stored};
 use crate::state::view;
 
 impl Starter {
@@ -93,6 +95,11 @@ impl Starter {
         check_against_pod(&c, &containers)?;
 
         let mut pod = rebuild_pod(&status, &containers);
+        // The pod's volumes, for mounts by name: from the request the
+        // sandbox stores (none when it stores none).
+        if let Ok(stored) = stored::request_from_annotations(&status.annotations) {
+            pod.volumes = stored.pod.map(|p| p.volumes).unwrap_or_default();
+        }
         pod.ephemeral_containers = vec![c.clone()];
         let meta = pod.metadata.clone().unwrap_or_default();
         let log_root = &self.inner.config.pod_log_root;

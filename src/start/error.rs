@@ -11,6 +11,7 @@ use crate::proto::v1::Step;
 use crate::spec::InvalidSpec;
 use crate::spec::validate::{clip, echo};
 use crate::state::IdentityConflict;
+use crate::volumes::VolumeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -42,6 +43,10 @@ pub enum StartError {
          attach to it, or retry after it ends"
     )]
     StartInFlight { pod: String, uid: String },
+    /// A pod volume could not be set up (after the sandbox, before any
+    /// container).
+    #[error("{0}")]
+    Volume(crate::volumes::SetUpError),
     /// RunPodSandbox failed.
     #[error("Failed to create pod sandbox: {0}")]
     CreateSandbox(CriError),
@@ -144,6 +149,10 @@ impl StartError {
                 _ => Code::Internal,
             },
             StartError::PodIdentity(_) => Code::AlreadyExists,
+            StartError::Volume(e) => match &e.source {
+                VolumeError::Io { .. } | VolumeError::Mount { .. } => Code::Internal,
+                _ => Code::FailedPrecondition,
+            },
             StartError::StartInFlight { .. } => Code::Aborted,
             StartError::CreateSandbox(e)
             | StartError::SandboxStatus(e)
@@ -189,6 +198,7 @@ impl StartError {
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_) => "CreatePodSandboxError",
             StartError::SandboxStatus(_) => "FailedPodSandBoxStatus",
+            StartError::Volume(_) => "FailedMount",
             StartError::ImageInspect { .. } => "ImageInspectError",
             StartError::ImageNeverPull { .. } => "ErrImageNeverPull",
             StartError::InvalidImageName { .. } => "InvalidImageName",
@@ -228,7 +238,8 @@ impl StartError {
             StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
-            | StartError::SandboxStatus(_) => Step::Sandbox,
+            | StartError::SandboxStatus(_)
+            | StartError::Volume(_) => Step::Sandbox,
             StartError::ImageInspect { .. }
             | StartError::ImageNeverPull { .. }
             | StartError::InvalidImageName { .. }
@@ -274,6 +285,7 @@ impl StartError {
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
             | StartError::SandboxStatus(_)
+            | StartError::Volume(_)
             | StartError::Runtime(_)
             | StartError::Stop(_)
             | StartError::RemoveLogDirectory(_)
@@ -472,6 +484,18 @@ mod tests {
                 Code::FailedPrecondition,
                 "RemoveLogDirectoryError",
                 Step::Remove,
+            ),
+            (
+                StartError::Volume(crate::volumes::SetUpError {
+                    volume: "data".into(),
+                    source: VolumeError::HostPathType {
+                        path: "/x".into(),
+                        what: "is not a directory",
+                    },
+                }),
+                Code::FailedPrecondition,
+                "FailedMount",
+                Step::Sandbox,
             ),
         ];
         for (err, code, reason, step) in cases {

@@ -44,6 +44,7 @@ mod sidecar;
 mod stop;
 mod supervise;
 pub mod termination;
+mod volumes;
 mod watch;
 
 use std::{
@@ -80,6 +81,8 @@ pub struct FlowConfig {
     /// Root of per-pod state (`<root>/<uid>/containers/<name>/<file>`:
     /// termination message files), the kubelet's pod directories.
     pub pod_state_root: PathBuf,
+    /// Root of pod volumes (`<root>/<uid>/<volume name>`, `volumes/`).
+    pub pod_volume_root: PathBuf,
 }
 
 impl Default for FlowConfig {
@@ -88,6 +91,7 @@ impl Default for FlowConfig {
             pod_log_root: PathBuf::from("/var/log/pods"),
             hook_timeout: Duration::ZERO,
             pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
+            pod_volume_root: PathBuf::from("/var/lib/podstart/volumes"),
         }
     }
 }

@@ -99,6 +99,8 @@ impl Starter {
             .map_err(StartError::StateDirectory)?;
         sandbox_spec::log_directory(&self.inner.config.pod_log_root, &meta)
             .map_err(StartError::LogDirectory)?;
+        crate::volumes::layout::pod_dir(&self.inner.config.pod_volume_root, &meta.uid)
+            .map_err(StartError::StateDirectory)?;
         // The uid names one pod: refused before anything is made (or a
         // supervisor stopped) when it or the name is another pod's, in
         // flight or on the node. The claim is held to the end of the start.
@@ -160,6 +162,14 @@ impl Starter {
             .ensure_sandbox(&pod, log_dir, &stored, sink, &mut timings)
             .instrument(tracing::info_span!("sandbox"))
             .await?;
+        // Volumes before any container that mounts them is created.
+        if let Err(e) = self.set_up_volumes(&pod, sink).await {
+            if !sandbox.adopted {
+                // Nothing ran with them: what was made goes.
+                self.tear_down_volumes(&meta.uid, sink).await;
+            }
+            return Err(e);
+        }
         let ctx = PodContext {
             pod,
             sandbox_id: sandbox.id.clone(),
@@ -381,6 +391,8 @@ impl Starter {
                         }
                     }
                 }
+                // The start ends without a sandbox: no volume stays.
+                self.tear_down_volumes(&meta.uid, sink).await;
                 let err = StartError::CreateSandbox(e);
                 sink.emit(
                     StartEvent::at(Step::Sandbox, "FailedCreatePodSandBox", err.to_string())

@@ -173,6 +173,9 @@ impl Starter {
             stopped.sandbox_id.clone_from(&sandbox.id);
         }
 
+        // The pod's volumes, once nothing runs with them.
+        self.tear_down_volumes(&pod.uid, sink).await;
+
         // Only what podstart made goes: the termination message files and
         // their directories, then the pod's container logs (`<name>/N.log`,
         // rotated `N.log.*`) and their directories; anything else stays.

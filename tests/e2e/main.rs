@@ -31,6 +31,7 @@ mod net;
 mod probes;
 #[path = "../it/process.rs"]
 mod process;
+mod volumes;
 mod watch;
 
 use process::{Proc, podstart_bin, sigterm, wait_for};
@@ -65,6 +66,8 @@ struct Daemon {
     /// The metrics port (`/metrics`, `/readyz`).
     metrics: String,
     log_root: PathBuf,
+    /// `--pod-volume-root`.
+    volume_root: PathBuf,
     client: PodStarterClient<Channel>,
     cri: Cri,
     /// The `serve` command line, for a restart.
@@ -130,6 +133,8 @@ impl Daemon {
             log_root.clone().into(),
             "--pod-state-root".into(),
             dir.path().join("state").into(),
+            "--pod-volume-root".into(),
+            dir.path().join("volumes").into(),
             "--metrics-listen".into(),
             metrics.clone().into(),
         ];
@@ -150,6 +155,7 @@ impl Daemon {
             socket,
             metrics,
             log_root,
+            volume_root: dir.path().join("volumes"),
             client: PodStarterClient::new(channel),
             cri,
             args,

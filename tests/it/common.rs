@@ -54,6 +54,8 @@ pub(crate) struct Harness {
     pub(crate) runtime: Address,
     pub(crate) client: PodStarterClient<Channel>,
     pub(crate) log_root: PathBuf,
+    /// `--pod-volume-root`.
+    pub(crate) volume_root: PathBuf,
     pub(crate) metrics: Metrics,
     /// The flow itself, for calls the API would refuse.
     pub(crate) starter: Starter,
@@ -147,6 +149,7 @@ impl Harness {
             flow: FlowConfig {
                 pod_log_root: dir.path().join("pods"),
                 pod_state_root: dir.path().join("state"),
+                pod_volume_root: dir.path().join("volumes"),
                 ..FlowConfig::default()
             },
             puller: DEFAULT_PULLER,
@@ -163,6 +166,7 @@ impl Harness {
         };
         tune(&mut tuning);
         let log_root = tuning.flow.pod_log_root.clone();
+        let volume_root = tuning.flow.pod_volume_root.clone();
         let max_concurrent_starts = tuning.max_concurrent_starts;
         let authz = match &tuning.authz_policy {
             Some(text) => Authorizer::from_text(text, "the test policy", Vec::new()).unwrap(),
@@ -201,6 +205,7 @@ impl Harness {
             runtime,
             client: PodStarterClient::new(channel),
             log_root,
+            volume_root,
             metrics,
             starter,
             api: api_sock,

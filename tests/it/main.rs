@@ -40,4 +40,5 @@ mod serve;
 mod start_flow;
 mod tls;
 mod validation;
+mod volumes;
 mod watcher;

@@ -48,6 +48,7 @@ fn config(pod: &PodSpec, idx: usize, restart_count: u32) -> cri::ContainerConfig
         restart_count,
         image: "sha256:abc",
         target_container_id: None,
+        mount_sources: &[],
     })
 }
 
@@ -453,6 +454,7 @@ fn pid_namespace_modes() {
             restart_count: 0,
             image: "busybox",
             target_container_id: target,
+            mount_sources: &[],
         });
         assert_eq!(cfg.labels[labels::CONTAINER_KIND], "ephemeral");
         sec(&cfg).namespace_options.expect("ns")

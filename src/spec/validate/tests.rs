@@ -2003,6 +2003,8 @@ fn the_proto_states_each_limit() {
         ("PROBE_THRESHOLD_MAX", i64::from(PROBE_THRESHOLD_MAX)),
         ("GRPC_SERVICE_MAX", GRPC_SERVICE_MAX as i64),
         ("ECHO_MAX", ECHO_MAX as i64),
+        ("VOLUMES_MAX", VOLUMES_MAX as i64),
+        ("VOLUME_FILES_MAX", VOLUME_FILES_MAX as i64),
     ];
     for (name, n) in limits {
         let pattern = |text: &str| {
@@ -2014,5 +2016,350 @@ fn the_proto_states_each_limit() {
             })
         };
         assert!(pattern(proto), "{name} = {n} is not stated in the proto");
+    }
+}
+
+fn vol(name: &str, source: volume::Source) -> Volume {
+    Volume {
+        name: name.into(),
+        source: Some(source),
+    }
+}
+
+fn config_files(paths: &[&str]) -> volume::Source {
+    volume::Source::Config(crate::proto::v1::ConfigVolume {
+        files: paths
+            .iter()
+            .map(|p| crate::proto::v1::ConfigFile {
+                path: p.to_string(),
+                data: b"x".to_vec(),
+                mode: None,
+            })
+            .collect(),
+        default_mode: None,
+        secret: false,
+    })
+}
+
+fn downward(field: field_source::Source) -> volume::Source {
+    volume::Source::DownwardApi(crate::proto::v1::DownwardApiVolume {
+        files: vec![crate::proto::v1::DownwardApiFile {
+            path: "f".into(),
+            source: Some(FieldSource {
+                source: Some(field),
+            }),
+            mode: None,
+        }],
+        default_mode: None,
+    })
+}
+
+fn resource(container: &str, resource: &str, divisor: &str) -> field_source::Source {
+    field_source::Source::ResourceField(crate::proto::v1::ResourceFieldSource {
+        container_name: container.into(),
+        resource: resource.into(),
+        divisor: divisor.into(),
+    })
+}
+
+fn mount_of(volume: &str, sub_path: &str) -> Mount {
+    Mount {
+        container_path: "/data".into(),
+        volume_name: volume.into(),
+        sub_path: sub_path.into(),
+        ..Default::default()
+    }
+}
+
+fn empty_dir() -> volume::Source {
+    volume::Source::EmptyDir(crate::proto::v1::EmptyDirVolume::default())
+}
+
+#[test]
+fn volumes_and_their_mounts() {
+    let app = good().pod.unwrap().containers[0].name.clone();
+    let ok: Vec<(&str, Vec<Volume>, Vec<Mount>)> = vec![
+        (
+            "empty dir with a sub path",
+            vec![vol("cache", empty_dir())],
+            vec![mount_of("cache", "a/b")],
+        ),
+        (
+            "config tree",
+            vec![vol("conf", config_files(&["a/b", "a/c", "d"]))],
+            vec![],
+        ),
+        (
+            "downward label",
+            vec![vol(
+                "info",
+                downward(field_source::Source::FieldPath(
+                    "metadata.labels['app.kubernetes.io/name']".into(),
+                )),
+            )],
+            vec![],
+        ),
+        (
+            "downward resource",
+            vec![vol(
+                "info",
+                downward(resource(&app, "limits.memory", "1Mi")),
+            )],
+            vec![],
+        ),
+        (
+            "host path",
+            vec![vol(
+                "h",
+                volume::Source::HostPath(crate::proto::v1::HostPathVolume {
+                    path: "/var/log".into(),
+                    r#type: 1,
+                }),
+            )],
+            vec![mount_of("h", "")],
+        ),
+    ];
+    for (what, volumes, mounts) in ok {
+        let mut r = good();
+        pod(&mut r).volumes = volumes;
+        c1(&mut r).mounts = mounts;
+        assert_eq!(validate_start_pod(&r), Ok(()), "{what}");
+    }
+    let many: Vec<Volume> = (0..=VOLUMES_MAX)
+        .map(|i| vol(&format!("v{i}"), empty_dir()))
+        .collect();
+    type Refused = (
+        &'static str,
+        Vec<Volume>,
+        Vec<Mount>,
+        &'static str,
+        &'static str,
+    );
+    let refused: Vec<Refused> = vec![
+        ("too many", many, vec![], "pod.volumes", "at most 256 items"),
+        (
+            "bad name",
+            vec![vol("Cache", empty_dir())],
+            vec![],
+            "pod.volumes[0].name",
+            "DNS-1123 label",
+        ),
+        (
+            "duplicate",
+            vec![vol("a", empty_dir()), vol("a", empty_dir())],
+            vec![],
+            "pod.volumes[1].name",
+            "duplicate name",
+        ),
+        (
+            "no source",
+            vec![Volume {
+                name: "a".into(),
+                source: None,
+            }],
+            vec![],
+            "pod.volumes[0]",
+            "exactly one source",
+        ),
+        (
+            "unknown volume",
+            vec![],
+            vec![mount_of("nope", "")],
+            "pod.containers[1].mounts[0].volume_name",
+            "must name a volume of the pod",
+        ),
+        (
+            "both sources",
+            vec![vol("a", empty_dir())],
+            vec![Mount {
+                host_path: "/x".into(),
+                ..mount_of("a", "")
+            }],
+            "pod.containers[1].mounts[0]",
+            "exactly one of host_path and volume_name",
+        ),
+        (
+            "neither",
+            vec![],
+            vec![Mount {
+                container_path: "/x".into(),
+                ..Default::default()
+            }],
+            "pod.containers[1].mounts[0]",
+            "exactly one of host_path and volume_name",
+        ),
+        (
+            "sub path up",
+            vec![vol("a", empty_dir())],
+            vec![mount_of("a", "x/../../etc")],
+            "pod.containers[1].mounts[0].sub_path",
+            "'..'",
+        ),
+        (
+            "sub path absolute",
+            vec![vol("a", empty_dir())],
+            vec![mount_of("a", "/etc")],
+            "pod.containers[1].mounts[0].sub_path",
+            "relative",
+        ),
+        (
+            "sub path with a host path",
+            vec![],
+            vec![Mount {
+                container_path: "/x".into(),
+                host_path: "/y".into(),
+                sub_path: "z".into(),
+                ..Default::default()
+            }],
+            "pod.containers[1].mounts[0].sub_path",
+            "only allowed with volume_name",
+        ),
+        (
+            "config path up",
+            vec![vol("c", config_files(&["../x"]))],
+            vec![],
+            "pod.volumes[0].config.files[0].path",
+            "'..'",
+        ),
+        (
+            "config path absolute",
+            vec![vol("c", config_files(&["/x"]))],
+            vec![],
+            "pod.volumes[0].config.files[0].path",
+            "relative",
+        ),
+        (
+            "config path hidden",
+            vec![vol("c", config_files(&["..data"]))],
+            vec![],
+            "pod.volumes[0].config.files[0].path",
+            "must not start with '..'",
+        ),
+        (
+            "config path twice",
+            vec![vol("c", config_files(&["a", "a"]))],
+            vec![],
+            "pod.volumes[0].config.files[1].path",
+            "duplicate path",
+        ),
+        (
+            "config file a directory",
+            vec![vol("c", config_files(&["a", "a/b"]))],
+            vec![],
+            "pod.volumes[0].config.files[1].path",
+            "is a file of the volume",
+        ),
+        (
+            "config mode",
+            vec![vol(
+                "c",
+                volume::Source::Config(crate::proto::v1::ConfigVolume {
+                    default_mode: Some(0o1777),
+                    ..Default::default()
+                }),
+            )],
+            vec![],
+            "pod.volumes[0].config.default_mode",
+            "between 0 and 0777",
+        ),
+        (
+            "config data",
+            vec![vol(
+                "c",
+                volume::Source::Config(crate::proto::v1::ConfigVolume {
+                    files: vec![crate::proto::v1::ConfigFile {
+                        path: "big".into(),
+                        data: vec![0; CONFIG_DATA_MAX + 1],
+                        mode: None,
+                    }],
+                    ..Default::default()
+                }),
+            )],
+            vec![],
+            "pod.volumes[0].config.files",
+            "at most 4194304 bytes",
+        ),
+        (
+            "downward spec field",
+            vec![vol(
+                "d",
+                downward(field_source::Source::FieldPath("spec.nodeName".into())),
+            )],
+            vec![],
+            "pod.volumes[0].downward_api.files[0].source.field_path",
+            "not supported in a volume",
+        ),
+        (
+            "downward resource without container",
+            vec![vol("d", downward(resource("", "limits.cpu", "")))],
+            vec![],
+            "pod.volumes[0].downward_api.files[0].source.resource_field.container_name",
+            "required in a volume",
+        ),
+        (
+            "downward resource of no container",
+            vec![vol("d", downward(resource("ghost", "limits.cpu", "")))],
+            vec![],
+            "pod.volumes[0].downward_api.files[0].source.resource_field.container_name",
+            "must name an app or init container",
+        ),
+        (
+            "downward divisor",
+            vec![vol("d", downward(resource(&app, "limits.cpu", "100m")))],
+            vec![],
+            "pod.volumes[0].downward_api.files[0].source.resource_field.divisor",
+            "must be 1m or 1",
+        ),
+        (
+            "host path relative",
+            vec![vol(
+                "h",
+                volume::Source::HostPath(crate::proto::v1::HostPathVolume {
+                    path: "var".into(),
+                    r#type: 0,
+                }),
+            )],
+            vec![],
+            "pod.volumes[0].host_path.path",
+            "absolute",
+        ),
+        (
+            "host path type",
+            vec![vol(
+                "h",
+                volume::Source::HostPath(crate::proto::v1::HostPathVolume {
+                    path: "/var".into(),
+                    r#type: 99,
+                }),
+            )],
+            vec![],
+            "pod.volumes[0].host_path.type",
+            "unknown enum value 99",
+        ),
+        (
+            "size limit",
+            vec![vol(
+                "e",
+                volume::Source::EmptyDir(crate::proto::v1::EmptyDirVolume {
+                    medium: 0,
+                    size_limit_bytes: Some(-1),
+                }),
+            )],
+            vec![],
+            "pod.volumes[0].empty_dir.size_limit_bytes",
+            ">= 0",
+        ),
+    ];
+    for (what, volumes, mounts, field, rule) in refused {
+        let mut r = good();
+        pod(&mut r).volumes = volumes;
+        c1(&mut r).mounts = mounts;
+        match validate_start_pod(&r) {
+            Ok(()) => panic!("{what}: accepted"),
+            Err(e) => {
+                assert_eq!(e.field, field, "{what}: {e}");
+                assert!(e.rule.contains(rule), "{what}: rule {:?}", e.rule);
+            }
+        }
     }
 }
