@@ -322,8 +322,8 @@ pub(super) fn dns_config(mut d: Fields) -> DnsConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::super::parse_manifest;
     use super::super::test_support::*;
-    use super::super::{Manifest, parse_manifest};
 
     #[test]
     fn pod_and_metadata_errors_name_the_field_path() {

@@ -540,7 +540,7 @@ fn files_given_together_are_one_manifest() {
         pod_spec(&manifest).containers[0].env,
         vec![env("X", "from-c")]
     );
-    let (path, rule) = match super::load_manifests(&[pod.clone()]) {
+    let (path, rule) = match super::load_manifests(std::slice::from_ref(&pod)) {
         Err(ManifestError::Fields(errors)) => (errors.0[0].path.clone(), errors.0[0].rule.clone()),
         other => panic!("{other:?}"),
     };
