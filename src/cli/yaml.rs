@@ -86,7 +86,6 @@ fn escaped_quotes_resolved(text: &str) -> Option<String> {
                     }
                     continue;
                 }
-                block_indent = None;
                 // A line of the document again: scan it from its start.
                 let rest: String = line.chars().chain(chars).collect();
                 out.push_str(&escaped_quotes_resolved_from(&rest, &mut changed));
