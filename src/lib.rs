@@ -15,6 +15,7 @@ pub mod images;
 pub mod listen;
 pub mod paths;
 pub mod pleg;
+pub mod quantity;
 pub mod server;
 pub mod sim;
 pub mod spec;

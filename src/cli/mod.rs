@@ -5,6 +5,5 @@
 pub mod commands;
 pub mod manifest;
 pub mod pull_secrets;
-pub mod quantity;
 pub mod render;
 pub mod yaml;

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use crate::cli::yaml::Value;
 
 use super::{FieldErrors, ManifestError, Result};
-use crate::cli::quantity::QuantityError;
+use crate::quantity::QuantityError;
 
 /// Where the field errors of one conversion are collected, so that a
 /// manifest is refused with all of them at once.

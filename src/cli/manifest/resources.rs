@@ -2,8 +2,8 @@
 //! as Kubernetes quantities, with requests defaulting to limits.
 
 use super::fields::Fields;
-use crate::cli::quantity;
 use crate::proto::v1::Resources;
+use crate::quantity;
 
 /// CPU and memory of one resource list (`requests` or `limits`).
 #[derive(Debug, Default)]

@@ -8,13 +8,13 @@ use super::Converter;
 use super::config::ConfigKind;
 use super::env::{field_ref, resource_field_ref};
 use super::fields::{Fields, describe, field_error};
-use crate::cli::quantity;
 use crate::cli::yaml::Value;
 use crate::proto::v1::{
     ConfigFile, ConfigVolume, DownwardApiFile, DownwardApiVolume, EmptyDirVolume, FieldSource,
     HostPathType, HostPathVolume, Mount, MountPropagation, StorageMedium, Volume, field_source,
     volume::Source,
 };
+use crate::quantity;
 
 pub(super) const PROPAGATIONS: &[(&str, MountPropagation)] = &[
     ("None", MountPropagation::Private),
