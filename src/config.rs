@@ -254,8 +254,14 @@ pub enum Output {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A Kubernetes Pod manifest (YAML or JSON).
-    pub file: PathBuf,
+    /// A Kubernetes manifest (YAML or JSON): one Pod, and the ConfigMaps
+    /// and Secrets it reads.
+    #[arg(required_unless_present = "filenames")]
+    pub file: Option<PathBuf>,
+    /// A manifest file; give it more than once to take the documents of all
+    /// files together (one Pod among them), as `kubectl apply -f a -f b`.
+    #[arg(long = "filename", short = 'f', value_name = "FILE")]
+    pub filenames: Vec<PathBuf>,
     #[arg(long, short, value_enum, default_value = "text")]
     pub output: Output,
     /// Start app containers at once instead of one after another.
@@ -276,12 +282,29 @@ pub struct PodSelector {
     /// The manifest the pod was started from.
     #[arg(conflicts_with_all = ["uid", "name"])]
     pub file: Option<PathBuf>,
+    /// The manifest files the pod was started from (`-f` as given to `run`).
+    #[arg(long = "filename", short = 'f', value_name = "FILE", conflicts_with_all = ["uid", "name"])]
+    pub filenames: Vec<PathBuf>,
     #[arg(long)]
     pub uid: Option<String>,
     #[arg(long, short, default_value = "default")]
     pub namespace: String,
     #[arg(long, requires = "namespace")]
     pub name: Option<String>,
+}
+
+impl RunArgs {
+    /// The manifest files: the positional one, then every `-f`.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.file.iter().chain(&self.filenames).cloned().collect()
+    }
+}
+
+impl PodSelector {
+    /// The manifest files: the positional one, then every `-f`.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.file.iter().chain(&self.filenames).cloned().collect()
+    }
 }
 
 #[derive(Debug, Args)]

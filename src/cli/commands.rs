@@ -106,7 +106,7 @@ fn exit_for(terminal: Option<StartEvent>) -> Result<ExitCode, CliError> {
 }
 
 pub async fn run(endpoint: &Target, args: RunArgs) -> Result<ExitCode, CliError> {
-    let loaded = manifest::load_manifest(&args.file)?;
+    let loaded = manifest::load_manifests(&args.files())?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
@@ -136,11 +136,11 @@ pub async fn run(endpoint: &Target, args: RunArgs) -> Result<ExitCode, CliError>
     exit_for(follow(stream, args.output).await?)
 }
 
-/// The pod a selector names. A manifest names it by namespace and name (a
-/// manifest without a uid gets a fresh one at each `run`).
+/// The pod a selector names. A manifest names it by namespace and name.
 fn pod_ref(sel: &PodSelector) -> Result<PodRef, CliError> {
-    if let Some(file) = &sel.file {
-        let loaded = manifest::load_manifest(file)?;
+    let files = sel.files();
+    if !files.is_empty() {
+        let loaded = manifest::load_manifests(&files)?;
         let meta = loaded
             .request
             .pod

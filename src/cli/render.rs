@@ -152,12 +152,19 @@ pub fn event_json(e: &StartEvent) -> Value {
             "delay_seconds": secs(b.delay_micros), "retry_at_unix_nano": b.retry_at_unix_nano,
             "finished_at_unix_nano": b.finished_at_unix_nano}}),
     };
+    // A pod-level event names no container: its kind is "pod", as the
+    // text output's column.
+    let kind = if e.container_name.is_empty() {
+        "pod".to_owned()
+    } else {
+        kind_name(e.container_kind())
+    };
     json!({
         "time_unix_nano": e.time_unix_nano,
         "pod_uid": e.pod_uid,
         "pod": format!("{}/{}", e.pod_namespace, e.pod_name),
         "container": e.container_name,
-        "kind": kind_name(e.container_kind()),
+        "kind": kind,
         "step": step_name(e.step()),
         "type": enum_name(e.r#type().as_str_name(), "EVENT_TYPE_"),
         "reason": e.reason,
@@ -287,5 +294,13 @@ mod tests {
         assert!(line.contains("app/web"), "{line}");
         assert!(line.contains("ErrImageNeverPull"), "{line}");
         assert!(line.contains('!'), "warnings are marked: {line}");
+    }
+
+    #[test]
+    fn pod_level_events_are_of_kind_pod() {
+        let e = StartEvent::at(Step::Done, "PodStarted", "started");
+        assert_eq!(event_json(&e)["kind"], "pod");
+        let line = event_line(&e, e.time_unix_nano);
+        assert!(line.contains("pod "), "{line}");
     }
 }

@@ -38,7 +38,164 @@ pub enum Number {
 
 /// The non-empty documents of `text`, in order. An empty document (or one
 /// that is only `null`) is left out.
+///
+/// `\'` in a double-quoted string (a shell's `'\''` pasted into YAML) is
+/// not a YAML 1.2 escape, but go-yaml, and so kubectl, read it as a single
+/// quote: a stream refused for it is read again with those escapes
+/// resolved, and the first error is reported if that fails too.
 pub fn documents(text: &str) -> Result<Vec<Value>, Error> {
+    match parse(text) {
+        Err(error) if text.contains("\\'") => match escaped_quotes_resolved(text) {
+            Some(resolved) => parse(&resolved).map_err(|_| error),
+            None => Err(error),
+        },
+        other => other,
+    }
+}
+
+/// `text` with each `\'` inside a double-quoted scalar made `'`; `None`
+/// when there is none. Quoted scalars are found as YAML starts them: after
+/// the start of a line, indentation, `- `, `: `, `? `, `[`, `{` or `,`;
+/// comments and block scalars are passed over.
+fn escaped_quotes_resolved(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut chars = text.chars().peekable();
+    // The last character outside quotes, and the indentation of the line.
+    let mut previous: Option<char> = None;
+    let mut block_indent: Option<usize> = None;
+    let mut line_start = true;
+    let mut indent = 0;
+    while let Some(c) = chars.next() {
+        if line_start {
+            // Inside a block scalar: copy lines more indented than its key.
+            if let Some(key_indent) = block_indent {
+                let mut line = String::from(c);
+                while let Some(&next) = chars.peek() {
+                    if next == '\n' {
+                        break;
+                    }
+                    line.push(next);
+                    chars.next();
+                }
+                let depth = line.len() - line.trim_start_matches(' ').len();
+                if line.trim().is_empty() || depth > key_indent {
+                    out.push_str(&line);
+                    if let Some(newline) = chars.next() {
+                        out.push(newline);
+                    }
+                    continue;
+                }
+                // A line of the document again: scan it from its start.
+                let rest: String = line.chars().chain(chars).collect();
+                out.push_str(&escaped_quotes_resolved_from(&rest, &mut changed));
+                return changed.then_some(out);
+            }
+            indent = 0;
+        }
+        if c == ' ' && line_start {
+            indent += 1;
+            out.push(c);
+            continue;
+        }
+        line_start = false;
+        match c {
+            '\n' => {
+                line_start = true;
+                previous = None;
+                out.push(c);
+            }
+            '#' if previous.is_none_or(|p| p == ' ' || p == '\t') => {
+                out.push(c);
+                while let Some(&next) = chars.peek() {
+                    if next == '\n' {
+                        break;
+                    }
+                    out.push(next);
+                    chars.next();
+                }
+            }
+            '\'' | '"' if previous.is_none_or(|p| " \t[{,".contains(p)) => {
+                out.push(c);
+                copy_quoted(c, &mut chars, &mut out, &mut changed);
+                previous = Some(c);
+            }
+            '|' | '>' if previous.is_none_or(|p| p == ' ') => {
+                out.push(c);
+                let mut header = String::new();
+                while let Some(&next) = chars.peek() {
+                    if next == '\n' {
+                        break;
+                    }
+                    header.push(next);
+                    chars.next();
+                }
+                let header_ok = header
+                    .split('#')
+                    .next()
+                    .is_some_and(|h| h.trim().chars().all(|h| "+-0123456789".contains(h)));
+                if header_ok {
+                    block_indent = Some(indent);
+                }
+                out.push_str(&header);
+                previous = Some(c);
+            }
+            _ => {
+                out.push(c);
+                previous = Some(c);
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
+/// As [`escaped_quotes_resolved`], for the rest of a stream; records
+/// whether anything changed in `changed`.
+fn escaped_quotes_resolved_from(text: &str, changed: &mut bool) -> String {
+    match escaped_quotes_resolved(text) {
+        Some(resolved) => {
+            *changed = true;
+            resolved
+        }
+        None => text.to_owned(),
+    }
+}
+
+/// Copies a quoted scalar after its opening `quote`, through its closing
+/// one, resolving `\'` in a double-quoted one.
+fn copy_quoted(
+    quote: char,
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    out: &mut String,
+    changed: &mut bool,
+) {
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            ('\'', '\'') if chars.peek() == Some(&'\'') => {
+                out.push_str("''");
+                chars.next();
+            }
+            ('"', '\\') => match chars.next() {
+                Some('\'') => {
+                    out.push('\'');
+                    *changed = true;
+                }
+                Some(escaped) => {
+                    out.push('\\');
+                    out.push(escaped);
+                }
+                None => out.push('\\'),
+            },
+            _ if c == quote => {
+                out.push(c);
+                return;
+            }
+            _ => out.push(c),
+        }
+    }
+}
+
+fn parse(text: &str) -> Result<Vec<Value>, Error> {
     let options = serde_saphyr::options! {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,

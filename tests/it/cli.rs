@@ -20,7 +20,7 @@ fn malformed_manifests_name_the_field() {
     let cases = [
         (
             "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: i\n    envFrom: [{configMapRef: {name: x}}]\n",
-            "spec.containers[0].envFrom: not supported",
+            "spec.containers[0].envFrom[0].configMapRef: configmap \"x\" not found",
         ),
         (
             "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: i\n    resources: {limits: {memory: lots}}\n",

@@ -28,6 +28,7 @@ mod identity;
 mod image_secrets;
 mod images;
 mod listen;
+mod manifests;
 mod middleware;
 mod observability;
 mod paths;

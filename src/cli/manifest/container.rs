@@ -3,24 +3,18 @@
 //! mounts, resources, security and probes have modules of their own.
 
 use super::Converter;
-use super::Result;
-use super::env::env_var;
 use super::fields::Fields;
-use super::probes::{NO_PROBES, lifecycle, probe};
+use super::probes::{lifecycle, probe};
 use super::resources::resources;
 use crate::proto::v1::{
     Container, ContainerPort, ContainerRestartPolicy, Protocol, PullPolicy,
     TerminationMessagePolicy,
 };
 
-pub(super) const CONTAINER_IGNORED: &[(&str, &str)] = &[
-    ("livenessProbe", NO_PROBES),
-    ("readinessProbe", NO_PROBES),
-    (
-        "resizePolicy",
-        "podstart does not resize containers in place; ignored",
-    ),
-];
+pub(super) const CONTAINER_IGNORED: &[(&str, &str)] = &[(
+    "resizePolicy",
+    "podstart does not resize containers in place; ignored",
+)];
 
 pub(super) const CONTAINER_RESTART_POLICIES: &[(&str, ContainerRestartPolicy)] =
     &[("Always", ContainerRestartPolicy::Always)];
@@ -59,74 +53,72 @@ impl Converter {
         spec: &mut Fields,
         key: &str,
         list: ContainerList,
-    ) -> Result<Vec<Container>> {
-        spec.list_of_fields(key)?
+    ) -> Vec<Container> {
+        spec.list_of_fields(key)
             .into_iter()
             .map(|container| self.container(container, list))
             .collect()
     }
 
-    pub(super) fn container(&mut self, mut c: Fields, list: ContainerList) -> Result<Container> {
+    pub(super) fn container(&mut self, mut c: Fields, list: ContainerList) -> Container {
         c.ignore(CONTAINER_IGNORED, &mut self.warnings);
         let target_container_name = match list {
-            ContainerList::Ephemeral => c.string("targetContainerName")?.unwrap_or_default(),
+            ContainerList::Ephemeral => c.string("targetContainerName").unwrap_or_default(),
             ContainerList::Init | ContainerList::App => String::new(),
         };
+        let env = self.environment(&mut c);
+        let mounts = c
+            .list_of_fields("volumeMounts")
+            .into_iter()
+            .filter_map(|mount| self.mount(mount))
+            .collect();
         let container = Container {
-            name: c.string("name")?.unwrap_or_default(),
-            image: c.string("image")?.unwrap_or_default(),
-            image_pull_policy: c.enumeration("imagePullPolicy", PULL_POLICIES)?,
-            command: c.strings("command")?,
-            args: c.strings("args")?,
-            working_dir: c.string("workingDir")?.unwrap_or_default(),
-            env: c
-                .list_of_fields("env")?
-                .into_iter()
-                .map(env_var)
-                .collect::<Result<_>>()?,
-            mounts: c
-                .list_of_fields("volumeMounts")?
-                .into_iter()
-                .map(|mount| self.mount(mount))
-                .collect::<Result<_>>()?,
+            name: c.string("name").unwrap_or_default(),
+            image: c.string("image").unwrap_or_default(),
+            image_pull_policy: c.enumeration("imagePullPolicy", PULL_POLICIES),
+            command: c.strings("command"),
+            args: c.strings("args"),
+            working_dir: c.string("workingDir").unwrap_or_default(),
+            env,
+            mounts,
             devices: Vec::new(),
             ports: c
-                .list_of_fields("ports")?
+                .list_of_fields("ports")
                 .into_iter()
                 .map(container_port)
-                .collect::<Result<_>>()?,
-            resources: c.fields("resources")?.map(resources).transpose()?.flatten(),
-            security_context: match c.fields("securityContext")? {
-                Some(context) => Some(self.security_context(context)?),
-                None => None,
-            },
-            lifecycle: c.fields("lifecycle")?.map(lifecycle).transpose()?,
-            startup_probe: c.fields("startupProbe")?.map(probe).transpose()?,
-            restart_policy: c.enumeration("restartPolicy", CONTAINER_RESTART_POLICIES)?,
-            tty: c.bool("tty")?.unwrap_or(false),
-            stdin: c.bool("stdin")?.unwrap_or(false),
-            stdin_once: c.bool("stdinOnce")?.unwrap_or(false),
-            termination_message_path: c.string("terminationMessagePath")?.unwrap_or_default(),
+                .collect(),
+            resources: c.fields("resources").and_then(resources),
+            security_context: c
+                .fields("securityContext")
+                .map(|context| self.security_context(context)),
+            lifecycle: c.fields("lifecycle").map(lifecycle),
+            startup_probe: c.fields("startupProbe").map(probe),
+            liveness_probe: c.fields("livenessProbe").map(probe),
+            readiness_probe: c.fields("readinessProbe").map(probe),
+            restart_policy: c.enumeration("restartPolicy", CONTAINER_RESTART_POLICIES),
+            tty: c.bool("tty").unwrap_or(false),
+            stdin: c.bool("stdin").unwrap_or(false),
+            stdin_once: c.bool("stdinOnce").unwrap_or(false),
+            termination_message_path: c.string("terminationMessagePath").unwrap_or_default(),
             termination_message_policy: c
-                .enumeration("terminationMessagePolicy", TERMINATION_MESSAGE_POLICIES)?,
+                .enumeration("terminationMessagePolicy", TERMINATION_MESSAGE_POLICIES),
             target_container_name,
-            ..Default::default()
         };
-        c.finish()?;
-        Ok(container)
+        c.finish();
+        container
     }
 }
 
-pub(super) fn container_port(mut p: Fields) -> Result<ContainerPort> {
+pub(super) fn container_port(mut p: Fields) -> ContainerPort {
     let port = ContainerPort {
-        name: p.string("name")?.unwrap_or_default(),
-        container_port: p.int("containerPort")?.unwrap_or(0),
-        host_port: p.int("hostPort")?.unwrap_or(0),
-        host_ip: p.string("hostIP")?.unwrap_or_default(),
-        protocol: p.enumeration("protocol", PROTOCOLS)?,
+        name: p.string("name").unwrap_or_default(),
+        container_port: p.int("containerPort").unwrap_or(0),
+        host_port: p.int("hostPort").unwrap_or(0),
+        host_ip: p.string("hostIP").unwrap_or_default(),
+        protocol: p.enumeration("protocol", PROTOCOLS),
     };
-    p.finish()?;
-    Ok(port)
+    p.finish();
+    port
 }
 
 #[cfg(test)]

@@ -1,65 +1,85 @@
 //! Walking a YAML mapping field by field: typed getters that name each
-//! field's path in their errors, null-as-absent, ignored-field warnings, and
-//! the rejection of every field nothing took.
+//! field's path in the errors they collect, null-as-absent, ignored-field
+//! warnings, and the refusal of every field nothing took.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::cli::yaml::Value;
 
-use super::{ManifestError, Result};
+use super::{FieldErrors, ManifestError, Result};
 use crate::quantity::QuantityError;
 
+/// Where the field errors of one conversion are collected, so that a
+/// manifest is refused with all of them at once.
+pub(super) type Errors = Rc<RefCell<Vec<FieldError>>>;
+
 /// One YAML mapping under conversion. Known fields are taken out one by one;
-/// [`Fields::finish`] rejects whatever is left. A field set to null counts as
-/// absent, as it does in Kubernetes.
+/// [`Fields::finish`] refuses whatever is left. A field set to null counts as
+/// absent, as it does in Kubernetes. Getters never fail: a value of the
+/// wrong shape is recorded in the conversion's errors and reads as absent.
 #[derive(Debug)]
 pub(super) struct Fields {
     /// Path of this mapping from the document root; empty for the root.
     pub(super) path: String,
     entries: Vec<(String, Value)>,
+    errors: Errors,
 }
 
 impl Fields {
-    pub(super) fn new(value: Value, path: String) -> Result<Self> {
+    /// A mapping read into `errors`; `None` (the error recorded) when
+    /// `value` is not a mapping.
+    pub(super) fn new(value: Value, path: String, errors: &Errors) -> Option<Self> {
         let mapping = match value {
             Value::Mapping(mapping) => mapping,
             other => {
                 let found = describe(&other);
-                return Err(field_error(
-                    path,
-                    format!("expected a mapping, found {found}"),
-                ));
+                push(errors, path, format!("expected a mapping, found {found}"));
+                return None;
             }
         };
         let mut entries = Vec::with_capacity(mapping.len());
         for (key, value) in mapping {
             let Value::String(key) = key else {
                 let found = describe(&key);
-                return Err(field_error(
-                    path,
-                    format!("keys must be strings, found {found}"),
-                ));
+                push(errors, path, format!("keys must be strings, found {found}"));
+                return None;
             };
             if !value.is_null() {
                 entries.push((key, value));
             }
         }
-        Ok(Self { path, entries })
+        Some(Self {
+            path,
+            entries,
+            errors: Rc::clone(errors),
+        })
     }
 
-    pub(super) fn empty(path: &str) -> Self {
+    pub(super) fn empty(path: &str, errors: &Errors) -> Self {
         Self {
             path: path.to_owned(),
             entries: Vec::new(),
+            errors: Rc::clone(errors),
         }
+    }
+
+    /// Records a field error of this conversion.
+    pub(super) fn error(&self, path: impl Into<String>, rule: impl Into<String>) {
+        push(&self.errors, path, rule);
     }
 
     pub(super) fn path_of(&self, key: &str) -> String {
         child_path(&self.path, key)
     }
 
-    pub(super) fn first_key(&self) -> Option<&str> {
-        self.entries.first().map(|(key, _)| key.as_str())
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k == key)
+    }
+
+    pub(super) fn keys(&self) -> Vec<String> {
+        self.entries.iter().map(|(key, _)| key.clone()).collect()
     }
 
     pub(super) fn take(&mut self, key: &str) -> Option<Value> {
@@ -67,69 +87,90 @@ impl Fields {
         Some(self.entries.remove(index).1)
     }
 
-    /// Takes `key` and converts it with `convert`, which gets the field path.
+    /// Takes `key` and converts it with `convert`, which gets the field
+    /// path; a conversion error is recorded and reads as absent.
     pub(super) fn get<T>(
         &mut self,
         key: &str,
         convert: impl FnOnce(Value, &str) -> Result<T>,
-    ) -> Result<Option<T>> {
+    ) -> Option<T> {
         let path = self.path_of(key);
-        self.take(key)
-            .map(|value| convert(value, &path))
-            .transpose()
+        let value = self.take(key)?;
+        self.ok(convert(value, &path))
     }
 
-    pub(super) fn string(&mut self, key: &str) -> Result<Option<String>> {
+    /// The value of `result`; its errors recorded.
+    pub(super) fn ok<T>(&self, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                record(&self.errors, error);
+                None
+            }
+        }
+    }
+
+    pub(super) fn string(&mut self, key: &str) -> Option<String> {
         self.get(key, to_string)
     }
 
-    pub(super) fn bool(&mut self, key: &str) -> Result<Option<bool>> {
+    pub(super) fn bool(&mut self, key: &str) -> Option<bool> {
         self.get(key, to_bool)
     }
 
-    pub(super) fn int<T: TryFrom<i64>>(&mut self, key: &str) -> Result<Option<T>> {
+    pub(super) fn int<T: TryFrom<i64>>(&mut self, key: &str) -> Option<T> {
         self.get(key, to_int)
     }
 
-    pub(super) fn strings(&mut self, key: &str) -> Result<Vec<String>> {
+    pub(super) fn strings(&mut self, key: &str) -> Vec<String> {
         self.list(key, to_string)
     }
 
-    pub(super) fn ints(&mut self, key: &str) -> Result<Vec<i64>> {
+    pub(super) fn ints(&mut self, key: &str) -> Vec<i64> {
         self.list(key, to_int)
     }
 
-    pub(super) fn list<T>(
-        &mut self,
-        key: &str,
-        convert: fn(Value, &str) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        let items = self.get(key, to_items)?.unwrap_or_default();
+    /// The items of a list that convert; the others are recorded.
+    pub(super) fn list<T>(&mut self, key: &str, convert: fn(Value, &str) -> Result<T>) -> Vec<T> {
+        let items = self.get(key, to_items).unwrap_or_default();
         items
             .into_iter()
-            .map(|(path, item)| convert(item, &path))
+            .filter_map(|(path, item)| self.ok(convert(item, &path)))
             .collect()
     }
 
-    pub(super) fn list_of_fields(&mut self, key: &str) -> Result<Vec<Fields>> {
-        self.list(key, |item, path| Fields::new(item, path.to_owned()))
+    pub(super) fn list_of_fields(&mut self, key: &str) -> Vec<Fields> {
+        let items = self.get(key, to_items).unwrap_or_default();
+        items
+            .into_iter()
+            .filter_map(|(path, item)| Fields::new(item, path, &self.errors))
+            .collect()
     }
 
-    pub(super) fn fields(&mut self, key: &str) -> Result<Option<Fields>> {
-        self.get(key, |value, path| Fields::new(value, path.to_owned()))
+    pub(super) fn fields(&mut self, key: &str) -> Option<Fields> {
+        let path = self.path_of(key);
+        let value = self.take(key)?;
+        Fields::new(value, path, &self.errors)
     }
 
     /// A `map[string]string`, such as labels; a key set to null is left out.
-    pub(super) fn string_map(&mut self, key: &str) -> Result<HashMap<String, String>> {
-        let Some(map) = self.fields(key)? else {
-            return Ok(HashMap::new());
+    pub(super) fn string_map(&mut self, key: &str) -> HashMap<String, String> {
+        self.string_pairs(key).into_iter().collect()
+    }
+
+    /// A `map[string]string` in document order.
+    pub(super) fn string_pairs(&mut self, key: &str) -> Vec<(String, String)> {
+        let Some(map) = self.fields(key) else {
+            return Vec::new();
         };
-        let mut out = HashMap::with_capacity(map.entries.len());
+        let mut out = Vec::with_capacity(map.entries.len());
         for (name, value) in map.entries {
             let path = child_path(&map.path, &name);
-            out.insert(name, to_string(value, &path)?);
+            if let Some(value) = self.ok(to_string(value, &path)) {
+                out.push((name, value));
+            }
         }
-        Ok(out)
+        out
     }
 
     /// An enum spelled as Kubernetes spells it; absent or "" is unspecified (0).
@@ -137,36 +178,37 @@ impl Fields {
         &mut self,
         key: &str,
         choices: &[(&str, E)],
-    ) -> Result<i32> {
-        let Some(text) = self.string(key)? else {
-            return Ok(0);
+    ) -> i32 {
+        let Some(text) = self.string(key) else {
+            return 0;
         };
         if text.is_empty() {
-            return Ok(0);
+            return 0;
         }
         match choices.iter().find(|(name, _)| *name == text) {
-            Some((_, value)) => Ok((*value).into()),
+            Some((_, value)) => (*value).into(),
             None => {
                 let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
-                Err(field_error(
+                self.error(
                     self.path_of(key),
                     format!("expected one of {}, found {text:?}", names.join(", ")),
-                ))
+                );
+                0
             }
         }
     }
 
     /// An int-or-string port: a number or the name of a container port.
-    pub(super) fn port(&mut self, key: &str) -> Result<String> {
-        let port = self.get(key, |value, path| match value {
+    pub(super) fn port(&mut self, key: &str) -> String {
+        self.get(key, |value, path| match value {
             Value::String(name) => Ok(name),
             Value::Number(number) if number.is_i64() || number.is_u64() => Ok(number.to_string()),
             other => Err(field_error(
                 path,
                 format!("expected a port number or name, found {}", describe(&other)),
             )),
-        })?;
-        Ok(port.unwrap_or_default())
+        })
+        .unwrap_or_default()
     }
 
     /// A resource quantity, given as a string or a bare number.
@@ -174,7 +216,7 @@ impl Fields {
         &mut self,
         key: &str,
         parse: fn(&str) -> Result<i64, QuantityError>,
-    ) -> Result<Option<i64>> {
+    ) -> Option<i64> {
         self.get(key, |value, path| {
             let text = match value {
                 Value::String(text) => text,
@@ -202,20 +244,47 @@ impl Fields {
         }
     }
 
-    /// Rejects the first field nothing took.
-    pub(super) fn finish(self) -> Result<()> {
-        match self.entries.first() {
-            Some((key, _)) => Err(field_error(self.path_of(key), "not supported")),
-            None => Ok(()),
+    /// Refuses every field nothing took.
+    pub(super) fn finish(&mut self) {
+        for (key, _) in std::mem::take(&mut self.entries) {
+            self.error(self.path_of(&key), "not supported");
         }
     }
 }
 
-pub(super) fn field_error(path: impl Into<String>, rule: impl Into<String>) -> ManifestError {
-    ManifestError::Field {
+/// One field podstart cannot represent, or a value of the wrong shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub rule: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.rule)
+    }
+}
+
+fn push(errors: &Errors, path: impl Into<String>, rule: impl Into<String>) {
+    errors.borrow_mut().push(FieldError {
         path: path.into(),
         rule: rule.into(),
+    });
+}
+
+/// Records `error`: its field errors, or itself as one.
+pub(super) fn record(errors: &Errors, error: ManifestError) {
+    match error {
+        ManifestError::Fields(list) => errors.borrow_mut().extend(list.0),
+        other => push(errors, String::new(), other.to_string()),
     }
+}
+
+pub(super) fn field_error(path: impl Into<String>, rule: impl Into<String>) -> ManifestError {
+    ManifestError::Fields(FieldErrors(vec![FieldError {
+        path: path.into(),
+        rule: rule.into(),
+    }]))
 }
 
 /// `parent.key`, or `parent[key]` for keys that are not plain words

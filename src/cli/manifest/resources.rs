@@ -1,8 +1,7 @@
-//! Container resources: CPU and memory requests and limits, as Kubernetes
-//! quantities, with requests defaulting to limits.
+//! Container and pod-level resources: CPU and memory requests and limits,
+//! as Kubernetes quantities, with requests defaulting to limits.
 
-use super::Result;
-use super::fields::{Fields, field_error};
+use super::fields::Fields;
 use crate::proto::v1::Resources;
 use crate::quantity;
 
@@ -15,10 +14,10 @@ pub(super) struct ResourceList {
 
 /// `None` when neither CPU nor memory is set. A request left unset defaults
 /// to its limit, as the API server does.
-pub(super) fn resources(mut r: Fields) -> Result<Option<Resources>> {
-    let requests = r.fields("requests")?.map(resource_list).transpose()?;
-    let limits = r.fields("limits")?.map(resource_list).transpose()?;
-    r.finish()?;
+pub(super) fn resources(mut r: Fields) -> Option<Resources> {
+    let requests = r.fields("requests").map(resource_list);
+    let limits = r.fields("limits").map(resource_list);
+    r.finish();
     let requests = requests.unwrap_or_default();
     let limits = limits.unwrap_or_default();
     if requests.cpu_millis.is_none()
@@ -26,28 +25,28 @@ pub(super) fn resources(mut r: Fields) -> Result<Option<Resources>> {
         && limits.cpu_millis.is_none()
         && limits.memory_bytes.is_none()
     {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(Resources {
+    Some(Resources {
         cpu_request_millis: requests.cpu_millis.or(limits.cpu_millis).unwrap_or(0),
         cpu_limit_millis: limits.cpu_millis.unwrap_or(0),
         memory_request_bytes: requests.memory_bytes.or(limits.memory_bytes).unwrap_or(0),
         memory_limit_bytes: limits.memory_bytes.unwrap_or(0),
-    }))
+    })
 }
 
-pub(super) fn resource_list(mut list: Fields) -> Result<ResourceList> {
+pub(super) fn resource_list(mut list: Fields) -> ResourceList {
     let resources = ResourceList {
-        cpu_millis: list.quantity("cpu", quantity::parse_millis)?,
-        memory_bytes: list.quantity("memory", quantity::parse_units)?,
+        cpu_millis: list.quantity("cpu", quantity::parse_millis),
+        memory_bytes: list.quantity("memory", quantity::parse_units),
     };
-    if let Some(name) = list.first_key() {
-        return Err(field_error(
-            list.path_of(name),
+    for name in list.keys() {
+        list.error(
+            list.path_of(&name),
             "not supported: podstart sets only cpu and memory",
-        ));
+        );
     }
-    Ok(resources)
+    resources
 }
 
 #[cfg(test)]

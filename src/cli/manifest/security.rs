@@ -1,13 +1,13 @@
 //! Security settings: the pod's security context (with its sysctls), each
-//! container's, and the seccomp profile both may name.
+//! container's, and the seccomp and AppArmor profiles both may name.
 
 use std::collections::HashMap;
 
 use super::Converter;
-use super::Result;
-use super::fields::{Fields, field_error};
+use super::fields::Fields;
 use crate::proto::v1::{
-    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext, seccomp_profile,
+    AppArmorProfile, Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
+    app_armor_profile, seccomp_profile,
 };
 
 pub(super) const SECCOMP_TYPES: &[(&str, seccomp_profile::Type)] = &[
@@ -16,47 +16,48 @@ pub(super) const SECCOMP_TYPES: &[(&str, seccomp_profile::Type)] = &[
     ("Localhost", seccomp_profile::Type::Localhost),
 ];
 
+pub(super) const APPARMOR_TYPES: &[(&str, app_armor_profile::Type)] = &[
+    ("RuntimeDefault", app_armor_profile::Type::RuntimeDefault),
+    ("Unconfined", app_armor_profile::Type::Unconfined),
+    ("Localhost", app_armor_profile::Type::Localhost),
+];
+
 impl Converter {
     /// The pod security context, and `sysctls`, which PodSpec holds itself.
     pub(super) fn pod_security_context(
         &mut self,
         mut c: Fields,
-    ) -> Result<(Option<PodSecurityContext>, HashMap<String, String>)> {
+    ) -> (Option<PodSecurityContext>, HashMap<String, String>) {
         let mut sysctls = HashMap::new();
-        for mut sysctl in c.list_of_fields("sysctls")? {
-            let name = sysctl.string("name")?.unwrap_or_default();
-            let value = sysctl.string("value")?.unwrap_or_default();
+        for mut sysctl in c.list_of_fields("sysctls") {
+            let name = sysctl.string("name").unwrap_or_default();
+            let value = sysctl.string("value").unwrap_or_default();
             if sysctls.insert(name.clone(), value).is_some() {
-                return Err(field_error(
+                sysctl.error(
                     sysctl.path_of("name"),
                     format!("sysctl {name:?} is set twice"),
-                ));
+                );
             }
-            sysctl.finish()?;
+            sysctl.finish();
         }
         let context = PodSecurityContext {
-            run_as_user: c.int("runAsUser")?,
-            run_as_group: c.int("runAsGroup")?,
-            run_as_non_root: c.bool("runAsNonRoot")?,
-            supplemental_groups: c.ints("supplementalGroups")?,
-            fs_group: c.int("fsGroup")?,
-            seccomp_profile: self.seccomp_profile(&mut c)?,
-            ..Default::default()
+            run_as_user: c.int("runAsUser"),
+            run_as_group: c.int("runAsGroup"),
+            run_as_non_root: c.bool("runAsNonRoot"),
+            supplemental_groups: c.ints("supplementalGroups"),
+            fs_group: c.int("fsGroup"),
+            seccomp_profile: self.seccomp_profile(&mut c),
+            apparmor_profile: apparmor_profile(&mut c),
         };
-        c.finish()?;
-        Ok((Some(context), sysctls))
+        c.finish();
+        (Some(context), sysctls)
     }
 
-    pub(super) fn seccomp_profile(
-        &mut self,
-        parent: &mut Fields,
-    ) -> Result<Option<SeccompProfile>> {
-        let Some(mut p) = parent.fields("seccompProfile")? else {
-            return Ok(None);
-        };
+    pub(super) fn seccomp_profile(&mut self, parent: &mut Fields) -> Option<SeccompProfile> {
+        let mut p = parent.fields("seccompProfile")?;
         let profile = SeccompProfile {
-            r#type: p.enumeration("type", SECCOMP_TYPES)?,
-            localhost_profile: p.string("localhostProfile")?.unwrap_or_default(),
+            r#type: p.enumeration("type", SECCOMP_TYPES),
+            localhost_profile: p.string("localhostProfile").unwrap_or_default(),
         };
         if !profile.localhost_profile.is_empty() {
             self.warn(
@@ -64,36 +65,44 @@ impl Converter {
                 "passed to the runtime as-is (Kubernetes would resolve it under the kubelet's seccomp directory)",
             );
         }
-        p.finish()?;
-        Ok(Some(profile))
+        p.finish();
+        Some(profile)
     }
 
-    pub(super) fn security_context(&mut self, mut c: Fields) -> Result<SecurityContext> {
-        let capabilities = match c.fields("capabilities")? {
-            Some(mut caps) => {
-                let capabilities = Capabilities {
-                    add: caps.strings("add")?,
-                    drop: caps.strings("drop")?,
-                };
-                caps.finish()?;
-                Some(capabilities)
-            }
-            None => None,
-        };
+    pub(super) fn security_context(&mut self, mut c: Fields) -> SecurityContext {
+        let capabilities = c.fields("capabilities").map(|mut caps| {
+            let capabilities = Capabilities {
+                add: caps.strings("add"),
+                drop: caps.strings("drop"),
+            };
+            caps.finish();
+            capabilities
+        });
         let context = SecurityContext {
-            privileged: c.bool("privileged")?,
-            run_as_user: c.int("runAsUser")?,
-            run_as_group: c.int("runAsGroup")?,
-            run_as_non_root: c.bool("runAsNonRoot")?,
-            read_only_root_filesystem: c.bool("readOnlyRootFilesystem")?,
-            allow_privilege_escalation: c.bool("allowPrivilegeEscalation")?,
+            privileged: c.bool("privileged"),
+            run_as_user: c.int("runAsUser"),
+            run_as_group: c.int("runAsGroup"),
+            run_as_non_root: c.bool("runAsNonRoot"),
+            read_only_root_filesystem: c.bool("readOnlyRootFilesystem"),
+            allow_privilege_escalation: c.bool("allowPrivilegeEscalation"),
             capabilities,
-            seccomp_profile: self.seccomp_profile(&mut c)?,
-            ..Default::default()
+            seccomp_profile: self.seccomp_profile(&mut c),
+            apparmor_profile: apparmor_profile(&mut c),
         };
-        c.finish()?;
-        Ok(context)
+        c.finish();
+        context
     }
+}
+
+/// An `appArmorProfile` field.
+pub(super) fn apparmor_profile(parent: &mut Fields) -> Option<AppArmorProfile> {
+    let mut p = parent.fields("appArmorProfile")?;
+    let profile = AppArmorProfile {
+        r#type: p.enumeration("type", APPARMOR_TYPES),
+        localhost_profile: p.string("localhostProfile").unwrap_or_default(),
+    };
+    p.finish();
+    Some(profile)
 }
 
 #[cfg(test)]

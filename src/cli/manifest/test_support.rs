@@ -25,10 +25,10 @@ pub(super) fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-pub(super) fn mount(container_path: &str, host_path: &str) -> Mount {
+pub(super) fn mount(container_path: &str, volume_name: &str) -> Mount {
     Mount {
         container_path: container_path.to_owned(),
-        host_path: host_path.to_owned(),
+        volume_name: volume_name.to_owned(),
         ..Default::default()
     }
 }
@@ -44,7 +44,10 @@ pub(super) fn pod_yaml(spec: &str) -> String {
 
 pub(super) fn field_error_of(text: &str) -> (String, String) {
     match parse_manifest(text) {
-        Err(ManifestError::Field { path, rule }) => (path, rule),
+        Err(ManifestError::Fields(errors)) => {
+            let first = errors.0.into_iter().next().expect("at least one error");
+            (first.path, first.rule)
+        }
         other => panic!("expected a field error, got {other:?}"),
     }
 }

@@ -220,7 +220,7 @@ fn full_pod_converts_field_by_field() {
             command: strings(&["/bin/migrate"]),
             args: strings(&["--to", "latest"]),
             env: vec![env("DB_PATH", "/data/db")],
-            mounts: vec![mount("/data", "/srv/web/data")],
+            mounts: vec![mount("/data", "data")],
             ..Default::default()
         }
     );
@@ -251,11 +251,12 @@ fn full_pod_converts_field_by_field() {
                 Mount {
                     read_only: true,
                     propagation: MountPropagation::HostToContainer as i32,
-                    ..mount("/var/lib/web", "/srv/web/data")
+                    ..mount("/var/lib/web", "data")
                 },
                 Mount {
                     propagation: MountPropagation::Private as i32,
-                    ..mount("/etc/web/app.conf", "/srv/web/config/app.conf")
+                    sub_path: "app.conf".into(),
+                    ..mount("/etc/web/app.conf", "config")
                 },
             ],
             ports: vec![
@@ -374,7 +375,7 @@ fn full_pod_converts_field_by_field() {
             termination_message_path: "/tmp/termination".into(),
             mounts: vec![Mount {
                 propagation: MountPropagation::Bidirectional as i32,
-                ..mount("/data", "/srv/web/data")
+                ..mount("/data", "data")
             }],
             ..Default::default()
         }
@@ -446,8 +447,8 @@ fn document_level_errors() {
         (secret.into(), "NoPod"),
         (format!("{pod}---\n{pod}"), "MultiplePods"),
         (
-            format!("{pod}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n"),
-            "UnexpectedKind ConfigMap",
+            format!("{pod}---\napiVersion: v1\nkind: Service\nmetadata: {{name: c}}\n"),
+            "UnexpectedKind Service",
         ),
         (
             "apiVersion: apps/v1\nkind: Deployment\n".into(),
@@ -497,15 +498,58 @@ fn malformed_yaml_reports_its_location() {
 }
 
 #[test]
-fn field_error_displays_path_then_rule() {
+fn every_field_error_is_reported_at_once_one_per_line() {
     let error = parse_manifest(&pod_yaml(
-        "{containers: [{name: a}, {name: b, envFrom: [{secretRef: {name: s}}]}]}",
+        "{volumes: [{name: v, persistentVolumeClaim: {claimName: c}}, {name: w, csi: {driver: d}}], \
+         containers: [{name: a, tty: maybe, volumeDevices: []}, \
+         {name: b, envFrom: [{secretRef: {name: s}}], volumeMounts: [{name: v, mountPath: /v, subPathExpr: x}]}]}",
     ))
-    .expect_err("envFrom is rejected");
+    .expect_err("refused");
     assert_eq!(
         error.to_string(),
-        "spec.containers[1].envFrom: not supported"
+        "spec.volumes[0].persistentVolumeClaim: not supported: podstart provisions no persistent \
+         volumes (use hostPath or emptyDir)\n\
+         spec.volumes[1].csi: not supported: podstart takes emptyDir, configMap, secret, projected, \
+         downwardAPI and hostPath volumes\n\
+         spec.containers[0].tty: expected true or false, found a string\n\
+         spec.containers[0].volumeDevices: not supported\n\
+         spec.containers[1].envFrom[0].secretRef: secret \"s\" not found (no Secret of that name \
+         in namespace \"default\" among the manifest's documents)\n\
+         spec.containers[1].volumeMounts[0].subPathExpr: not supported: expand the variables into \
+         subPath"
     );
+}
+
+#[test]
+fn files_given_together_are_one_manifest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pod = dir.path().join("pod.yaml");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &pod,
+        pod_yaml("{containers: [{name: a, image: i, env: [{name: X, valueFrom: {configMapKeyRef: {name: c, key: x}}}]}]}"),
+    )
+    .expect("write");
+    std::fs::write(
+        &config,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {x: from-c}\n",
+    )
+    .expect("write");
+    let manifest = super::load_manifests(&[pod.clone(), config]).expect("loads");
+    assert_eq!(
+        pod_spec(&manifest).containers[0].env,
+        vec![env("X", "from-c")]
+    );
+    let (path, rule) = match super::load_manifests(std::slice::from_ref(&pod)) {
+        Err(ManifestError::Fields(errors)) => (errors.0[0].path.clone(), errors.0[0].rule.clone()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(path, "spec.containers[0].env[0].valueFrom.configMapKeyRef");
+    assert!(rule.starts_with("configmap \"c\" not found"), "{rule}");
+    assert!(matches!(
+        super::load_manifests(&[pod.clone(), pod]),
+        Err(ManifestError::MultiplePods)
+    ));
 }
 
 #[test]

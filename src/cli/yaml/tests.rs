@@ -157,3 +157,48 @@ fn errors_name_the_line_without_quoting_the_input() {
     assert!(message.contains("line 2"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 }
+
+#[test]
+fn shell_quoting_in_flow_strings_reads_as_kubectl_reads_it() {
+    // A shell's '\'' idiom pasted into YAML: in a double-quoted string `\'`
+    // is an escaped quote (go-yaml, and so kubectl, accept it); in a
+    // single-quoted string the backslash is literal and `''` is one quote.
+    let doc = one(concat!(
+        "double: [\"sh\", \"-c\", \"echo '\\''hello'\\''\"]\n",
+        "single: ['sh', '-c', 'echo ''\\''''hello''\\''''']\n",
+    ));
+    let seq = |key: &str| match doc.get(key) {
+        Some(Value::Sequence(items)) => items.clone(),
+        other => panic!("{key}: {other:?}"),
+    };
+    assert_eq!(
+        seq("double"),
+        [string("sh"), string("-c"), string("echo '''hello'''")]
+    );
+    assert_eq!(
+        seq("single"),
+        [string("sh"), string("-c"), string("echo '\\''hello'\\''")]
+    );
+}
+
+#[test]
+fn escaped_quotes_are_resolved_only_inside_double_quoted_strings() {
+    // Comments, single-quoted strings and block scalars keep `\'`.
+    let doc = one(concat!(
+        "a: \"it\\'s\" # it\\'s\n",
+        "b: 'x\\'\n",
+        "c: |\n",
+        "  keep \\' \"here\\'\"\n",
+        "d: [\"\\\\\", \"\\'\"]\n",
+    ));
+    assert_eq!(doc.get("a"), Some(&string("it's")));
+    assert_eq!(doc.get("b"), Some(&string("x\\")));
+    assert_eq!(doc.get("c"), Some(&string("keep \\' \"here\\'\"\n")));
+    assert_eq!(
+        doc.get("d"),
+        Some(&Value::Sequence(vec![string("\\"), string("'")]))
+    );
+    // A stream that is malformed for another reason reports its own error.
+    let error = documents("a: \"\\'\"\nb: [\n").expect_err("malformed");
+    assert!(error.to_string().contains("line"), "{error}");
+}
