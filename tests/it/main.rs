@@ -29,6 +29,7 @@ mod image_secrets;
 mod images;
 mod listen;
 mod middleware;
+mod node;
 mod observability;
 mod paths;
 mod readiness;
