@@ -76,6 +76,8 @@ async fn direct(
         restart_count: 0,
         image: image_ref,
         target_container_id: None,
+        node: &podstart::node::Node::default(),
+        pod_ips: &[],
     });
     let id = cri.create_container(&sandbox, cfg, config).await.unwrap();
     cri.start_container(&id).await.unwrap();

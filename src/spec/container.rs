@@ -4,9 +4,11 @@
 //! Linux resources (CPU shares and CFS quota, memory limit, OOM score by QoS
 //! class) and the effective security context.
 
+use crate::node::Node;
 use crate::proto::v1::{
     Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile, seccomp_profile,
 };
+use crate::spec::fields::{self, FieldContext};
 use crate::spec::{expand, labels, sandbox};
 use k8s_cri::v1 as cri;
 use std::sync::OnceLock;
@@ -46,6 +48,11 @@ pub struct ContainerContext<'a> {
     pub image: &'a str,
     /// For an ephemeral container with a target: the target's container id.
     pub target_container_id: Option<&'a str>,
+    /// The node (its name, IPs and allocatable amounts for env vars read
+    /// from the pod's fields, its memory for OOM scores, the OOM floor).
+    pub node: &'a Node,
+    /// The sandbox's IPs (`status.podIPs`).
+    pub pod_ips: &'a [String],
 }
 
 /// The container's log path, relative to the sandbox's log directory:
@@ -58,7 +65,13 @@ pub fn log_path(name: &str, restart_count: u32) -> String {
 pub fn container_config(ctx: &ContainerContext<'_>) -> cri::ContainerConfig {
     let c = ctx.container;
     let meta = ctx.pod.metadata.clone().unwrap_or_default();
-    let env = expand::container_env(c);
+    let fields = FieldContext {
+        pod: ctx.pod,
+        container: c,
+        node: ctx.node,
+        pod_ips: ctx.pod_ips,
+    };
+    let env = expand::container_env(c, |src| fields::resolve(&fields, src));
     let (command, args) = expand::expand_command_and_args(c, &env);
 
     cri::ContainerConfig {
@@ -110,7 +123,7 @@ pub fn container_config(ctx: &ContainerContext<'_>) -> cri::ContainerConfig {
         stdin_once: c.stdin_once,
         tty: c.tty,
         linux: Some(cri::LinuxContainerConfig {
-            resources: Some(linux_resources(ctx.pod, c, ctx.kind, node_memory_bytes())),
+            resources: Some(linux_resources(ctx.pod, c, ctx.kind, ctx.node)),
             security_context: Some(security_context(ctx)),
         }),
         ..Default::default()
@@ -260,23 +273,21 @@ pub fn oom_score_adj(
     }
 }
 
-/// The container's Linux resources (`calculateLinuxResources`) for a node
-/// with `memory_capacity` bytes.
+/// The container's Linux resources (`calculateLinuxResources`) on `node`:
+/// the OOM score adjustment is the kubelet's, raised to the node's floor
+/// when it has one (`--restrict-oom-score-adj`).
 pub fn linux_resources(
     pod: &PodSpec,
     c: &Container,
     kind: ContainerKind,
-    memory_capacity: i64,
+    node: &Node,
 ) -> cri::LinuxContainerResources {
     let r = c.resources.unwrap_or_default();
     let (cpu_request, _) = effective_requests(c);
+    let adj = oom_score_adj(pod, c, kind, node.capacity.memory_bytes);
     let mut out = cri::LinuxContainerResources {
         cpu_shares: milli_cpu_to_shares(cpu_request),
-        // This lab's containerd runs with restrict_oom_score_adj (the VM
-        // lacks CAP_SYS_RESOURCE, without which runc cannot lower scores), so
-        // podstart must never ask for a negative oom_score_adj: a Guaranteed
-        // pod's -997 becomes 0, the node default. Positive scores are kept.
-        oom_score_adj: oom_score_adj(pod, c, kind, memory_capacity).max(0),
+        oom_score_adj: node.oom_score_adj_floor.map_or(adj, |floor| adj.max(floor)),
         ..Default::default()
     };
     if r.cpu_limit_millis > 0 {

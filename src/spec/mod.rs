@@ -4,6 +4,7 @@
 //! - [`validate`]: request validation, failures naming the field path;
 //! - [`image`]: image reference parsing, the `:latest` default tag, default pull policy;
 //! - [`expand`]: `$(VAR)` expansion of env, command and args;
+//! - [`fields`]: env vars read from the pod's fields (downward API), resolved and checked;
 //! - [`labels`]: labels and annotations on sandboxes and containers, and their readers;
 //! - [`sandbox`]: `PodSandboxConfig`, the pod log directory, pod IPs;
 //! - [`stored`]: the request a sandbox carries for recovery (no credentials);
@@ -11,6 +12,7 @@
 
 pub mod container;
 pub mod expand;
+pub mod fields;
 pub mod image;
 pub mod labels;
 pub mod sandbox;

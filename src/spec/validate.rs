@@ -14,9 +14,9 @@ use crate::proto::v1::{
     MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec, Probe, Protocol,
     PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile, SecurityContext,
     StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest, TerminationMessagePolicy,
-    WatchEventsRequest, handler::Action, seccomp_profile,
+    WatchEventsRequest, field_source, handler::Action, seccomp_profile,
 };
-use crate::spec::{expand, image};
+use crate::spec::{expand, fields, image};
 use std::collections::{HashMap, HashSet};
 
 /// A request that breaks a validation rule.
@@ -136,6 +136,7 @@ pub const ECHO_MAX: usize = 64;
 pub const EXPANSION_LIMITS: expand::Limits = expand::Limits {
     string_bytes: ARG_STRLEN_MAX,
     total_bytes: EXPANDED_TOTAL_MAX,
+    field_bytes: fields::FIELD_VALUE_MAX,
 };
 
 const LABEL_RULE: &str = "must be a DNS-1123 label: at most 63 characters, lower-case \
@@ -439,6 +440,65 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
                     echo(target)
                 ),
             ));
+        }
+    }
+    validate_env_sources(pod)?;
+    Ok(())
+}
+
+/// What an env var's `value_from` reads must exist in the pod: the
+/// container a resource names (an init or app container), an annotation of
+/// at most [`fields::FIELD_VALUE_MAX`] bytes (absent ones read as empty, as
+/// in Kubernetes).
+fn validate_env_sources(pod: &PodSpec) -> Result<(), InvalidSpec> {
+    let meta = pod.metadata.clone().unwrap_or_default();
+    let lists = [
+        ("init_containers", &pod.init_containers),
+        ("containers", &pod.containers),
+        ("ephemeral_containers", &pod.ephemeral_containers),
+    ];
+    for (list, containers) in lists {
+        for (i, c) in containers.iter().enumerate() {
+            for (j, e) in c.env.iter().enumerate() {
+                let path = format!("pod.{list}[{i}].env[{j}].value_from");
+                match e.value_from.as_ref().and_then(|f| f.source.as_ref()) {
+                    Some(field_source::Source::ResourceField(r))
+                        if !r.container_name.is_empty()
+                            && !pod
+                                .init_containers
+                                .iter()
+                                .chain(&pod.containers)
+                                .any(|o| o.name == r.container_name) =>
+                    {
+                        return Err(invalid(
+                            format!("{path}.resource_field.container_name"),
+                            format!(
+                                "must name an app or init container; {} is neither",
+                                echo(&r.container_name)
+                            ),
+                        ));
+                    }
+                    Some(field_source::Source::FieldPath(p)) => {
+                        if let Some(("metadata.annotations", key)) = fields::subscript(p)
+                            && meta
+                                .annotations
+                                .get(key)
+                                .is_some_and(|v| v.len() > fields::FIELD_VALUE_MAX)
+                        {
+                            return Err(invalid(
+                                format!("{path}.field_path"),
+                                format!(
+                                    "annotation {} is longer than {} bytes, the most an \
+                                     env var reads from the pod's fields",
+                                    echo(key),
+                                    fields::FIELD_VALUE_MAX
+                                ),
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     Ok(())
@@ -1057,6 +1117,17 @@ fn validate_env(path: &str, c: &Container) -> Result<(), InvalidSpec> {
             ));
         }
         check_text(&format!("{path}.env[{i}].value"), &e.value, ARG_STRLEN_MAX)?;
+        if let Some(src) = &e.value_from {
+            if !e.value.is_empty() {
+                return Err(invalid(
+                    format!("{path}.env[{i}].value"),
+                    "must be empty when value_from is set",
+                ));
+            }
+            if let Err((f, rule)) = fields::check_env_source(src) {
+                return Err(invalid(format!("{path}.env[{i}].value_from.{f}"), rule));
+            }
+        }
     }
     Ok(())
 }

@@ -417,6 +417,8 @@ impl ContainerStep<'_> {
             restart_count,
             image: image_ref,
             target_container_id: target.as_deref(),
+            node: &ctx.node,
+            pod_ips: &ctx.ips,
         });
         let uid = ctx.pod.metadata.as_ref().map_or("", |m| m.uid.as_str());
         match termination::prepare(pod_state_root, uid, c) {

@@ -60,6 +60,7 @@ pub use recover::Recovered;
 
 use crate::cri::Cri;
 use crate::images::{PullBackoff, Puller, PullerConfig};
+use crate::node::Node;
 use crate::pleg::{Pleg, PlegConfig};
 use crate::proto::v1::StartEvent;
 use crate::state::{PodLocks, inflight::InFlight};
@@ -77,6 +78,9 @@ pub struct FlowConfig {
     /// Root of per-pod state (`<root>/<uid>/containers/<name>/<file>`:
     /// termination message files), the kubelet's pod directories.
     pub pod_state_root: PathBuf,
+    /// The node podstart runs on (name, IPs, allocatable amounts, OOM
+    /// floor).
+    pub node: Arc<Node>,
 }
 
 impl Default for FlowConfig {
@@ -85,6 +89,7 @@ impl Default for FlowConfig {
             pod_log_root: PathBuf::from("/var/log/pods"),
             hook_timeout: Duration::ZERO,
             pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
+            node: Arc::new(Node::default()),
         }
     }
 }

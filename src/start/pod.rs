@@ -169,6 +169,7 @@ impl Starter {
             images: std::sync::Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
+            node: self.inner.config.node.clone(),
         };
         let mut started = Vec::new();
         let mut all_adopted = sandbox.adopted;

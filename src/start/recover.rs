@@ -324,6 +324,7 @@ impl Starter {
             images: Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
+            node: self.inner.config.node.clone(),
             pod,
         })
     }

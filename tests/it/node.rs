@@ -2,10 +2,13 @@
 //! order of sidecars, env vars read from the pod's fields, and the node's
 //! admission of what a pod requests.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use crate::common::*;
-use podstart::proto::v1::{ContainerRestartPolicy, start_event::Payload};
+use podstart::node::Node;
+use podstart::proto::v1::{
+    ContainerRestartPolicy, EnvVar, FieldSource, field_source, start_event::Payload,
+};
 
 fn sidecar(name: &str) -> podstart::proto::v1::Container {
     let mut c = container(name);
@@ -44,4 +47,101 @@ async fn app_containers_stop_first_then_sidecars_in_reverse_declaration_order() 
     apps.sort();
     assert_eq!(apps, ["a1", "a2"], "{names:?}");
     assert_eq!(names[2..], ["s3", "s2", "s1"], "{names:?}");
+}
+
+fn from_field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(FieldSource {
+            source: Some(field_source::Source::FieldPath(path.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn env_reads_the_pod_ip_and_labels_once_the_sandbox_has_them() {
+    let h = Harness::with(|t| {
+        t.flow.node = Arc::new(Node {
+            name: "node-7".into(),
+            ips: vec!["192.168.7.1".into()],
+            ..Node::default()
+        })
+    })
+    .await;
+    let mut c = container("app");
+    c.env = vec![
+        from_field("POD_IP", "status.podIP"),
+        from_field("APP", "metadata.labels['app']"),
+        from_field("NODE", "spec.nodeName"),
+        from_field("HOST_IP", "status.hostIP"),
+        EnvVar {
+            name: "URL".into(),
+            value: "http://$(POD_IP)/$(APP)".into(),
+            ..Default::default()
+        },
+    ];
+    let mut p = pod("web", "u-env", vec![c]);
+    p.metadata
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("app".into(), "shop".into());
+    let events = h.start(request(p)).await.unwrap();
+    let Payload::PodStarted(started) = terminal(&events) else {
+        panic!("{:?}", reasons(&events));
+    };
+    let ip = started
+        .ips
+        .first()
+        .expect("the sim gives pods an IP")
+        .clone();
+    let cfg = h
+        .sim
+        .container_config(&started.containers[0].container_id)
+        .unwrap();
+    let env: Vec<(String, String)> = cfg.envs.into_iter().map(|kv| (kv.key, kv.value)).collect();
+    let want = [
+        ("POD_IP", ip.as_str()),
+        ("APP", "shop"),
+        ("NODE", "node-7"),
+        ("HOST_IP", "192.168.7.1"),
+        ("URL", &format!("http://{ip}/shop")),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(env, want);
+}
+
+#[tokio::test]
+async fn env_refuses_a_whole_label_map_and_a_value_beside_value_from() {
+    let h = Harness::new().await;
+    let mut whole = container("app");
+    whole.env = vec![from_field("L", "metadata.labels")];
+    let mut both = container("app");
+    both.env = vec![EnvVar {
+        value: "x".into(),
+        ..from_field("P", "status.podIP")
+    }];
+    let cases = [
+        (
+            whole,
+            "pod.containers[0].env[0].value_from.field_path: must be one of",
+        ),
+        (
+            both,
+            "pod.containers[0].env[0].value: must be empty when value_from is set",
+        ),
+    ];
+    for (c, want) in cases {
+        let err = h
+            .start(request(pod("web", "u-bad", vec![c])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains(want), "{}", err.message());
+    }
+    assert_eq!(h.sim.calls("RunPodSandbox"), 0);
 }

@@ -7,6 +7,23 @@ use cri::security_profile::ProfileType;
 
 const GIB: i64 = 1 << 30;
 
+/// A node with `memory` bytes and an OOM floor.
+fn node(memory: i64, floor: Option<i64>) -> Node {
+    let amounts = crate::node::Amounts {
+        cpu_millis: 4000,
+        memory_bytes: memory,
+    };
+    Node {
+        name: "node-a".into(),
+        ips: vec!["192.168.5.10".into()],
+        capacity: amounts,
+        allocatable: amounts,
+        oom_score_adj_floor: floor,
+    }
+}
+
+static NODE: std::sync::LazyLock<Node> = std::sync::LazyLock::new(|| node(8 * GIB, None));
+
 fn app(name: &str, res: Option<Resources>) -> Container {
     Container {
         name: name.into(),
@@ -48,6 +65,8 @@ fn config(pod: &PodSpec, idx: usize, restart_count: u32) -> cri::ContainerConfig
         restart_count,
         image: "sha256:abc",
         target_container_id: None,
+        node: &NODE,
+        pod_ips: &[],
     })
 }
 
@@ -104,7 +123,7 @@ fn resources_table() {
     ];
     for (r, shares, period, quota, mem) in cases {
         let pod = pod_with(vec![app("c", r)]);
-        let lr = linux_resources(&pod, &pod.containers[0], ContainerKind::App, 8 * GIB);
+        let lr = linux_resources(&pod, &pod.containers[0], ContainerKind::App, &NODE);
         assert_eq!(
             (
                 lr.cpu_shares,
@@ -148,28 +167,89 @@ fn qos_classes() {
 #[test]
 fn oom_scores() {
     let cap = 10 * GIB;
+    let kubelet = node(cap, None);
+    let restricted = node(cap, Some(0));
+    let raised = node(cap, Some(950));
+    // (resources, the kubelet's, with a floor of 0, with a floor of 950)
     let cases = [
-        // Guaranteed: kubelet asks -997; clamped to 0 for this lab.
-        (res(100, 100, GIB, GIB), -997, 0),
-        (None, 1000, 1000),
+        (res(100, 100, GIB, GIB), -997, 0, 950),
+        (None, 1000, 1000, 1000),
         // Burstable: 1000 - 1000 * 1 GiB / 10 GiB = 900
-        (res(100, 0, GIB, 0), 900, 900),
+        (res(100, 0, GIB, 0), 900, 900, 950),
         // tiny request → 999 at most
-        (res(100, 0, 1, 0), 999, 999),
+        (res(100, 0, 1, 0), 999, 999, 999),
         // request above capacity → 3 at least
-        (res(100, 0, 20 * GIB, 0), 3, 3),
+        (res(100, 0, 20 * GIB, 0), 3, 3, 950),
     ];
-    for (r, kubelet, ours) in cases {
+    for (r, want, floor_0, floor_950) in cases {
         let pod = pod_with(vec![app("c", r)]);
         let c = &pod.containers[0];
         assert_eq!(
             oom_score_adj(&pod, c, ContainerKind::App, cap),
-            kubelet,
+            want,
             "{r:?}"
         );
-        let lr = linux_resources(&pod, c, ContainerKind::App, cap);
-        assert_eq!(lr.oom_score_adj, ours, "{r:?}");
+        let adj = |n: &Node| linux_resources(&pod, c, ContainerKind::App, n).oom_score_adj;
+        assert_eq!(adj(&kubelet), want, "{r:?}");
+        assert_eq!(adj(&restricted), floor_0, "{r:?}");
+        assert_eq!(adj(&raised), floor_950, "{r:?}");
     }
+}
+
+#[test]
+fn env_reads_the_pods_fields_and_later_vars_see_them() {
+    use crate::proto::v1::{FieldSource, field_source::Source};
+    let from = |name: &str, path: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(FieldSource {
+            source: Some(Source::FieldPath(path.into())),
+        }),
+        ..Default::default()
+    };
+    let mut c = app("c", None);
+    c.env = vec![
+        from("POD_IP", "status.podIP"),
+        from("APP", "metadata.labels['app']"),
+        from("NODE", "spec.nodeName"),
+        from("HOST_IP", "status.hostIP"),
+        EnvVar {
+            name: "URL".into(),
+            value: "http://$(POD_IP):80/$(APP)".into(),
+            ..Default::default()
+        },
+        // A field's value is taken as it is, never expanded.
+        from("NOTE", "metadata.annotations['pod-note']"),
+    ];
+    c.command = vec!["echo".into(), "$(NODE)".into()];
+    let pod = pod_with(vec![c]);
+    let ips = vec!["10.88.0.9".to_string()];
+    let cfg = container_config(&ContainerContext {
+        pod: &pod,
+        container: &pod.containers[0],
+        kind: ContainerKind::App,
+        restart_count: 0,
+        image: "busybox",
+        target_container_id: None,
+        node: &NODE,
+        pod_ips: &ips,
+    });
+    let env: Vec<(&str, &str)> = cfg
+        .envs
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("POD_IP", "10.88.0.9"),
+            ("APP", "web"),
+            ("NODE", "node-a"),
+            ("HOST_IP", "192.168.5.10"),
+            ("URL", "http://10.88.0.9:80/web"),
+            ("NOTE", "x"),
+        ]
+    );
+    assert_eq!(cfg.command, ["echo", "node-a"]);
 }
 
 #[test]
@@ -453,6 +533,8 @@ fn pid_namespace_modes() {
             restart_count: 0,
             image: "busybox",
             target_container_id: target,
+            node: &NODE,
+            pod_ips: &[],
         });
         assert_eq!(cfg.labels[labels::CONTAINER_KIND], "ephemeral");
         sec(&cfg).namespace_options.expect("ns")
