@@ -8,6 +8,7 @@
 //! - [`labels`]: labels and annotations on sandboxes and containers, and their readers;
 //! - [`sandbox`]: `PodSandboxConfig`, the pod log directory, pod IPs;
 //! - [`stored`]: the request a sandbox carries for recovery (no credentials);
+//! - [`resources`]: what a pod requests of the node (containers, init containers, pod level);
 //! - [`container`]: `ContainerConfig`: resources, OOM score, security context.
 
 pub mod container;
@@ -15,6 +16,7 @@ pub mod expand;
 pub mod fields;
 pub mod image;
 pub mod labels;
+pub mod resources;
 pub mod sandbox;
 pub mod stored;
 pub mod validate;

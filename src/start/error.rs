@@ -10,7 +10,7 @@ use crate::paths::PathError;
 use crate::proto::v1::Step;
 use crate::spec::InvalidSpec;
 use crate::spec::validate::{clip, echo};
-use crate::state::IdentityConflict;
+use crate::state::{IdentityConflict, ledger::Insufficient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -42,6 +42,10 @@ pub enum StartError {
          attach to it, or retry after it ends"
     )]
     StartInFlight { pod: String, uid: String },
+    /// The pod's requests do not fit in what the node has left (the
+    /// kubelet's admission). Nothing was done.
+    #[error("{0}")]
+    OutOfResource(Insufficient),
     /// RunPodSandbox failed.
     #[error("Failed to create pod sandbox: {0}")]
     CreateSandbox(CriError),
@@ -145,6 +149,7 @@ impl StartError {
             },
             StartError::PodIdentity(_) => Code::AlreadyExists,
             StartError::StartInFlight { .. } => Code::Aborted,
+            StartError::OutOfResource(_) => Code::ResourceExhausted,
             StartError::CreateSandbox(e)
             | StartError::SandboxStatus(e)
             | StartError::ImageInspect { source: e, .. }
@@ -185,6 +190,7 @@ impl StartError {
             StartError::PodNotFound { .. } => "PodNotFound",
             StartError::PodIdentity(_) => "PodIdentityConflict",
             StartError::StartInFlight { .. } => "StartInFlight",
+            StartError::OutOfResource(e) => e.reason(),
             StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_) => "CreatePodSandboxError",
@@ -224,7 +230,9 @@ impl StartError {
                 Step::Validate
             }
             StartError::PodNotFound { .. } | StartError::Runtime(_) => Step::Unspecified,
-            StartError::PodIdentity(_) | StartError::StartInFlight { .. } => Step::Validate,
+            StartError::PodIdentity(_)
+            | StartError::StartInFlight { .. }
+            | StartError::OutOfResource(_) => Step::Validate,
             StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
@@ -270,6 +278,7 @@ impl StartError {
             | StartError::PodNotFound { .. }
             | StartError::PodIdentity(_)
             | StartError::StartInFlight { .. }
+            | StartError::OutOfResource(_)
             | StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)

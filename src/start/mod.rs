@@ -63,7 +63,7 @@ use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::node::Node;
 use crate::pleg::{Pleg, PlegConfig};
 use crate::proto::v1::StartEvent;
-use crate::state::{PodLocks, inflight::InFlight};
+use crate::state::{PodLocks, inflight::InFlight, ledger::Ledger};
 use crate::telemetry::Metrics;
 
 /// The start flow's own settings, with the kubelet's defaults. The puller
@@ -166,6 +166,8 @@ struct Inner {
     locks: PodLocks,
     /// The StartPods in flight, for identical ones to attach to.
     in_flight: InFlight<EventSink>,
+    /// What the node's pods request, for admission.
+    ledger: Ledger,
     bus: broadcast::Sender<StartEvent>,
     /// Crash-loop back-off, shared by every request.
     backoff: backoff::CrashLoopBackoff,
@@ -206,6 +208,7 @@ impl Starter {
                 metrics,
                 locks: PodLocks::default(),
                 in_flight: InFlight::default(),
+                ledger: Ledger::default(),
                 bus,
                 backoff: crash_loop,
                 pleg,
@@ -225,6 +228,11 @@ impl Starter {
 
     pub fn config(&self) -> &FlowConfig {
         &self.inner.config
+    }
+
+    /// What the node's pods request together (admitted starts included).
+    pub fn requested(&self) -> crate::node::Amounts {
+        self.inner.ledger.used()
     }
 
     /// The node's container watcher.

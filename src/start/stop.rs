@@ -171,6 +171,9 @@ impl Starter {
             stopped.sandbox_id.clone_from(&sandbox.id);
         }
 
+        // Its sandboxes are gone: the pod no longer counts on the node.
+        self.inner.ledger.release(&pod.uid);
+
         // Only what podstart made goes: the termination message files and
         // their directories, then the pod's container logs (`<name>/N.log`,
         // rotated `N.log.*`) and their directories; anything else stays.

@@ -5,9 +5,12 @@
 //!   every start in flight, so a uid names one pod ([`PodLocks::claim`]).
 //! - [`inflight`]: the StartPods in flight by uid, with a digest of each
 //!   request, so an identical StartPod attaches to the start in flight.
+//! - [`ledger`]: what the node's pods request, for the node's admission of
+//!   a new pod against its allocatable amounts.
 //! - [`view`]: pods and containers as the runtime reports them, found through
 //!   the CRI labels podstart sets — so it holds after a podstart restart.
 pub mod inflight;
+pub mod ledger;
 pub mod view;
 
 use std::{

@@ -5,9 +5,10 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::common::*;
-use podstart::node::Node;
+use podstart::node::{Amounts, Node};
 use podstart::proto::v1::{
-    ContainerRestartPolicy, EnvVar, FieldSource, field_source, start_event::Payload,
+    ContainerRestartPolicy, EnvVar, FieldSource, PodFailed, Resources, field_source,
+    start_event::Payload,
 };
 
 fn sidecar(name: &str) -> podstart::proto::v1::Container {
@@ -144,4 +145,97 @@ async fn env_refuses_a_whole_label_map_and_a_value_beside_value_from() {
         assert!(err.message().contains(want), "{}", err.message());
     }
     assert_eq!(h.sim.calls("RunPodSandbox"), 0);
+}
+
+fn asking(
+    name: &str,
+    uid: &str,
+    cpu_millis: i64,
+    memory_bytes: i64,
+) -> podstart::proto::v1::PodSpec {
+    let mut c = container("app");
+    c.resources = Some(Resources {
+        cpu_request_millis: cpu_millis,
+        memory_request_bytes: memory_bytes,
+        ..Default::default()
+    });
+    pod(name, uid, vec![c])
+}
+
+fn failed(events: &[podstart::proto::v1::StartEvent]) -> PodFailed {
+    match terminal(events) {
+        Payload::PodFailed(f) => f.clone(),
+        _ => panic!("{:?}", reasons(events)),
+    }
+}
+
+#[tokio::test]
+async fn a_pod_the_node_cannot_hold_is_refused_before_any_runtime_call() {
+    let h = Harness::with(|t| {
+        t.flow.node = Arc::new(Node {
+            allocatable: Amounts {
+                cpu_millis: 2000,
+                memory_bytes: 1 << 30,
+            },
+            ..Node::default()
+        })
+    })
+    .await;
+    let f = failed(
+        &h.start(request(asking("huge", "u-huge", 100_000, 0)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (f.reason.as_str(), f.code, f.message.as_str()),
+        (
+            "OutOfcpu",
+            tonic::Code::ResourceExhausted as i32,
+            "Node didn't have enough resource: cpu, requested: 100000, used: 0, capacity: 2000"
+        )
+    );
+    for call in [
+        "ListPodSandbox",
+        "RunPodSandbox",
+        "ImageStatus",
+        "PullImage",
+    ] {
+        assert_eq!(h.sim.calls(call), 0, "{call}");
+    }
+
+    // What running pods request counts; a stopped pod's no longer does.
+    let events = h
+        .start(request(asking("first", "u-1", 1500, 0)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(_)),
+        "{:?}",
+        reasons(&events)
+    );
+    let f = failed(
+        &h.start(request(asking("second", "u-2", 600, 1 << 20)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        f.message,
+        "Node didn't have enough resource: cpu, requested: 600, used: 1500, capacity: 2000"
+    );
+    let f = failed(
+        &h.start(request(asking("third", "u-3", 0, 2 << 30)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(f.reason, "OutOfmemory");
+    h.stop("u-1").await.unwrap();
+    let events = h
+        .start(request(asking("second", "u-2", 600, 1 << 20)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(_)),
+        "{:?}",
+        reasons(&events)
+    );
 }
