@@ -6,7 +6,8 @@
 
 use crate::node::Node;
 use crate::proto::v1::{
-    Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile, seccomp_profile,
+    AppArmorProfile, Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile,
+    app_armor_profile, seccomp_profile,
 };
 use crate::spec::fields::{self, FieldContext};
 use crate::spec::{expand, labels, sandbox};
@@ -326,8 +327,44 @@ fn cri_seccomp(p: &SeccompProfile) -> Option<cri::SecurityProfile> {
     })
 }
 
+/// The AppArmor profile in both CRI fields: `apparmor` and the deprecated
+/// `apparmor_profile` string containerd 1.6 reads (`runtime/default`,
+/// `unconfined`, `localhost/NAME`), as the kubelet's `getAppArmorProfile`.
+/// Unset: neither (the runtime's default).
+fn cri_apparmor(p: &AppArmorProfile) -> Option<(cri::SecurityProfile, String)> {
+    use cri::security_profile::ProfileType;
+    let (profile_type, localhost_ref, deprecated) = match p.r#type() {
+        app_armor_profile::Type::Unspecified => return None,
+        app_armor_profile::Type::RuntimeDefault => (
+            ProfileType::RuntimeDefault,
+            String::new(),
+            "runtime/default".to_string(),
+        ),
+        app_armor_profile::Type::Unconfined => (
+            ProfileType::Unconfined,
+            String::new(),
+            "unconfined".to_string(),
+        ),
+        app_armor_profile::Type::Localhost => (
+            ProfileType::Localhost,
+            p.localhost_profile.clone(),
+            format!("localhost/{}", p.localhost_profile),
+        ),
+    };
+    Some((
+        cri::SecurityProfile {
+            profile_type: profile_type as i32,
+            localhost_ref,
+        },
+        deprecated,
+    ))
+}
+
 /// The effective security context (`determineEffectiveSecurityContext`):
 /// container settings over pod settings.
+// Deprecated: `apparmor_profile`, still set for containerd 1.6, which reads
+// only it.
+#[allow(deprecated)]
 fn security_context(ctx: &ContainerContext<'_>) -> cri::LinuxContainerSecurityContext {
     let pod = ctx.pod;
     let psc = pod.security_context.clone().unwrap_or_default();
@@ -342,6 +379,13 @@ fn security_context(ctx: &ContainerContext<'_>) -> cri::LinuxContainerSecurityCo
             profile_type: cri::security_profile::ProfileType::Unconfined as i32,
             localhost_ref: String::new(),
         });
+
+    let (apparmor, apparmor_profile) = sc
+        .apparmor_profile
+        .as_ref()
+        .and_then(cri_apparmor)
+        .or_else(|| psc.apparmor_profile.as_ref().and_then(cri_apparmor))
+        .map_or((None, String::new()), |(p, s)| (Some(p), s));
 
     // Kubernetes' default PID namespace for containers is their own; host_pid
     // shares the node's; an ephemeral container with a target joins the
@@ -383,6 +427,8 @@ fn security_context(ctx: &ContainerContext<'_>) -> cri::LinuxContainerSecurityCo
         supplemental_groups: sandbox::supplemental_groups(pod),
         no_new_privs: sc.allow_privilege_escalation == Some(false),
         seccomp: Some(seccomp),
+        apparmor,
+        apparmor_profile,
         ..Default::default()
     }
 }

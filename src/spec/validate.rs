@@ -10,11 +10,11 @@
 //! the same number.
 
 use crate::proto::v1::{
-    AppStartMode, Container, ContainerRestartPolicy, DnsConfig, Handler, ListPodsRequest,
-    MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec, Probe, Protocol,
-    PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile, SecurityContext,
+    AppArmorProfile, AppStartMode, Container, ContainerRestartPolicy, DnsConfig, Handler,
+    ListPodsRequest, MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec, Probe,
+    Protocol, PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile, SecurityContext,
     StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest, TerminationMessagePolicy,
-    WatchEventsRequest, field_source, handler::Action, seccomp_profile,
+    WatchEventsRequest, app_armor_profile, field_source, handler::Action, seccomp_profile,
 };
 use crate::spec::{expand, fields, image};
 use std::collections::{HashMap, HashSet};
@@ -712,6 +712,9 @@ fn validate_pod_security(path: &str, sc: &PodSecurityContext) -> Result<(), Inva
     if let Some(p) = sc.seccomp_profile.as_ref() {
         validate_seccomp(&format!("{path}.seccomp_profile"), p)?;
     }
+    if let Some(p) = sc.apparmor_profile.as_ref() {
+        validate_apparmor(&format!("{path}.apparmor_profile"), p)?;
+    }
     Ok(())
 }
 
@@ -741,6 +744,9 @@ fn validate_security(path: &str, sc: &SecurityContext) -> Result<(), InvalidSpec
     if let Some(p) = sc.seccomp_profile.as_ref() {
         validate_seccomp(&format!("{path}.seccomp_profile"), p)?;
     }
+    if let Some(p) = sc.apparmor_profile.as_ref() {
+        validate_apparmor(&format!("{path}.apparmor_profile"), p)?;
+    }
     Ok(())
 }
 
@@ -765,6 +771,28 @@ fn validate_seccomp(path: &str, p: &SeccompProfile) -> Result<(), InvalidSpec> {
     }
     if p.localhost_profile.split('/').any(|part| part == "..") {
         return Err(invalid(lp, "must not contain a '..' component"));
+    }
+    Ok(())
+}
+
+/// A known type; a localhost profile is the name of a profile loaded on
+/// the node (at most [`TEXT_MAX`] bytes, no whitespace), given only with
+/// TYPE_LOCALHOST.
+fn validate_apparmor(path: &str, p: &AppArmorProfile) -> Result<(), InvalidSpec> {
+    check_enum::<app_armor_profile::Type>(&format!("{path}.type"), p.r#type)?;
+    let lp = format!("{path}.localhost_profile");
+    if p.r#type() != app_armor_profile::Type::Localhost {
+        if !p.localhost_profile.is_empty() {
+            return Err(invalid(lp, "only allowed with TYPE_LOCALHOST"));
+        }
+        return Ok(());
+    }
+    if p.localhost_profile.is_empty() {
+        return Err(invalid(lp, "required with TYPE_LOCALHOST"));
+    }
+    check_text(&lp, &p.localhost_profile, TEXT_MAX)?;
+    if p.localhost_profile.chars().any(char::is_whitespace) {
+        return Err(invalid(lp, "must not contain whitespace"));
     }
     Ok(())
 }

@@ -564,3 +564,62 @@ fn capability_names() {
         assert_eq!(cri_capability(input), want, "{input}");
     }
 }
+
+#[test]
+#[allow(deprecated)]
+fn apparmor_profiles_fill_both_cri_fields_container_over_pod() {
+    use crate::proto::v1::{AppArmorProfile, app_armor_profile::Type};
+    let profile = |t: Type, name: &str| {
+        Some(AppArmorProfile {
+            r#type: t as i32,
+            localhost_profile: name.into(),
+        })
+    };
+    // (pod's, container's, CRI type, localhost ref, deprecated string)
+    let cases = [
+        (None, None, None, "", ""),
+        (profile(Type::Unspecified, ""), None, None, "", ""),
+        (
+            profile(Type::RuntimeDefault, ""),
+            None,
+            Some(ProfileType::RuntimeDefault),
+            "",
+            "runtime/default",
+        ),
+        (
+            profile(Type::RuntimeDefault, ""),
+            profile(Type::Unconfined, ""),
+            Some(ProfileType::Unconfined),
+            "",
+            "unconfined",
+        ),
+        (
+            None,
+            profile(Type::Localhost, "deny-write"),
+            Some(ProfileType::Localhost),
+            "deny-write",
+            "localhost/deny-write",
+        ),
+    ];
+    for (pod_profile, own, want_type, want_ref, want_string) in cases {
+        let mut pod = pod_with(vec![app("c", None)]);
+        pod.security_context = Some(PodSecurityContext {
+            apparmor_profile: pod_profile.clone(),
+            ..Default::default()
+        });
+        pod.containers[0].security_context = Some(SecurityContext {
+            apparmor_profile: own.clone(),
+            ..Default::default()
+        });
+        let s = sec(&config(&pod, 0, 0));
+        assert_eq!(
+            s.apparmor.as_ref().map(|p| (
+                ProfileType::try_from(p.profile_type).unwrap(),
+                p.localhost_ref.as_str()
+            )),
+            want_type.map(|t| (t, want_ref)),
+            "{pod_profile:?} {own:?}"
+        );
+        assert_eq!(s.apparmor_profile, want_string, "{pod_profile:?} {own:?}");
+    }
+}

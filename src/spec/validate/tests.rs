@@ -957,6 +957,88 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
             "at most 256 items",
         ),
         (
+            "apparmor localhost without a profile",
+            Box::new(|r| {
+                c1(r).security_context = Some(SecurityContext {
+                    apparmor_profile: Some(crate::proto::v1::AppArmorProfile {
+                        r#type: app_armor_profile::Type::Localhost as i32,
+                        localhost_profile: String::new(),
+                    }),
+                    ..Default::default()
+                })
+            }),
+            "pod.containers[1].security_context.apparmor_profile.localhost_profile",
+            "required",
+        ),
+        (
+            "apparmor profile name with whitespace",
+            Box::new(|r| {
+                pod(r).security_context = Some(PodSecurityContext {
+                    apparmor_profile: Some(crate::proto::v1::AppArmorProfile {
+                        r#type: app_armor_profile::Type::Localhost as i32,
+                        localhost_profile: "deny write".into(),
+                    }),
+                    ..Default::default()
+                })
+            }),
+            "pod.security_context.apparmor_profile.localhost_profile",
+            "whitespace",
+        ),
+        (
+            "apparmor runtime default with a profile",
+            Box::new(|r| {
+                pod(r).security_context = Some(PodSecurityContext {
+                    apparmor_profile: Some(crate::proto::v1::AppArmorProfile {
+                        r#type: app_armor_profile::Type::RuntimeDefault as i32,
+                        localhost_profile: "x".into(),
+                    }),
+                    ..Default::default()
+                })
+            }),
+            "pod.security_context.apparmor_profile.localhost_profile",
+            "only allowed with TYPE_LOCALHOST",
+        ),
+        (
+            "env resource of a container the pod lacks",
+            Box::new(|r| {
+                c1(r).env = vec![EnvVar {
+                    name: "CPU".into(),
+                    value_from: Some(crate::proto::v1::FieldSource {
+                        source: Some(field_source::Source::ResourceField(
+                            crate::proto::v1::ResourceFieldSource {
+                                container_name: "ghost".into(),
+                                resource: "limits.cpu".into(),
+                                divisor: String::new(),
+                            },
+                        )),
+                    }),
+                    ..Default::default()
+                }]
+            }),
+            "pod.containers[1].env[0].value_from.resource_field.container_name",
+            "\"ghost\" is neither",
+        ),
+        (
+            "env divisor not a cpu quantity",
+            Box::new(|r| {
+                c1(r).env = vec![EnvVar {
+                    name: "CPU".into(),
+                    value_from: Some(crate::proto::v1::FieldSource {
+                        source: Some(field_source::Source::ResourceField(
+                            crate::proto::v1::ResourceFieldSource {
+                                container_name: String::new(),
+                                resource: "requests.cpu".into(),
+                                divisor: "1Mi".into(),
+                            },
+                        )),
+                    }),
+                    ..Default::default()
+                }]
+            }),
+            "pod.containers[1].env[0].value_from.resource_field.divisor",
+            "1m, 1",
+        ),
+        (
             "seccomp localhost escaping",
             Box::new(|r| {
                 pod(r).security_context = Some(PodSecurityContext {
