@@ -10,20 +10,13 @@ use crate::proto::v1::{
     app_armor_profile, seccomp_profile,
 };
 use crate::spec::fields::{self, FieldContext};
-use crate::spec::{expand, labels, sandbox};
+use crate::spec::{expand, labels, resources, sandbox};
 use k8s_cri::v1 as cri;
+pub use resources::{
+    CPU_PERIOD_US, MAX_SHARES, MIN_QUOTA_US, MIN_SHARES, milli_cpu_to_quota, milli_cpu_to_shares,
+};
 use std::sync::OnceLock;
 
-/// CPU shares of one CPU.
-const SHARES_PER_CPU: i64 = 1024;
-/// Smallest CPU shares value (also used when nothing is requested).
-pub const MIN_SHARES: i64 = 2;
-/// Largest CPU shares value.
-pub const MAX_SHARES: i64 = 262_144;
-/// CFS period the kubelet uses, in microseconds.
-pub const CPU_PERIOD_US: i64 = 100_000;
-/// Smallest CFS quota, in microseconds.
-pub const MIN_QUOTA_US: i64 = 1000;
 /// OOM score adjustment of Guaranteed pods (what the kubelet asks for).
 pub const GUARANTEED_OOM_SCORE_ADJ: i64 = -997;
 /// OOM score adjustment of BestEffort pods.
@@ -144,24 +137,6 @@ fn cri_propagation(p: MountPropagation) -> i32 {
 
 // ---------------------------------------------------------------- resources
 
-/// The kubelet's `MilliCPUToShares`: 0 → 2 (the minimum), else
-/// `milli * 1024 / 1000` clamped to [2, 262144].
-pub fn milli_cpu_to_shares(milli_cpu: i64) -> i64 {
-    if milli_cpu <= 0 {
-        return MIN_SHARES;
-    }
-    (milli_cpu.saturating_mul(SHARES_PER_CPU) / 1000).clamp(MIN_SHARES, MAX_SHARES)
-}
-
-/// The kubelet's `milliCPUToQuota`: 0 for no limit, else
-/// `milli * period / 1000`, at least 1000 µs.
-pub fn milli_cpu_to_quota(milli_cpu: i64, period: i64) -> i64 {
-    if milli_cpu <= 0 {
-        return 0;
-    }
-    (milli_cpu.saturating_mul(period) / 1000).max(MIN_QUOTA_US)
-}
-
 /// The node's memory capacity in bytes, from /proc/meminfo (read once);
 /// [`FALLBACK_MEMORY_BYTES`] when it cannot be read.
 pub fn node_memory_bytes() -> i64 {
@@ -212,7 +187,25 @@ fn effective_requests(c: &Container) -> (i64, i64) {
 /// requests and limits are summed per resource; Guaranteed needs CPU and
 /// memory limits on every container and summed requests equal to summed
 /// limits.
+///
+/// A pod with pod-level resources takes its class from them alone
+/// (KEP-2837): no requests or limits is BestEffort, CPU and memory limits
+/// equal to the requests (an unset request defaults to the limit)
+/// Guaranteed, anything else Burstable.
 pub fn pod_qos(pod: &PodSpec) -> QosClass {
+    if resources::pod_level_set(pod) {
+        let r = pod.resources.unwrap_or_default();
+        let req = resources::requests_of(Some(&r));
+        return if r.cpu_limit_millis > 0
+            && r.memory_limit_bytes > 0
+            && req.cpu_millis == r.cpu_limit_millis
+            && req.memory_bytes == r.memory_limit_bytes
+        {
+            QosClass::Guaranteed
+        } else {
+            QosClass::Burstable
+        };
+    }
     let (mut req_cpu, mut req_mem, mut lim_cpu, mut lim_mem) = (0i64, 0i64, 0i64, 0i64);
     let mut all_limited = true;
     for c in pod.init_containers.iter().chain(&pod.containers) {
@@ -291,12 +284,18 @@ pub fn linux_resources(
         oom_score_adj: node.oom_score_adj_floor.map_or(adj, |floor| adj.max(floor)),
         ..Default::default()
     };
-    if r.cpu_limit_millis > 0 {
+    // A container without a limit of its own is bounded by the pod's
+    // (pod-level resources).
+    let pod_level = pod.resources.unwrap_or_default();
+    let or = |own: i64, pod: i64| if own > 0 { own } else { pod };
+    let cpu_limit = or(r.cpu_limit_millis, pod_level.cpu_limit_millis);
+    let memory_limit = or(r.memory_limit_bytes, pod_level.memory_limit_bytes);
+    if cpu_limit > 0 {
         out.cpu_period = CPU_PERIOD_US;
-        out.cpu_quota = milli_cpu_to_quota(r.cpu_limit_millis, CPU_PERIOD_US);
+        out.cpu_quota = milli_cpu_to_quota(cpu_limit, CPU_PERIOD_US);
     }
-    if r.memory_limit_bytes > 0 {
-        out.memory_limit_in_bytes = r.memory_limit_bytes;
+    if memory_limit > 0 {
+        out.memory_limit_in_bytes = memory_limit;
     }
     out
 }

@@ -7,6 +7,36 @@
 
 use crate::node::Amounts;
 use crate::proto::v1::{Container, ContainerRestartPolicy, PodSpec, Resources};
+use k8s_cri::v1 as cri;
+
+/// CPU shares of one CPU.
+const SHARES_PER_CPU: i64 = 1024;
+/// Smallest CPU shares value (also used when nothing is requested).
+pub const MIN_SHARES: i64 = 2;
+/// Largest CPU shares value.
+pub const MAX_SHARES: i64 = 262_144;
+/// CFS period the kubelet uses, in microseconds.
+pub const CPU_PERIOD_US: i64 = 100_000;
+/// Smallest CFS quota, in microseconds.
+pub const MIN_QUOTA_US: i64 = 1000;
+
+/// The kubelet's `MilliCPUToShares`: 0 → 2 (the minimum), else
+/// `milli * 1024 / 1000` clamped to [2, 262144].
+pub fn milli_cpu_to_shares(milli_cpu: i64) -> i64 {
+    if milli_cpu <= 0 {
+        return MIN_SHARES;
+    }
+    (milli_cpu.saturating_mul(SHARES_PER_CPU) / 1000).clamp(MIN_SHARES, MAX_SHARES)
+}
+
+/// The kubelet's `milliCPUToQuota`: 0 for no limit, else
+/// `milli * period / 1000`, at least 1000 µs.
+pub fn milli_cpu_to_quota(milli_cpu: i64, period: i64) -> i64 {
+    if milli_cpu <= 0 {
+        return 0;
+    }
+    (milli_cpu.saturating_mul(period) / 1000).max(MIN_QUOTA_US)
+}
 
 /// Requests with Kubernetes' defaulting: an unset (zero) request takes the
 /// limit.
@@ -69,6 +99,74 @@ pub fn pod_requests(pod: &PodSpec) -> Amounts {
             containers.memory_bytes
         },
     }
+}
+
+/// Whether the pod sets pod-level requests or limits (Kubernetes'
+/// `IsPodLevelResourcesSet`, CPU and memory).
+pub fn pod_level_set(pod: &PodSpec) -> bool {
+    pod.resources.is_some_and(|r| {
+        r.cpu_request_millis > 0
+            || r.cpu_limit_millis > 0
+            || r.memory_request_bytes > 0
+            || r.memory_limit_bytes > 0
+    })
+}
+
+/// The pod's limits: pod-level ones where set, else the sum of its app
+/// containers' and sidecars' when every one of them has that limit (0:
+/// none).
+pub fn pod_limits(pod: &PodSpec) -> Amounts {
+    let pod_level = pod.resources.unwrap_or_default();
+    let running: Vec<Resources> = pod
+        .containers
+        .iter()
+        .chain(
+            pod.init_containers
+                .iter()
+                .filter(|c| c.restart_policy() == ContainerRestartPolicy::Always),
+        )
+        .map(|c| c.resources.unwrap_or_default())
+        .collect();
+    let summed = |own: fn(&Resources) -> i64| {
+        if running.iter().all(|r| own(r) > 0) {
+            running.iter().map(own).fold(0i64, i64::saturating_add)
+        } else {
+            0
+        }
+    };
+    Amounts {
+        cpu_millis: if pod_level.cpu_limit_millis > 0 {
+            pod_level.cpu_limit_millis
+        } else {
+            summed(|r| r.cpu_limit_millis)
+        },
+        memory_bytes: if pod_level.memory_limit_bytes > 0 {
+            pod_level.memory_limit_bytes
+        } else {
+            summed(|r| r.memory_limit_bytes)
+        },
+    }
+}
+
+/// The sandbox's resources (`calculateSandboxResources`: the CRI's
+/// `LinuxPodSandboxConfig.resources`): shares from the pod's requests,
+/// quota and memory limit from its limits; none for a pod that requests
+/// and limits nothing.
+pub fn sandbox_resources(pod: &PodSpec) -> Option<cri::LinuxContainerResources> {
+    let (req, lim) = (pod_requests(pod), pod_limits(pod));
+    if req == Amounts::default() && lim == Amounts::default() {
+        return None;
+    }
+    let mut out = cri::LinuxContainerResources {
+        cpu_shares: milli_cpu_to_shares(req.cpu_millis),
+        ..Default::default()
+    };
+    if lim.cpu_millis > 0 {
+        out.cpu_period = CPU_PERIOD_US;
+        out.cpu_quota = milli_cpu_to_quota(lim.cpu_millis, CPU_PERIOD_US);
+    }
+    out.memory_limit_in_bytes = lim.memory_bytes;
+    Some(out)
 }
 
 #[cfg(test)]
@@ -174,5 +272,50 @@ mod tests {
             };
             assert_eq!(pod_requests(&pod), want, "{pod:?}");
         }
+    }
+
+    #[test]
+    fn the_sandbox_carries_the_pods_requests_and_limits() {
+        let limited = |name: &str, cpu: i64, mem: i64| Container {
+            name: name.into(),
+            resources: Some(Resources {
+                cpu_request_millis: cpu,
+                cpu_limit_millis: cpu,
+                memory_request_bytes: mem,
+                memory_limit_bytes: mem,
+            }),
+            ..Default::default()
+        };
+        let mut pod = PodSpec {
+            containers: vec![limited("a", 500, 100), limited("b", 250, 50)],
+            ..Default::default()
+        };
+        let r = sandbox_resources(&pod).unwrap();
+        assert_eq!(
+            (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
+            (768, 75_000, 150)
+        );
+        // A container without a limit leaves the sum without one.
+        pod.containers.push(c("c", 100, 10, false));
+        let r = sandbox_resources(&pod).unwrap();
+        assert_eq!((r.cpu_quota, r.memory_limit_in_bytes), (0, 0));
+        // Pod-level limits win.
+        pod.resources = Some(Resources {
+            cpu_limit_millis: 2000,
+            memory_limit_bytes: 1000,
+            ..Default::default()
+        });
+        let r = sandbox_resources(&pod).unwrap();
+        assert_eq!(
+            (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
+            (2048, 200_000, 1000)
+        );
+        assert_eq!(
+            sandbox_resources(&PodSpec {
+                containers: vec![Container::default()],
+                ..Default::default()
+            }),
+            None
+        );
     }
 }

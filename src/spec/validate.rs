@@ -12,11 +12,12 @@
 use crate::proto::v1::{
     AppArmorProfile, AppStartMode, Container, ContainerRestartPolicy, DnsConfig, Handler,
     ListPodsRequest, MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec, Probe,
-    Protocol, PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile, SecurityContext,
-    StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest, TerminationMessagePolicy,
-    WatchEventsRequest, app_armor_profile, field_source, handler::Action, seccomp_profile,
+    Protocol, PullPolicy, RegistryCredential, Resources, RestartPolicy, SeccompProfile,
+    SecurityContext, StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest,
+    TerminationMessagePolicy, WatchEventsRequest, app_armor_profile, field_source, handler::Action,
+    seccomp_profile,
 };
-use crate::spec::{expand, fields, image};
+use crate::spec::{expand, fields, image, resources};
 use std::collections::{HashMap, HashSet};
 
 /// A request that breaks a validation rule.
@@ -443,6 +444,7 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
         }
     }
     validate_env_sources(pod)?;
+    validate_pod_resources(pod)?;
     Ok(())
 }
 
@@ -775,6 +777,114 @@ fn validate_seccomp(path: &str, p: &SeccompProfile) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
+/// Requests and limits: none negative, a request at most its limit.
+fn validate_resources(rp: &str, r: &Resources) -> Result<(), InvalidSpec> {
+    let values = [
+        ("cpu_request_millis", r.cpu_request_millis),
+        ("cpu_limit_millis", r.cpu_limit_millis),
+        ("memory_request_bytes", r.memory_request_bytes),
+        ("memory_limit_bytes", r.memory_limit_bytes),
+    ];
+    for (name, v) in values {
+        if v < 0 {
+            return Err(invalid(format!("{rp}.{name}"), "must be >= 0"));
+        }
+    }
+    if r.cpu_request_millis > 0
+        && r.cpu_limit_millis > 0
+        && r.cpu_request_millis > r.cpu_limit_millis
+    {
+        return Err(invalid(
+            format!("{rp}.cpu_request_millis"),
+            "must be <= cpu_limit_millis",
+        ));
+    }
+    if r.memory_request_bytes > 0
+        && r.memory_limit_bytes > 0
+        && r.memory_request_bytes > r.memory_limit_bytes
+    {
+        return Err(invalid(
+            format!("{rp}.memory_request_bytes"),
+            "must be <= memory_limit_bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Pod-level resources (KEP-2837): valid on their own, at least what the
+/// containers request together (requests and limits alike), and no
+/// container's limit above the pod's.
+fn validate_pod_resources(pod: &PodSpec) -> Result<(), InvalidSpec> {
+    let Some(r) = pod.resources.as_ref() else {
+        return Ok(());
+    };
+    validate_resources("pod.resources", r)?;
+    let sum = resources::containers_requests(pod);
+    let checks = [
+        (
+            "cpu_request_millis",
+            r.cpu_request_millis,
+            sum.cpu_millis,
+            "millicores",
+        ),
+        (
+            "cpu_limit_millis",
+            r.cpu_limit_millis,
+            sum.cpu_millis,
+            "millicores",
+        ),
+        (
+            "memory_request_bytes",
+            r.memory_request_bytes,
+            sum.memory_bytes,
+            "bytes",
+        ),
+        (
+            "memory_limit_bytes",
+            r.memory_limit_bytes,
+            sum.memory_bytes,
+            "bytes",
+        ),
+    ];
+    for (name, pod_value, containers, unit) in checks {
+        if pod_value > 0 && containers > pod_value {
+            return Err(invalid(
+                format!("pod.resources.{name}"),
+                format!(
+                    "must be at least what the containers request together \
+                     ({containers} {unit})"
+                ),
+            ));
+        }
+    }
+    let lists = [
+        ("init_containers", &pod.init_containers),
+        ("containers", &pod.containers),
+    ];
+    for (list, containers) in lists {
+        for (i, c) in containers.iter().enumerate() {
+            let own = c.resources.unwrap_or_default();
+            let limits = [
+                ("cpu_limit_millis", own.cpu_limit_millis, r.cpu_limit_millis),
+                (
+                    "memory_limit_bytes",
+                    own.memory_limit_bytes,
+                    r.memory_limit_bytes,
+                ),
+            ];
+            for (name, own, pod_limit) in limits {
+                if pod_limit > 0 && own > pod_limit {
+                    return Err(invalid(
+                        format!("pod.{list}[{i}].resources.{name}"),
+                        format!("must be <= the pod's {name} ({pod_limit})"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A known type; a localhost profile is the name of a profile loaded on
 /// the node (at most [`TEXT_MAX`] bytes, no whitespace), given only with
 /// TYPE_LOCALHOST.
@@ -1069,36 +1179,7 @@ pub fn validate_container(path: &str, c: &Container) -> Result<(), InvalidSpec> 
     }
 
     if let Some(r) = c.resources.as_ref() {
-        let rp = field("resources");
-        let values = [
-            ("cpu_request_millis", r.cpu_request_millis),
-            ("cpu_limit_millis", r.cpu_limit_millis),
-            ("memory_request_bytes", r.memory_request_bytes),
-            ("memory_limit_bytes", r.memory_limit_bytes),
-        ];
-        for (name, v) in values {
-            if v < 0 {
-                return Err(invalid(format!("{rp}.{name}"), "must be >= 0"));
-            }
-        }
-        if r.cpu_request_millis > 0
-            && r.cpu_limit_millis > 0
-            && r.cpu_request_millis > r.cpu_limit_millis
-        {
-            return Err(invalid(
-                format!("{rp}.cpu_request_millis"),
-                "must be <= cpu_limit_millis",
-            ));
-        }
-        if r.memory_request_bytes > 0
-            && r.memory_limit_bytes > 0
-            && r.memory_request_bytes > r.memory_limit_bytes
-        {
-            return Err(invalid(
-                format!("{rp}.memory_request_bytes"),
-                "must be <= memory_limit_bytes",
-            ));
-        }
+        validate_resources(&field("resources"), r)?;
     }
 
     check_enum::<ContainerRestartPolicy>(&field("restart_policy"), c.restart_policy)?;

@@ -623,3 +623,53 @@ fn apparmor_profiles_fill_both_cri_fields_container_over_pod() {
         assert_eq!(s.apparmor_profile, want_string, "{pod_profile:?} {own:?}");
     }
 }
+
+#[test]
+fn pod_level_resources_decide_the_qos_class_and_bound_containers_without_limits() {
+    let pod_level = |r: Option<Resources>, containers: Vec<Container>| PodSpec {
+        resources: r,
+        ..pod_with(containers)
+    };
+    let cases = [
+        // The pod's limits equal to its requests: Guaranteed, whatever the
+        // containers say.
+        (
+            pod_level(res(500, 500, GIB, GIB), vec![app("a", None)]),
+            QosClass::Guaranteed,
+        ),
+        (
+            pod_level(res(0, 500, 0, GIB), vec![app("a", res(100, 0, 0, 0))]),
+            QosClass::Guaranteed,
+        ),
+        (
+            pod_level(res(250, 500, GIB, GIB), vec![app("a", None)]),
+            QosClass::Burstable,
+        ),
+        (
+            pod_level(res(0, 0, GIB, 0), vec![app("a", res(100, 100, GIB, GIB))]),
+            QosClass::Burstable,
+        ),
+        // Unset pod-level resources: the containers decide.
+        (
+            pod_level(res(0, 0, 0, 0), vec![app("a", res(100, 100, GIB, GIB))]),
+            QosClass::Guaranteed,
+        ),
+    ];
+    for (pod, want) in cases {
+        assert_eq!(pod_qos(&pod), want, "{:?}", pod.resources);
+    }
+
+    let pod = pod_level(
+        res(500, 800, GIB, 2 * GIB),
+        vec![app("bare", None), app("own", res(100, 200, GIB, GIB))],
+    );
+    let lr = |i: usize| linux_resources(&pod, &pod.containers[i], ContainerKind::App, &NODE);
+    assert_eq!(
+        (lr(0).cpu_quota, lr(0).memory_limit_in_bytes),
+        (80_000, 2 * GIB)
+    );
+    assert_eq!(
+        (lr(1).cpu_quota, lr(1).memory_limit_in_bytes),
+        (20_000, GIB)
+    );
+}

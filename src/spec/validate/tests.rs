@@ -957,6 +957,49 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
             "at most 256 items",
         ),
         (
+            "pod requests above pod limits",
+            Box::new(|r| {
+                pod(r).resources = Some(Resources {
+                    cpu_request_millis: 600,
+                    cpu_limit_millis: 500,
+                    ..Default::default()
+                })
+            }),
+            "pod.resources.cpu_request_millis",
+            "must be <= cpu_limit_millis",
+        ),
+        (
+            "containers requesting more than the pod's limit",
+            Box::new(|r| {
+                c1(r).resources = Some(Resources {
+                    memory_request_bytes: 2048,
+                    ..Default::default()
+                });
+                pod(r).resources = Some(Resources {
+                    memory_limit_bytes: 1024,
+                    ..Default::default()
+                })
+            }),
+            "pod.resources.memory_limit_bytes",
+            "at least what the containers request together (2048 bytes)",
+        ),
+        (
+            "a container limit above the pod's",
+            Box::new(|r| {
+                c1(r).resources = Some(Resources {
+                    cpu_limit_millis: 900,
+                    cpu_request_millis: 100,
+                    ..Default::default()
+                });
+                pod(r).resources = Some(Resources {
+                    cpu_limit_millis: 500,
+                    ..Default::default()
+                })
+            }),
+            "pod.containers[1].resources.cpu_limit_millis",
+            "must be <= the pod's cpu_limit_millis (500)",
+        ),
+        (
             "apparmor localhost without a profile",
             Box::new(|r| {
                 c1(r).security_context = Some(SecurityContext {
