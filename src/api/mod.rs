@@ -321,8 +321,9 @@ impl PodStarter for PodStarterService {
             .await
             .map_err(|e| Status::from(StartError::Runtime(e)))?;
         match pods.into_iter().next() {
-            Some(pod) => {
+            Some(mut pod) => {
                 self.authorize(&caller, Verb::Read, &pod.namespace)?;
+                self.starter.readiness().fill(&mut pod);
                 Ok(Response::new(pod))
             }
             None => Err(StartError::PodNotFound {
@@ -359,6 +360,9 @@ impl PodStarter for PodStarterService {
             .map_err(|e| Status::from(StartError::Runtime(e)))?;
         // Only the namespaces the caller may read.
         pods.retain(|p| scope.allows(&p.namespace));
+        for pod in &mut pods {
+            self.starter.readiness().fill(pod);
+        }
         Ok(Response::new(ListPodsResponse { pods }))
     }
 

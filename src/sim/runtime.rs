@@ -194,6 +194,14 @@ impl RuntimeService for SimRuntime {
                 let before = self.store().count_exec(&request.container_id, &request.cmd);
                 i32::from(before < n)
             }
+            ExecPlan::ExitCodes(codes) => {
+                let before = self.store().count_exec(&request.container_id, &request.cmd);
+                codes
+                    .get(before as usize)
+                    .or(codes.last())
+                    .copied()
+                    .unwrap_or(0)
+            }
             ExecPlan::Sleep(duration) => {
                 match u64::try_from(request.timeout).ok().filter(|secs| *secs > 0) {
                     Some(secs) => {

@@ -131,7 +131,7 @@ fn parse<T: std::str::FromStr>(
 }
 
 /// What an ExecSync command does in the sim.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ExecPlan {
     /// Returns at once with this exit code.
     Exit(i32),
@@ -140,6 +140,9 @@ pub(crate) enum ExecPlan {
     /// Exits 1 the first N times this command runs in this container (counted per sandbox and
     /// container name, so restarts keep counting), 0 afterwards: a probe that succeeds late.
     FailFirst(u32),
+    /// The Nth run of this command in this container exits with the Nth code, the last code
+    /// repeating (counted as `FailFirst` counts): a probe that fails after N successes, or flips.
+    ExitCodes(Vec<i32>),
 }
 
 /// Decides an ExecSync result from the command alone:
@@ -147,6 +150,7 @@ pub(crate) enum ExecPlan {
 /// - `["false"]` exits 1;
 /// - `["sleep", "<secs>"]` sleeps (`s`/`m`/`h`/`d` suffixes as coreutils; unparsable exits 1);
 /// - `[.., "fail-first", "N"]` exits 1 the first N times, then 0;
+/// - `[.., "exit-codes", "0,0,1"]` exits with the codes in turn, the last repeating;
 /// - anything else exits 0.
 pub(crate) fn exec_plan(cmd: &[String]) -> ExecPlan {
     if let Some(code) = trailing_exit(cmd) {
@@ -157,6 +161,15 @@ pub(crate) fn exec_plan(cmd: &[String]) -> ExecPlan {
         && let Ok(n) = n.parse()
     {
         return ExecPlan::FailFirst(n);
+    }
+    if let [.., word, codes] = cmd
+        && word == "exit-codes"
+        && let Ok(codes) = codes
+            .split(',')
+            .map(|c| c.trim().parse())
+            .collect::<Result<Vec<i32>, _>>()
+    {
+        return ExecPlan::ExitCodes(codes);
     }
     match cmd {
         [program] if is_program(program, "false") => ExecPlan::Exit(1),

@@ -54,7 +54,7 @@ struct Node {
     ips: IpPool,
     /// Creation order, for stable listings.
     seq: u64,
-    /// How often each `fail-first` command ran, by (sandbox id, container name, command).
+    /// How often each `fail-first` or `exit-codes` command ran, by (sandbox id, container name, command).
     exec_counts: HashMap<(String, String, Vec<String>), u32>,
     /// Pod uids that once had two ready sandboxes, or two running containers of one name, at once.
     duplicated: HashSet<String>,

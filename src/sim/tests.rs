@@ -637,6 +637,33 @@ async fn scripted_start_error_ends_exited_128() {
 }
 
 #[tokio::test]
+async fn exec_sync_exit_code_sequences_count_per_container_name() {
+    let mut sim = start(SimConfig::default()).await;
+    let first = sim.running(&[]).await;
+    let sandbox_id = sim
+        .runtime
+        .list_containers(cri::ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers[0]
+        .pod_sandbox_id
+        .clone();
+    let second = sim
+        .create(&sandbox_id, container("app2", &[]))
+        .await
+        .unwrap();
+    sim.start_container(&second).await.unwrap();
+    let probe = ["probe", "exit-codes", "0,2,1"];
+    let mut codes = Vec::new();
+    for id in [&first, &first, &second, &first, &first, &second] {
+        codes.push(sim.exec(id, &probe, 0).await.unwrap().exit_code);
+    }
+    assert_eq!(codes, [0, 2, 0, 1, 1, 2]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn exec_sync_exit_codes_and_timeout() {
     let mut sim = start(SimConfig::default()).await;
     let id = sim.running(&[]).await;

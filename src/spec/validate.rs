@@ -127,8 +127,11 @@ pub const SECRET_MAX: usize = 64 * 1024;
 /// timings, the init timeout. One year: far above any real grace period,
 /// far below what deadline arithmetic on `Instant` can overflow.
 pub const SECONDS_MAX: i64 = 365 * 24 * 3600;
-/// A startup probe's failure threshold.
+/// A probe's failure threshold, and a readiness probe's success threshold.
 pub const PROBE_THRESHOLD_MAX: i32 = 1_000_000;
+/// The service name a gRPC probe asks about (no whitespace or control
+/// characters).
+pub const GRPC_SERVICE_MAX: usize = TEXT_MAX;
 /// Characters of input echoed in a message; longer input is cut and ends
 /// in `…`.
 pub const ECHO_MAX: usize = 64;
@@ -401,14 +404,18 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
                     "ALWAYS is only allowed on init containers",
                 ));
             }
-            if list == "init_containers"
-                && c.restart_policy() != ContainerRestartPolicy::Always
-                && c.startup_probe.is_some()
-            {
-                return Err(invalid(
-                    format!("{path}.startup_probe"),
-                    "only allowed on init containers with restart_policy ALWAYS (sidecars)",
-                ));
+            if list == "init_containers" && c.restart_policy() != ContainerRestartPolicy::Always {
+                let probes = [
+                    ("startup_probe", c.startup_probe.is_some()),
+                    ("liveness_probe", c.liveness_probe.is_some()),
+                    ("readiness_probe", c.readiness_probe.is_some()),
+                ];
+                if let Some((name, _)) = probes.iter().find(|(_, set)| *set) {
+                    return Err(invalid(
+                        format!("{path}.{name}"),
+                        "only allowed on init containers with restart_policy ALWAYS (sidecars)",
+                    ));
+                }
             }
             if list != "ephemeral_containers" && !c.target_container_name.is_empty() {
                 return Err(invalid(
@@ -1045,8 +1052,13 @@ pub fn validate_ephemeral(path: &str, c: &Container) -> Result<(), InvalidSpec> 
     {
         return Err(invalid(format!("{path}.resources"), NOT_ALLOWED));
     }
-    if c.startup_probe.is_some() {
-        return Err(invalid(format!("{path}.startup_probe"), NOT_ALLOWED));
+    let probes = [
+        ("startup_probe", c.startup_probe.is_some()),
+        ("liveness_probe", c.liveness_probe.is_some()),
+        ("readiness_probe", c.readiness_probe.is_some()),
+    ];
+    if let Some((name, _)) = probes.iter().find(|(_, set)| *set) {
+        return Err(invalid(format!("{path}.{name}"), NOT_ALLOWED));
     }
     if c.restart_policy() != ContainerRestartPolicy::Unspecified {
         return Err(invalid(format!("{path}.restart_policy"), NOT_ALLOWED));
@@ -1174,8 +1186,15 @@ pub fn validate_container(path: &str, c: &Container) -> Result<(), InvalidSpec> 
         }
     }
 
-    if let Some(p) = c.startup_probe.as_ref() {
-        validate_probe(&field("startup_probe"), p, c)?;
+    let probes = [
+        (ProbeKind::Startup, c.startup_probe.as_ref()),
+        (ProbeKind::Liveness, c.liveness_probe.as_ref()),
+        (ProbeKind::Readiness, c.readiness_probe.as_ref()),
+    ];
+    for (kind, p) in probes {
+        if let Some(p) = p {
+            validate_probe(&field(kind.field()), kind, p, c)?;
+        }
     }
 
     if let Some(r) = c.resources.as_ref() {
@@ -1269,7 +1288,31 @@ fn check_path(path: &str, value: &str) -> Result<(), InvalidSpec> {
 /// `timeout_seconds` and `success_threshold` 0 for Kubernetes' default of
 /// 1, and `success_threshold` 1 at most (Kubernetes' rule for startup
 /// probes). Seconds at most [`SECONDS_MAX`].
-fn validate_probe(path: &str, p: &Probe, c: &Container) -> Result<(), InvalidSpec> {
+/// Which of a container's probes is validated: their success thresholds
+/// differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeKind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+impl ProbeKind {
+    fn field(self) -> &'static str {
+        match self {
+            ProbeKind::Startup => "startup_probe",
+            ProbeKind::Liveness => "liveness_probe",
+            ProbeKind::Readiness => "readiness_probe",
+        }
+    }
+}
+
+fn validate_probe(
+    path: &str,
+    kind: ProbeKind,
+    p: &Probe,
+    c: &Container,
+) -> Result<(), InvalidSpec> {
     let seconds_max = i32::try_from(SECONDS_MAX).unwrap_or(i32::MAX);
     let timings = [
         (
@@ -1293,11 +1336,23 @@ fn validate_probe(path: &str, p: &Probe, c: &Container) -> Result<(), InvalidSpe
         }
         check_range(&format!("{path}.{name}"), v, lo, hi)?;
     }
-    if p.success_threshold > 1 || p.success_threshold < 0 {
-        return Err(invalid(
-            format!("{path}.success_threshold"),
-            "must be 1 for a startup probe",
-        ));
+    let success = format!("{path}.success_threshold");
+    match kind {
+        ProbeKind::Readiness => {
+            if p.success_threshold < 0 {
+                return Err(invalid(success, "must be >= 0"));
+            }
+            check_range(&success, p.success_threshold, 0, PROBE_THRESHOLD_MAX)?;
+        }
+        ProbeKind::Startup | ProbeKind::Liveness if !(0..=1).contains(&p.success_threshold) => {
+            let which = if kind == ProbeKind::Startup {
+                "startup"
+            } else {
+                "liveness"
+            };
+            return Err(invalid(success, format!("must be 1 for a {which} probe")));
+        }
+        ProbeKind::Startup | ProbeKind::Liveness => {}
     }
     let h = p
         .handler
@@ -1307,7 +1362,7 @@ fn validate_probe(path: &str, p: &Probe, c: &Container) -> Result<(), InvalidSpe
     match h.action.as_ref() {
         None => Err(invalid(
             hp,
-            "must specify one of exec, http_get or tcp_socket",
+            "must specify one of exec, http_get, tcp_socket or grpc",
         )),
         Some(Action::Sleep(_)) => Err(invalid(format!("{hp}.sleep"), "not supported in a probe")),
         Some(Action::TcpSocket(t)) => {
@@ -1317,6 +1372,10 @@ fn validate_probe(path: &str, p: &Probe, c: &Container) -> Result<(), InvalidSpe
                 DNS1123_SUBDOMAIN_MAX,
             )?;
             check_port(&format!("{hp}.tcp_socket.port"), &t.port, c)
+        }
+        Some(Action::Grpc(g)) => {
+            check_range(&format!("{hp}.grpc.port"), g.port, 1, 65535)?;
+            check_token(&format!("{hp}.grpc.service"), &g.service, GRPC_SERVICE_MAX)
         }
         Some(_) => validate_hook(&hp, h, c),
     }

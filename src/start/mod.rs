@@ -9,7 +9,8 @@
 //!   image of a pod started at once, and the image step as a container
 //!   runs it; `adopt.rs`: creates whose outcome is uncertain; `runtime.rs`:
 //!   shared CRI look-ups; `hooks.rs`: lifecycle handlers; `http.rs`: the
-//!   HTTP GET of hooks and probes; `probe.rs`: one probe run; `sidecar.rs`:
+//!   HTTP GET of hooks and probes; `probe.rs`: one probe run; `grpc_health.rs`:
+//!   gRPC probes; `probing.rs`: probes after the start; `sidecar.rs`:
 //!   sidecars and their startup gating; `restart.rs`: restartPolicy
 //!   decisions; `backoff.rs`: the crash-loop back-off; `watch.rs`: waiting
 //!   for exits (through the node's watcher, `pleg/`); `termination.rs`:
@@ -27,12 +28,14 @@ mod context;
 mod ephemeral;
 mod error;
 pub mod events;
+mod grpc_health;
 mod hooks;
 mod http;
 mod image;
 mod pod;
 mod prepull;
 mod probe;
+mod probing;
 mod recover;
 pub mod replay;
 pub mod restart;
@@ -63,7 +66,7 @@ use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::node::Node;
 use crate::pleg::{Pleg, PlegConfig};
 use crate::proto::v1::StartEvent;
-use crate::state::{PodLocks, inflight::InFlight, ledger::Ledger};
+use crate::state::{PodLocks, inflight::InFlight, ledger::Ledger, readiness::Readiness};
 use crate::telemetry::Metrics;
 
 /// The start flow's own settings, with the kubelet's defaults. The puller
@@ -177,6 +180,8 @@ struct Inner {
     supervisors: Mutex<HashMap<String, CancellationToken>>,
     /// Fires at shutdown; supervisors end with it.
     shutdown: CancellationToken,
+    /// Which containers the probes found ready.
+    readiness: Readiness,
     puller: Puller,
     pull_backoff: PullBackoff,
 }
@@ -214,6 +219,7 @@ impl Starter {
                 pleg,
                 supervisors: Mutex::default(),
                 shutdown: CancellationToken::new(),
+                readiness: Readiness::default(),
             }),
         }
     }
@@ -233,6 +239,12 @@ impl Starter {
     /// What the node's pods request together (admitted starts included).
     pub fn requested(&self) -> crate::node::Amounts {
         self.inner.ledger.used()
+    }
+
+    /// Which containers are ready (GetPod and ListPods fill theirs in from
+    /// it).
+    pub fn readiness(&self) -> &Readiness {
+        &self.inner.readiness
     }
 
     /// The node's container watcher.

@@ -184,6 +184,7 @@ impl Starter {
             cancel: guard.cancel.clone(),
             node: self.inner.config.node.clone(),
         };
+        self.inner.readiness.track(&meta.uid, &ctx.pod);
         let mut started = Vec::new();
         let mut all_adopted = sandbox.adopted;
 

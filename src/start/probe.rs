@@ -1,15 +1,17 @@
 //! One run of a probe's handler, as the kubelet's prober runs it: exec
 //! (ExecSync bounded by the probe's timeout, exit 0 succeeds), HTTP GET
 //! (status 200–399 succeeds; HTTPS without certificate checks), TCP
-//! (a connection within the timeout succeeds). The failure text says what
+//! (a connection within the timeout succeeds), gRPC (`grpc_health.rs`:
+//! the health service answers SERVING). The failure text says what
 //! failed, never what the command printed. Timing, thresholds and what a
-//! result means for the container live in `sidecar.rs`.
+//! result means for the container live in `sidecar.rs` (startup of
+//! sidecars) and `probing.rs` (every probe after the start).
 use std::time::Duration;
 
 use crate::cri::Cri;
 use crate::proto::v1::{Container, Probe, handler::Action};
 
-use super::hooks;
+use super::{context::PodContext, grpc_health, hooks};
 
 /// Kubernetes' probe defaults.
 pub(super) const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
@@ -45,6 +47,16 @@ impl Timing {
             },
         }
     }
+}
+
+/// The host a probe without one goes to: the pod IP; a host-network pod's
+/// is the node's, reached on its loopback.
+pub(super) fn default_host(ctx: &PodContext) -> Option<String> {
+    ctx.ips.first().cloned().or_else(|| {
+        ctx.pod
+            .host_network
+            .then(|| std::net::Ipv4Addr::LOCALHOST.to_string())
+    })
 }
 
 /// Runs the probe's handler once: `Ok` on success, `Err(why)` on failure.
@@ -100,7 +112,12 @@ pub(super) async fn probe_once(
             }
         }
         Action::Sleep(_) => Err("sleep is not a probe action".to_string()),
-        Action::Grpc(_) => Err("gRPC probes are refused by validation".to_string()),
+        Action::Grpc(g) => {
+            let host = pod_ip.ok_or_else(|| "the pod has no IP".to_string())?;
+            let port =
+                u16::try_from(g.port).map_err(|_| format!("port {} is not a port", g.port))?;
+            grpc_health::check(host, port, &g.service, timeout).await
+        }
     }
 }
 

@@ -139,12 +139,12 @@ impl Starter {
                 continue;
             }
             let t = Instant::now();
-            let pod_ip = ctx.ips.first().map(String::as_str);
+            let host = probe::default_host(ctx);
             let result = tokio::select! {
                 _ = ctx.cancel.cancelled() => return Err(StartError::Cancelled {
                     why: "the pod is being stopped or podstart is shutting down",
                 }),
-                r = probe::probe_once(&self.inner.cri, id, c, p, pod_ip) => r,
+                r = probe::probe_once(&self.inner.cri, id, c, p, host.as_deref()) => r,
             };
             match result {
                 Ok(()) => {

@@ -94,7 +94,13 @@ impl Starter {
         // A start that ended while this stop waited may have left a
         // supervisor behind.
         self.stop_supervising(&pod.uid);
-        self.stop_steps(pod, grace, sink).await
+        // A pod being stopped is not ready; once stopped, it is forgotten.
+        self.inner.readiness.clear(&pod.uid);
+        let stopped = self.stop_steps(pod, grace, sink).await;
+        if stopped.is_ok() {
+            self.inner.readiness.forget(&pod.uid);
+        }
+        stopped
     }
 
     /// The stop itself, under the pod's lock. Marked on disk from its

@@ -6,7 +6,9 @@
 //! watcher (`pleg/`) has news of the pod's sandbox and reads the pod's
 //! containers from the watcher's table; only an exit costs a
 //! ContainerStatus. Its events go to the node-wide feed: the StartPod
-//! stream has ended.
+//! stream has ended. It also keeps a probe worker (`probing.rs`) for each
+//! running container with liveness or readiness probes, so pods with
+//! probes are supervised under any restartPolicy.
 use std::{collections::HashSet, time::Duration};
 
 use k8s_cri::v1 as cri;
@@ -15,6 +17,7 @@ use super::{
     ContainerRef, EventSink, Starter,
     context::PodContext,
     events::exit_event,
+    probing::{self, Probers},
     restart::{self, AfterExit},
 };
 use crate::pleg::{Phase, Seen};
@@ -32,15 +35,17 @@ impl Starter {
     /// Starts supervising a pod that was just started (replacing an earlier
     /// supervisor of it). Pods with nothing that could restart are left alone.
     pub(super) fn supervise(&self, ctx: &PodContext) {
+        let meta = ctx.pod.metadata.clone().unwrap_or_default();
+        self.inner.readiness.track(&meta.uid, &ctx.pod);
         let watched = watched(ctx);
         let can_restart = watched
             .iter()
             .any(|(_, kind)| *kind == ContainerKind::Sidecar)
             || ctx.pod.restart_policy() != RestartPolicy::Never;
-        if watched.is_empty() || !can_restart {
+        let probed = watched.iter().any(|(c, kind)| probing::probed(c, *kind));
+        if watched.is_empty() || !(can_restart || probed) {
             return;
         }
-        let meta = ctx.pod.metadata.clone().unwrap_or_default();
         let token = self.inner.shutdown.child_token();
         {
             let mut map = self
@@ -112,12 +117,15 @@ impl Starter {
         let mut reported: HashSet<String> = HashSet::new();
         let mut done: HashSet<String> = HashSet::new();
         let mut catch_up = CATCH_UP_FIRST;
+        // The probe workers of the running containers; they end with it.
+        let mut probers = Probers::default();
         loop {
             if ctx.cancel.is_cancelled() {
                 return;
             }
             changes.mark_seen();
             let containers = pleg.containers(&ctx.sandbox_id);
+            probers.sync(self, ctx, watched, &containers).await;
             let mut active = false;
             let mut behind = false;
             for (c, kind) in watched {

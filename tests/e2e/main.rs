@@ -29,6 +29,7 @@ mod certs;
 mod fields;
 #[path = "../it/net.rs"]
 mod net;
+mod probes;
 #[path = "../it/process.rs"]
 mod process;
 mod watch;

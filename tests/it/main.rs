@@ -32,6 +32,7 @@ mod middleware;
 mod node;
 mod observability;
 mod paths;
+mod probes;
 mod readiness;
 mod recovery;
 mod scale;

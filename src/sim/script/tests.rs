@@ -180,3 +180,12 @@ fn fail_first_rule() {
     );
     assert_eq!(exec_plan(&cmd(&["fail-first", "x"])), ExecPlan::Exit(0));
 }
+
+#[test]
+fn exit_codes_rule() {
+    assert_eq!(
+        exec_plan(&cmd(&["probe", "exit-codes", "0, 0,1"])),
+        ExecPlan::ExitCodes(vec![0, 0, 1])
+    );
+    assert_eq!(exec_plan(&cmd(&["exit-codes", "0,x"])), ExecPlan::Exit(0));
+}

@@ -1,8 +1,8 @@
 use super::*;
 
 use crate::proto::v1::{
-    Capabilities, ContainerPort, Device, EnvVar, ExecAction, HttpGetAction, HttpHeader, Lifecycle,
-    Mount, Resources, SleepAction, TcpSocketAction,
+    Capabilities, ContainerPort, Device, EnvVar, ExecAction, GrpcAction, HttpGetAction, HttpHeader,
+    Lifecycle, Mount, Resources, SleepAction, TcpSocketAction,
 };
 
 fn good_container(name: &str) -> Container {
@@ -67,6 +67,18 @@ fn probe(period_seconds: i32, failure_threshold: i32) -> Probe {
         period_seconds,
         failure_threshold,
         ..Default::default()
+    }
+}
+
+fn grpc_probe(port: i32, service: &str) -> Probe {
+    Probe {
+        handler: Some(Handler {
+            action: Some(Action::Grpc(GrpcAction {
+                port,
+                service: service.into(),
+            })),
+        }),
+        ..probe(1, 3)
     }
 }
 
@@ -629,6 +641,113 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
             }),
             "pod.containers[1].startup_probe.success_threshold",
             "must be 1",
+        ),
+        (
+            "liveness probe success threshold",
+            Box::new(|r| {
+                c1(r).liveness_probe = Some(Probe {
+                    success_threshold: 2,
+                    ..probe(1, 3)
+                })
+            }),
+            "pod.containers[1].liveness_probe.success_threshold",
+            "must be 1 for a liveness probe",
+        ),
+        (
+            "readiness probe success threshold beyond the limit",
+            Box::new(|r| {
+                c1(r).readiness_probe = Some(Probe {
+                    success_threshold: PROBE_THRESHOLD_MAX + 1,
+                    ..probe(1, 3)
+                })
+            }),
+            "pod.containers[1].readiness_probe.success_threshold",
+            "between 0 and 1000000",
+        ),
+        (
+            "readiness probe without a period",
+            Box::new(|r| c1(r).readiness_probe = Some(probe(0, 3))),
+            "pod.containers[1].readiness_probe.period_seconds",
+            "between 1 and",
+        ),
+        (
+            "liveness probe on a regular init container",
+            Box::new(|r| {
+                let mut c = good_container("init");
+                c.liveness_probe = Some(probe(1, 3));
+                pod(r).init_containers = vec![c];
+            }),
+            "pod.init_containers[0].liveness_probe",
+            "only allowed on init containers with restart_policy ALWAYS",
+        ),
+        (
+            "readiness probe on a regular init container",
+            Box::new(|r| {
+                let mut c = good_container("init");
+                c.readiness_probe = Some(probe(1, 3));
+                pod(r).init_containers = vec![c];
+            }),
+            "pod.init_containers[0].readiness_probe",
+            "only allowed on init containers with restart_policy ALWAYS",
+        ),
+        (
+            "ephemeral with liveness probe",
+            Box::new(|r| {
+                pod(r).ephemeral_containers = vec![Container {
+                    liveness_probe: Some(probe(1, 3)),
+                    ..good_container("dbg")
+                }]
+            }),
+            "pod.ephemeral_containers[0].liveness_probe",
+            "not allowed on ephemeral",
+        ),
+        (
+            "ephemeral with readiness probe",
+            Box::new(|r| {
+                pod(r).ephemeral_containers = vec![Container {
+                    readiness_probe: Some(probe(1, 3)),
+                    ..good_container("dbg")
+                }]
+            }),
+            "pod.ephemeral_containers[0].readiness_probe",
+            "not allowed on ephemeral",
+        ),
+        (
+            "grpc probe port 0",
+            Box::new(|r| c1(r).liveness_probe = Some(grpc_probe(0, ""))),
+            "pod.containers[1].liveness_probe.handler.grpc.port",
+            "between 1 and 65535",
+        ),
+        (
+            "grpc probe port beyond 65535",
+            Box::new(|r| c1(r).readiness_probe = Some(grpc_probe(65536, ""))),
+            "pod.containers[1].readiness_probe.handler.grpc.port",
+            "between 1 and 65535",
+        ),
+        (
+            "grpc probe service with a space",
+            Box::new(|r| c1(r).startup_probe = Some(grpc_probe(9000, "my service"))),
+            "pod.containers[1].startup_probe.handler.grpc.service",
+            "whitespace",
+        ),
+        (
+            "grpc probe service too long",
+            Box::new(|r| {
+                c1(r).liveness_probe = Some(grpc_probe(9000, &"s".repeat(GRPC_SERVICE_MAX + 1)))
+            }),
+            "pod.containers[1].liveness_probe.handler.grpc.service",
+            "at most 4096 bytes",
+        ),
+        (
+            "grpc post-start hook",
+            Box::new(|r| {
+                c1(r).lifecycle = hook(Action::Grpc(GrpcAction {
+                    port: 9000,
+                    service: String::new(),
+                }))
+            }),
+            "pod.containers[1].lifecycle.post_start.grpc",
+            "not supported as a lifecycle hook",
         ),
         (
             "ephemeral with restart policy",
@@ -1854,6 +1973,11 @@ fn limits_are_inclusive() {
         success_threshold: 0,
         ..probe(1, PROBE_THRESHOLD_MAX)
     });
+    c.readiness_probe = Some(Probe {
+        success_threshold: PROBE_THRESHOLD_MAX,
+        ..probe(1, PROBE_THRESHOLD_MAX)
+    });
+    c.liveness_probe = Some(grpc_probe(65535, &"s".repeat(GRPC_SERVICE_MAX)));
     c.restart_policy = ContainerRestartPolicy::Unspecified as i32;
     c.security_context = Some(SecurityContext {
         run_as_user: Some(ID_MAX),
@@ -2002,6 +2126,7 @@ fn the_proto_states_each_limit() {
         ("SECRET_MAX", SECRET_MAX as i64),
         ("SECONDS_MAX", SECONDS_MAX),
         ("PROBE_THRESHOLD_MAX", i64::from(PROBE_THRESHOLD_MAX)),
+        ("GRPC_SERVICE_MAX", GRPC_SERVICE_MAX as i64),
         ("ECHO_MAX", ECHO_MAX as i64),
     ];
     for (name, n) in limits {
