@@ -123,9 +123,15 @@ pub struct FieldContext<'a> {
 }
 
 /// The value of `src` (a source validation accepted; anything else, or a
-/// label or annotation the pod lacks, is empty).
+/// label or annotation the pod lacks, is empty). A host-network pod's IPs
+/// are the node's, as in Kubernetes.
 pub fn resolve(ctx: &FieldContext<'_>, src: &FieldSource) -> String {
     let meta = ctx.pod.metadata.clone().unwrap_or_default();
+    let pod_ips = if ctx.pod.host_network && ctx.pod_ips.is_empty() {
+        ctx.node.ips.as_slice()
+    } else {
+        ctx.pod_ips
+    };
     match &src.source {
         None => String::new(),
         Some(field_source::Source::FieldPath(p)) => match p.as_str() {
@@ -134,8 +140,8 @@ pub fn resolve(ctx: &FieldContext<'_>, src: &FieldSource) -> String {
             "metadata.uid" => meta.uid,
             "spec.nodeName" => ctx.node.name.clone(),
             "spec.serviceAccountName" => ctx.pod.service_account_name.clone(),
-            "status.podIP" => ctx.pod_ips.first().cloned().unwrap_or_default(),
-            "status.podIPs" => ctx.pod_ips.join(","),
+            "status.podIP" => pod_ips.first().cloned().unwrap_or_default(),
+            "status.podIPs" => pod_ips.join(","),
             "status.hostIP" => ctx.node.ips.first().cloned().unwrap_or_default(),
             "status.hostIPs" => ctx.node.ips.join(","),
             other => match subscript(other) {
@@ -335,6 +341,12 @@ mod tests {
         assert_eq!(resolve(&ctx, &res("", "limits.cpu", "1m")), "800");
         assert_eq!(resolve(&ctx, &res("", "limits.memory", "1Mi")), "1024");
         assert_eq!(resolve(&ctx, &path("status.podIP")), "");
+        let host = PodSpec {
+            host_network: true,
+            ..p.clone()
+        };
+        let ctx = FieldContext { pod: &host, ..ctx };
+        assert_eq!(resolve(&ctx, &path("status.podIPs")), "192.168.1.5,fd00::5");
     }
 
     #[test]

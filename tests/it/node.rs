@@ -239,3 +239,35 @@ async fn a_pod_the_node_cannot_hold_is_refused_before_any_runtime_call() {
         reasons(&events)
     );
 }
+
+#[tokio::test]
+async fn a_restarted_podstart_counts_the_pods_it_recovers() {
+    let node = Node {
+        allocatable: Amounts {
+            cpu_millis: 2000,
+            memory_bytes: 1 << 30,
+        },
+        ..Node::default()
+    };
+    let h = Harness::with(|t| t.flow.node = Arc::new(node.clone())).await;
+    let events = h
+        .start(request(asking("first", "u-1", 1500, 1 << 20)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(_)),
+        "{:?}",
+        reasons(&events)
+    );
+
+    let restarted = h.restarted_starter();
+    assert_eq!(restarted.requested(), Amounts::default());
+    restarted.recover().await.unwrap();
+    assert_eq!(
+        restarted.requested(),
+        Amounts {
+            cpu_millis: 1500,
+            memory_bytes: 1 << 20,
+        }
+    );
+}
