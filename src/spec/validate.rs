@@ -342,6 +342,9 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
     if let Some(d) = pod.dns_config.as_ref() {
         validate_dns("pod.dns_config", d)?;
     }
+    if !pod.service_account_name.is_empty() && !is_dns1123_subdomain(&pod.service_account_name) {
+        return Err(invalid("pod.service_account_name", SUBDOMAIN_RULE));
+    }
     if !pod.runtime_handler.is_empty() && !is_dns1123_label(&pod.runtime_handler) {
         return Err(invalid("pod.runtime_handler", LABEL_RULE));
     }

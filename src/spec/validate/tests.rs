@@ -1076,6 +1076,12 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
             "at most 256 items",
         ),
         (
+            "service account name not a subdomain",
+            Box::new(|r| pod(r).service_account_name = "Build_Bot".into()),
+            "pod.service_account_name",
+            "subdomain",
+        ),
+        (
             "pod requests above pod limits",
             Box::new(|r| {
                 pod(r).resources = Some(Resources {
