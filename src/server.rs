@@ -214,13 +214,16 @@ fn node(args: &ServeArgs) -> Node {
         tracing::warn!("no --node-ip and no default route: status.hostIP reads as empty");
     }
     let allocatable = machine.capacity.minus(args.system_reserved);
+    let name = args.node_name.clone().unwrap_or(machine.name);
     tracing::info!(
+        node = %name,
+        ips = ?ips,
         cpu_millis = allocatable.cpu_millis,
         memory_bytes = allocatable.memory_bytes,
-        "the node's allocatable amounts"
+        "the node's name, IPs and allocatable amounts"
     );
     Node {
-        name: args.node_name.clone().unwrap_or(machine.name),
+        name,
         ips,
         allocatable,
         oom_score_adj_floor: args
