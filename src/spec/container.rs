@@ -4,7 +4,7 @@
 //! Linux resources (CPU shares and CFS quota, memory limit, OOM score by QoS
 //! class) and the effective security context.
 
-use crate::node::Node;
+use crate::node::{Node, mem_total as parse_mem_total};
 use crate::proto::v1::{
     AppArmorProfile, Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile,
     app_armor_profile, seccomp_profile,
@@ -22,7 +22,7 @@ pub const GUARANTEED_OOM_SCORE_ADJ: i64 = -997;
 /// OOM score adjustment of BestEffort pods.
 pub const BEST_EFFORT_OOM_SCORE_ADJ: i64 = 1000;
 /// Memory capacity assumed when /proc/meminfo cannot be read: 16 GiB.
-pub const FALLBACK_MEMORY_BYTES: i64 = 1 << 34;
+pub use crate::node::FALLBACK_MEMORY_BYTES;
 /// Device permissions when none are given.
 pub const DEFAULT_DEVICE_PERMISSIONS: &str = "rwm";
 
@@ -147,12 +147,6 @@ pub fn node_memory_bytes() -> i64 {
             .and_then(|s| parse_mem_total(&s))
             .unwrap_or(FALLBACK_MEMORY_BYTES)
     })
-}
-
-fn parse_mem_total(meminfo: &str) -> Option<i64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kb.checked_mul(1024).filter(|b| *b > 0)
 }
 
 /// A pod's Kubernetes QoS class.
