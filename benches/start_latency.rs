@@ -77,6 +77,8 @@ async fn direct(
         image: image_ref,
         target_container_id: None,
         mount_sources: &[],
+        node: &podstart::node::Node::default(),
+        pod_ips: &[],
     });
     let id = cri.create_container(&sandbox, cfg, config).await.unwrap();
     cri.start_container(&id).await.unwrap();

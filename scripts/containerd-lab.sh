@@ -580,7 +580,8 @@ print_env() { # [--export]
     "$prefix" AUTH_REGISTRY "127.0.0.1:$AUTH_REG_PORT" \
     "$prefix" AUTH_REGISTRY_USER "$REG_USER" \
     "$prefix" AUTH_REGISTRY_PASSWORD "$REG_PASS" \
-    "$prefix" LAYERED_IMAGES "$(printf '%s ' "${LAYERED_IMAGES[@]%%:*}")"
+    "$prefix" LAYERED_IMAGES "$(printf '%s ' "${LAYERED_IMAGES[@]%%:*}")" \
+    "$prefix" PODSTART_RESTRICT_OOM_SCORE_ADJ true
 }
 
 lock_lab() { # serialise start/stop of one lab; fd 9 must not leak into daemons

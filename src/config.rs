@@ -204,6 +204,28 @@ pub struct ServeArgs {
         default_value = "/var/lib/podstart/volumes"
     )]
     pub pod_volume_root: PathBuf,
+    /// The node's name, for pods reading `spec.nodeName` (a DaemonSet sets
+    /// it from the downward API); default the machine's host name.
+    #[arg(long, env = "PODSTART_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The node's IPs, for pods reading `status.hostIP(s)`; repeatable (the
+    /// environment variable takes a comma-separated list). Default: the
+    /// addresses the default routes leave from (none, with a warning, on a
+    /// node without a default route).
+    #[arg(long, env = "PODSTART_NODE_IPS", value_delimiter = ',')]
+    pub node_ip: Vec<std::net::IpAddr>,
+    /// CPU and memory kept from pods, as the kubelet's (`cpu=100m,memory=256Mi`):
+    /// pods may request together the machine's CPUs online and memory minus
+    /// these.
+    #[arg(long, env = "PODSTART_SYSTEM_RESERVED", default_value = "", value_parser = crate::node::parse_reserved)]
+    pub system_reserved: crate::node::Amounts,
+    /// Never ask the runtime for an OOM score adjustment below podstart's
+    /// own (and never below 0), as containerd's `restrict_oom_score_adj`:
+    /// for nodes where the runtime cannot lower scores (no
+    /// CAP_SYS_RESOURCE). Off: the kubelet's values (-997 for Guaranteed
+    /// pods).
+    #[arg(long, env = "PODSTART_RESTRICT_OOM_SCORE_ADJ")]
+    pub restrict_oom_score_adj: bool,
     /// The authorization policy (YAML; see examples/authz-policy.yaml),
     /// re-read when it changes. Without one, root and the group owning the
     /// API socket may do everything, at the baseline Pod Security level.

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod images;
 pub mod listen;
+pub mod node;
 pub mod paths;
 pub mod pleg;
 pub mod quantity;

@@ -1,7 +1,7 @@
 //! `podstart serve`: wires the CRI client, the start flow, the gRPC API
 //! (with health and reflection) and the metrics port; watches the runtime's
 //! readiness; drains open streams on SIGTERM.
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -15,6 +15,7 @@ use crate::cri::{Cri, CriError, CriSettings, health::HealthSettings};
 use crate::endpoint::{Address, EndpointError, Peer};
 use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::listen::{ListenAddr, ListenConfig, ListenError, TlsFiles};
+use crate::node::{self, Node};
 use crate::pleg::PlegConfig;
 use crate::start::{FlowConfig, Parts, Starter, backoff::CrashLoopBackoff};
 use crate::telemetry::{self, Metrics, Readiness};
@@ -201,6 +202,37 @@ fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
     tracing::info_span!("grpc_request", path = %req.uri().path(), %caller)
 }
 
+/// The node as the flags and the machine describe it.
+fn node(args: &ServeArgs) -> Node {
+    let machine = Node::default();
+    let ips: Vec<String> = if args.node_ip.is_empty() {
+        node::default_route_ips()
+    } else {
+        args.node_ip.iter().map(ToString::to_string).collect()
+    };
+    if ips.is_empty() {
+        tracing::warn!("no --node-ip and no default route: status.hostIP reads as empty");
+    }
+    let allocatable = machine.capacity.minus(args.system_reserved);
+    let name = args.node_name.clone().unwrap_or(machine.name);
+    tracing::info!(
+        node = %name,
+        ips = ?ips,
+        cpu_millis = allocatable.cpu_millis,
+        memory_bytes = allocatable.memory_bytes,
+        "the node's name, IPs and allocatable amounts"
+    );
+    Node {
+        name,
+        ips,
+        allocatable,
+        oom_score_adj_floor: args
+            .restrict_oom_score_adj
+            .then(|| node::own_oom_score_adj().max(0)),
+        capacity: machine.capacity,
+    }
+}
+
 /// The start flow's parts, each built with its own share of the command
 /// line.
 fn start_parts(
@@ -226,6 +258,7 @@ fn start_parts(
             hook_timeout: args.hook_timeout,
             pod_state_root: args.pod_state_root.clone(),
             pod_volume_root: args.pod_volume_root.clone(),
+            node: Arc::new(node(args)),
         },
         metrics,
         puller,

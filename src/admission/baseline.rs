@@ -11,7 +11,7 @@ use super::subject::{
     security,
 };
 use super::words::{containers, joined, listed, plural, quoted, volumes};
-use crate::proto::v1::{Handler, handler, seccomp_profile};
+use crate::proto::v1::{AppArmorProfile, Handler, app_armor_profile, handler, seccomp_profile};
 use crate::spec::container::cri_capability;
 use crate::spec::validate::clip;
 
@@ -258,6 +258,42 @@ pub(super) fn privileged(s: &Subject<'_>, _: &Allowances) -> Option<Violation> {
         format!(
             "{} must not set securityContext.privileged=true",
             containers(&bad)
+        ),
+    )
+}
+
+/// Whether an AppArmor profile is set to `Unconfined` (every other type,
+/// unset included, is allowed).
+fn unconfined(p: Option<&AppArmorProfile>) -> bool {
+    p.is_some_and(|p| p.r#type() == app_armor_profile::Type::Unconfined)
+}
+
+/// `appArmorProfile`: neither the pod nor a container sets AppArmor
+/// `Unconfined`. (The older annotations reach podstart as the same field:
+/// the client reads them into it.)
+pub(super) fn apparmor(s: &Subject<'_>, _: &Allowances) -> Option<Violation> {
+    let mut setters = Vec::new();
+    if s.pod_security()
+        .is_some_and(|sc| unconfined(sc.apparmor_profile.as_ref()))
+    {
+        setters.push("pod".to_string());
+    }
+    let bad: Vec<&str> = s
+        .containers()
+        .filter(|c| security(c).is_some_and(|sc| unconfined(sc.apparmor_profile.as_ref())))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !bad.is_empty() {
+        setters.push(containers(&bad));
+    }
+    if setters.is_empty() {
+        return None;
+    }
+    Violation::new(
+        "forbidden AppArmor profile",
+        format!(
+            "{} must not set appArmorProfile.type to \"Unconfined\"",
+            setters.join(" and ")
         ),
     )
 }

@@ -126,6 +126,7 @@ type Check = fn(&Subject<'_>, &Allowances) -> Option<Violation>;
 
 /// The baseline checks, in Kubernetes' order (by check id).
 const BASELINE: &[Check] = &[
+    baseline::apparmor,
     baseline::capabilities,
     baseline::host_namespaces,
     baseline::host_path_volumes,
@@ -139,6 +140,7 @@ const BASELINE: &[Check] = &[
 /// The restricted checks: the baseline ones it keeps, then its own, each
 /// group in Kubernetes' order.
 const RESTRICTED: &[Check] = &[
+    baseline::apparmor,
     baseline::host_namespaces,
     baseline::host_ports,
     baseline::host_probes,

@@ -1,9 +1,9 @@
 use super::*;
 
 use crate::proto::v1::{
-    Capabilities, ContainerPort, ContainerRestartPolicy, Device, Handler, HttpGetAction, Lifecycle,
-    Mount, PodMetadata, PodSecurityContext, Probe, SeccompProfile, SecurityContext,
-    TcpSocketAction, handler, seccomp_profile,
+    AppArmorProfile, Capabilities, ContainerPort, ContainerRestartPolicy, Device, Handler,
+    HttpGetAction, Lifecycle, Mount, PodMetadata, PodSecurityContext, Probe, SeccompProfile,
+    SecurityContext, TcpSocketAction, app_armor_profile, handler, seccomp_profile,
 };
 use crate::proto::v1::{HostPathVolume, Volume, volume};
 
@@ -15,6 +15,17 @@ fn grant(level: Level, allow: Allowances) -> Grant {
         allow,
         rule: RULE.into(),
     }
+}
+
+fn apparmor(t: app_armor_profile::Type) -> Option<AppArmorProfile> {
+    Some(AppArmorProfile {
+        r#type: t as i32,
+        localhost_profile: if t == app_armor_profile::Type::Localhost {
+            "k8s-apparmor-example-deny-write".into()
+        } else {
+            String::new()
+        },
+    })
 }
 
 fn seccomp(t: seccomp_profile::Type) -> Option<SeccompProfile> {
@@ -403,6 +414,22 @@ rules! {
         |p| sc(p).seccomp_profile = seccomp(seccomp_profile::Type::Unconfined),
         "seccompProfile (container \"app\" must not set securityContext.seccompProfile.type to \
          \"Unconfined\")",
+    );
+    baseline_refuses_pod_apparmor_unconfined: baseline_row(
+        |p| psc(p).apparmor_profile = apparmor(app_armor_profile::Type::Unconfined),
+        "forbidden AppArmor profile (pod must not set appArmorProfile.type to \"Unconfined\")",
+    );
+    baseline_refuses_container_apparmor_unconfined: baseline_row(
+        |p| sc(p).apparmor_profile = apparmor(app_armor_profile::Type::Unconfined),
+        "forbidden AppArmor profile (container \"app\" must not set appArmorProfile.type to \
+         \"Unconfined\")",
+    );
+    baseline_admits_apparmor_runtime_default_and_localhost: admitted_row(
+        Allowances::default(),
+        |p| {
+            psc(p).apparmor_profile = apparmor(app_armor_profile::Type::RuntimeDefault);
+            sc(p).apparmor_profile = apparmor(app_armor_profile::Type::Localhost);
+        },
     );
     baseline_refuses_startup_probe_host: baseline_row(
         |p| {

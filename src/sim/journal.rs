@@ -1,5 +1,5 @@
 //! What tests can observe about the traffic the sim received: how often each CRI method was called,
-//! every ExecSync command, how many PullImage calls ran at once and how many container event
+//! every ExecSync command, the order of StopContainer calls, how many PullImage calls ran at once and how many container event
 //! streams were open at once. Recording only; it never
 //! changes what a call answers.
 
@@ -13,6 +13,8 @@ use super::lock;
 pub(crate) struct Journal {
     calls: Mutex<HashMap<&'static str, u64>>,
     execs: Mutex<Vec<(String, Vec<String>)>>,
+    /// Container ids of StopContainer calls, in the order they were answered.
+    stops: Mutex<Vec<String>>,
     /// (in progress now, most at once) of PullImage.
     pulls: Mutex<(u64, u64)>,
     /// (open now, most at once) of GetContainerEvents streams.
@@ -52,6 +54,14 @@ impl Journal {
 
     pub(crate) fn execs(&self) -> Vec<(String, Vec<String>)> {
         lock(&self.execs).clone()
+    }
+
+    pub(crate) fn record_stop(&self, container_id: &str) {
+        lock(&self.stops).push(container_id.to_owned());
+    }
+
+    pub(crate) fn stops(&self) -> Vec<String> {
+        lock(&self.stops).clone()
     }
 
     pub(crate) fn pull_started(&self) -> PullInProgress<'_> {

@@ -231,6 +231,12 @@ impl SimRuntime {
         self.inner.journal.execs()
     }
 
+    /// The container ids of every StopContainer answered without error, in
+    /// the order they were answered.
+    pub fn stops(&self) -> Vec<String> {
+        self.inner.journal.stops()
+    }
+
     /// The config a container was created with.
     pub fn container_config(&self, id: &str) -> Option<k8s_cri::v1::ContainerConfig> {
         self.inner.store.container_config(id)

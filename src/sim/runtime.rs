@@ -137,8 +137,9 @@ impl RuntimeService for SimRuntime {
     ) -> Answer<cri::StopContainerResponse> {
         self.begin("StopContainer").await;
         // The sim's processes die at once, so the grace period (`timeout`) never runs out.
-        self.store()
-            .stop_container(&request.into_inner().container_id)?;
+        let id = request.into_inner().container_id;
+        self.store().stop_container(&id)?;
+        self.inner.journal.record_stop(&id);
         Ok(Response::new(cri::StopContainerResponse {}))
     }
 

@@ -4,29 +4,25 @@
 //! Linux resources (CPU shares and CFS quota, memory limit, OOM score by QoS
 //! class) and the effective security context.
 
+use crate::node::{Node, mem_total as parse_mem_total};
 use crate::proto::v1::{
-    Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile, seccomp_profile, volume,
+    AppArmorProfile, Container, ContainerKind, MountPropagation, PodSpec, SeccompProfile,
+    app_armor_profile, seccomp_profile, volume,
 };
-use crate::spec::{expand, labels, sandbox};
+use crate::spec::fields::{self, FieldContext};
+use crate::spec::{expand, labels, resources, sandbox};
 use k8s_cri::v1 as cri;
+pub use resources::{
+    CPU_PERIOD_US, MAX_SHARES, MIN_QUOTA_US, MIN_SHARES, milli_cpu_to_quota, milli_cpu_to_shares,
+};
 use std::sync::OnceLock;
 
-/// CPU shares of one CPU.
-const SHARES_PER_CPU: i64 = 1024;
-/// Smallest CPU shares value (also used when nothing is requested).
-pub const MIN_SHARES: i64 = 2;
-/// Largest CPU shares value.
-pub const MAX_SHARES: i64 = 262_144;
-/// CFS period the kubelet uses, in microseconds.
-pub const CPU_PERIOD_US: i64 = 100_000;
-/// Smallest CFS quota, in microseconds.
-pub const MIN_QUOTA_US: i64 = 1000;
 /// OOM score adjustment of Guaranteed pods (what the kubelet asks for).
 pub const GUARANTEED_OOM_SCORE_ADJ: i64 = -997;
 /// OOM score adjustment of BestEffort pods.
 pub const BEST_EFFORT_OOM_SCORE_ADJ: i64 = 1000;
 /// Memory capacity assumed when /proc/meminfo cannot be read: 16 GiB.
-pub const FALLBACK_MEMORY_BYTES: i64 = 1 << 34;
+pub use crate::node::FALLBACK_MEMORY_BYTES;
 /// Device permissions when none are given.
 pub const DEFAULT_DEVICE_PERMISSIONS: &str = "rwm";
 
@@ -50,6 +46,11 @@ pub struct ContainerContext<'a> {
     /// volume's directory or subPath, resolved on the disk); a mount
     /// without an entry binds its own `host_path`.
     pub mount_sources: &'a [String],
+    /// The node (its name, IPs and allocatable amounts for env vars read
+    /// from the pod's fields, its memory for OOM scores, the OOM floor).
+    pub node: &'a Node,
+    /// The sandbox's IPs (`status.podIPs`).
+    pub pod_ips: &'a [String],
 }
 
 /// The container's log path, relative to the sandbox's log directory:
@@ -62,7 +63,13 @@ pub fn log_path(name: &str, restart_count: u32) -> String {
 pub fn container_config(ctx: &ContainerContext<'_>) -> cri::ContainerConfig {
     let c = ctx.container;
     let meta = ctx.pod.metadata.clone().unwrap_or_default();
-    let env = expand::container_env(c);
+    let fields = FieldContext {
+        pod: ctx.pod,
+        container: c,
+        node: ctx.node,
+        pod_ips: ctx.pod_ips,
+    };
+    let env = expand::container_env(c, |src| fields::resolve(&fields, src));
     let (command, args) = expand::expand_command_and_args(c, &env);
 
     cri::ContainerConfig {
@@ -119,7 +126,7 @@ pub fn container_config(ctx: &ContainerContext<'_>) -> cri::ContainerConfig {
         stdin_once: c.stdin_once,
         tty: c.tty,
         linux: Some(cri::LinuxContainerConfig {
-            resources: Some(linux_resources(ctx.pod, c, ctx.kind, node_memory_bytes())),
+            resources: Some(linux_resources(ctx.pod, c, ctx.kind, ctx.node)),
             security_context: Some(security_context(ctx)),
         }),
         ..Default::default()
@@ -152,24 +159,6 @@ fn cri_propagation(p: MountPropagation) -> i32 {
 
 // ---------------------------------------------------------------- resources
 
-/// The kubelet's `MilliCPUToShares`: 0 → 2 (the minimum), else
-/// `milli * 1024 / 1000` clamped to [2, 262144].
-pub fn milli_cpu_to_shares(milli_cpu: i64) -> i64 {
-    if milli_cpu <= 0 {
-        return MIN_SHARES;
-    }
-    (milli_cpu.saturating_mul(SHARES_PER_CPU) / 1000).clamp(MIN_SHARES, MAX_SHARES)
-}
-
-/// The kubelet's `milliCPUToQuota`: 0 for no limit, else
-/// `milli * period / 1000`, at least 1000 µs.
-pub fn milli_cpu_to_quota(milli_cpu: i64, period: i64) -> i64 {
-    if milli_cpu <= 0 {
-        return 0;
-    }
-    (milli_cpu.saturating_mul(period) / 1000).max(MIN_QUOTA_US)
-}
-
 /// The node's memory capacity in bytes, from /proc/meminfo (read once);
 /// [`FALLBACK_MEMORY_BYTES`] when it cannot be read.
 pub fn node_memory_bytes() -> i64 {
@@ -180,12 +169,6 @@ pub fn node_memory_bytes() -> i64 {
             .and_then(|s| parse_mem_total(&s))
             .unwrap_or(FALLBACK_MEMORY_BYTES)
     })
-}
-
-fn parse_mem_total(meminfo: &str) -> Option<i64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kb.checked_mul(1024).filter(|b| *b > 0)
 }
 
 /// A pod's Kubernetes QoS class.
@@ -220,7 +203,25 @@ fn effective_requests(c: &Container) -> (i64, i64) {
 /// requests and limits are summed per resource; Guaranteed needs CPU and
 /// memory limits on every container and summed requests equal to summed
 /// limits.
+///
+/// A pod with pod-level resources takes its class from them alone
+/// (KEP-2837): no requests or limits is BestEffort, CPU and memory limits
+/// equal to the requests (an unset request defaults to the limit)
+/// Guaranteed, anything else Burstable.
 pub fn pod_qos(pod: &PodSpec) -> QosClass {
+    if resources::pod_level_set(pod) {
+        let r = pod.resources.unwrap_or_default();
+        let req = resources::requests_of(Some(&r));
+        return if r.cpu_limit_millis > 0
+            && r.memory_limit_bytes > 0
+            && req.cpu_millis == r.cpu_limit_millis
+            && req.memory_bytes == r.memory_limit_bytes
+        {
+            QosClass::Guaranteed
+        } else {
+            QosClass::Burstable
+        };
+    }
     let (mut req_cpu, mut req_mem, mut lim_cpu, mut lim_mem) = (0i64, 0i64, 0i64, 0i64);
     let mut all_limited = true;
     for c in pod.init_containers.iter().chain(&pod.containers) {
@@ -282,31 +283,35 @@ pub fn oom_score_adj(
     }
 }
 
-/// The container's Linux resources (`calculateLinuxResources`) for a node
-/// with `memory_capacity` bytes.
+/// The container's Linux resources (`calculateLinuxResources`) on `node`:
+/// the OOM score adjustment is the kubelet's, raised to the node's floor
+/// when it has one (`--restrict-oom-score-adj`).
 pub fn linux_resources(
     pod: &PodSpec,
     c: &Container,
     kind: ContainerKind,
-    memory_capacity: i64,
+    node: &Node,
 ) -> cri::LinuxContainerResources {
     let r = c.resources.unwrap_or_default();
     let (cpu_request, _) = effective_requests(c);
+    let adj = oom_score_adj(pod, c, kind, node.capacity.memory_bytes);
     let mut out = cri::LinuxContainerResources {
         cpu_shares: milli_cpu_to_shares(cpu_request),
-        // This lab's containerd runs with restrict_oom_score_adj (the VM
-        // lacks CAP_SYS_RESOURCE, without which runc cannot lower scores), so
-        // podstart must never ask for a negative oom_score_adj: a Guaranteed
-        // pod's -997 becomes 0, the node default. Positive scores are kept.
-        oom_score_adj: oom_score_adj(pod, c, kind, memory_capacity).max(0),
+        oom_score_adj: node.oom_score_adj_floor.map_or(adj, |floor| adj.max(floor)),
         ..Default::default()
     };
-    if r.cpu_limit_millis > 0 {
+    // A container without a limit of its own is bounded by the pod's
+    // (pod-level resources).
+    let pod_level = pod.resources.unwrap_or_default();
+    let or = |own: i64, pod: i64| if own > 0 { own } else { pod };
+    let cpu_limit = or(r.cpu_limit_millis, pod_level.cpu_limit_millis);
+    let memory_limit = or(r.memory_limit_bytes, pod_level.memory_limit_bytes);
+    if cpu_limit > 0 {
         out.cpu_period = CPU_PERIOD_US;
-        out.cpu_quota = milli_cpu_to_quota(r.cpu_limit_millis, CPU_PERIOD_US);
+        out.cpu_quota = milli_cpu_to_quota(cpu_limit, CPU_PERIOD_US);
     }
-    if r.memory_limit_bytes > 0 {
-        out.memory_limit_in_bytes = r.memory_limit_bytes;
+    if memory_limit > 0 {
+        out.memory_limit_in_bytes = memory_limit;
     }
     out
 }
@@ -337,8 +342,44 @@ fn cri_seccomp(p: &SeccompProfile) -> Option<cri::SecurityProfile> {
     })
 }
 
+/// The AppArmor profile in both CRI fields: `apparmor` and the deprecated
+/// `apparmor_profile` string containerd 1.6 reads (`runtime/default`,
+/// `unconfined`, `localhost/NAME`), as the kubelet's `getAppArmorProfile`.
+/// Unset: neither (the runtime's default).
+fn cri_apparmor(p: &AppArmorProfile) -> Option<(cri::SecurityProfile, String)> {
+    use cri::security_profile::ProfileType;
+    let (profile_type, localhost_ref, deprecated) = match p.r#type() {
+        app_armor_profile::Type::Unspecified => return None,
+        app_armor_profile::Type::RuntimeDefault => (
+            ProfileType::RuntimeDefault,
+            String::new(),
+            "runtime/default".to_string(),
+        ),
+        app_armor_profile::Type::Unconfined => (
+            ProfileType::Unconfined,
+            String::new(),
+            "unconfined".to_string(),
+        ),
+        app_armor_profile::Type::Localhost => (
+            ProfileType::Localhost,
+            p.localhost_profile.clone(),
+            format!("localhost/{}", p.localhost_profile),
+        ),
+    };
+    Some((
+        cri::SecurityProfile {
+            profile_type: profile_type as i32,
+            localhost_ref,
+        },
+        deprecated,
+    ))
+}
+
 /// The effective security context (`determineEffectiveSecurityContext`):
 /// container settings over pod settings.
+// Deprecated: `apparmor_profile`, still set for containerd 1.6, which reads
+// only it.
+#[allow(deprecated)]
 fn security_context(ctx: &ContainerContext<'_>) -> cri::LinuxContainerSecurityContext {
     let pod = ctx.pod;
     let psc = pod.security_context.clone().unwrap_or_default();
@@ -353,6 +394,13 @@ fn security_context(ctx: &ContainerContext<'_>) -> cri::LinuxContainerSecurityCo
             profile_type: cri::security_profile::ProfileType::Unconfined as i32,
             localhost_ref: String::new(),
         });
+
+    let (apparmor, apparmor_profile) = sc
+        .apparmor_profile
+        .as_ref()
+        .and_then(cri_apparmor)
+        .or_else(|| psc.apparmor_profile.as_ref().and_then(cri_apparmor))
+        .map_or((None, String::new()), |(p, s)| (Some(p), s));
 
     // Kubernetes' default PID namespace for containers is their own; host_pid
     // shares the node's; an ephemeral container with a target joins the
@@ -394,6 +442,8 @@ fn security_context(ctx: &ContainerContext<'_>) -> cri::LinuxContainerSecurityCo
         supplemental_groups: sandbox::supplemental_groups(pod),
         no_new_privs: sc.allow_privilege_escalation == Some(false),
         seccomp: Some(seccomp),
+        apparmor,
+        apparmor_profile,
         ..Default::default()
     }
 }

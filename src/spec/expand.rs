@@ -26,7 +26,7 @@
 //! validation calls [`check_container`], so [`container_env`] and
 //! [`expand_command_and_args`] only ever build configs that fit.
 
-use crate::proto::v1::Container;
+use crate::proto::v1::{Container, FieldSource};
 use std::collections::HashMap;
 
 /// One piece of an input string, as the expansion rules cut it.
@@ -118,6 +118,9 @@ pub struct Limits {
     /// `execve` counts them: each env entry as `NAME=value` plus its NUL,
     /// each command and args element plus its NUL.
     pub total_bytes: usize,
+    /// The longest value an env var read from the pod's fields
+    /// (`value_from`) may have.
+    pub field_bytes: usize,
 }
 
 /// A container whose expansion would exceed [`Limits`].
@@ -143,7 +146,11 @@ pub fn check_container(c: &Container, limits: Limits) -> Result<usize, TooLarge>
     let mut lens: Vec<(&str, usize)> = Vec::with_capacity(c.env.len());
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(c.env.len());
     for (i, var) in c.env.iter().enumerate() {
-        let len = expanded_len(&var.value, |name| index.get(name).map(|&j| lens[j].1));
+        let len = if var.value_from.is_some() {
+            limits.field_bytes
+        } else {
+            expanded_len(&var.value, |name| index.get(name).map(|&j| lens[j].1))
+        };
         if len > limits.string_bytes {
             return Err(too_long(format!("env[{i}].value")));
         }
@@ -188,11 +195,18 @@ pub fn check_container(c: &Container, limits: Limits) -> Result<usize, TooLarge>
 /// The container's environment: `env` in order, each value expanded against
 /// the entries before it only. A name defined twice keeps its first position
 /// and its last value (the later definition wins, as in the kubelet's map).
-pub fn container_env(c: &Container) -> Vec<(String, String)> {
+/// A var read from the pod's fields takes `field`'s answer as it is (not
+/// expanded, as the kubelet), and later vars see it.
+pub fn container_env(
+    c: &Container,
+    field: impl Fn(&FieldSource) -> String,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(c.env.len());
     let mut index: HashMap<String, usize> = HashMap::with_capacity(c.env.len());
     for var in &c.env {
-        let value = if var.value.is_empty() {
+        let value = if let Some(src) = &var.value_from {
+            field(src)
+        } else if var.value.is_empty() {
             String::new()
         } else {
             expand(&var.value, |name| {
@@ -325,7 +339,7 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let got = container_env(&c);
+        let got = container_env(&c, |_| String::new());
         let want: Vec<(String, String)> = [
             ("A", "again-a"),
             ("B", "a-b"),
@@ -348,7 +362,7 @@ mod tests {
             env: env(&[("SHELL", "sh"), ("MSG", "hi")]),
             ..Default::default()
         };
-        let e = container_env(&c);
+        let e = container_env(&c, |_| String::new());
         let (cmd, args) = expand_command_and_args(&c, &e);
         assert_eq!(cmd, vec!["/bin/sh", "-c"]);
         assert_eq!(args, vec!["echo hi $(MSG) $(NOPE)"]);
@@ -403,6 +417,7 @@ mod tests {
         let limits = Limits {
             string_bytes: usize::MAX / 2,
             total_bytes: usize::MAX / 2,
+            field_bytes: 0,
         };
         assert_eq!(check_container(&c, limits), Ok(4 + 1 + 2 + 3 + 1));
     }
@@ -410,6 +425,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         string_bytes: 128 * 1024,
         total_bytes: 1024 * 1024,
+        field_bytes: 4096,
     };
 
     /// A = 1 KiB, B = $(A) x 1024 (1 MiB), C = $(B) x 200 (200 MiB): refused
@@ -483,7 +499,7 @@ mod tests {
             env: env(&[("SHELL", "sh"), ("MSG", "hi"), ("MSG", "$(MSG)$(MSG)")]),
             ..Default::default()
         };
-        let e = container_env(&c);
+        let e = container_env(&c, |_| String::new());
         let (cmd, args) = expand_command_and_args(&c, &e);
         let built: usize = e.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>()
             + cmd.iter().chain(&args).map(|s| s.len() + 1).sum::<usize>();

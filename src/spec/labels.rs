@@ -45,6 +45,10 @@ pub const CONTAINER_PRESTOP_HANDLER: &str = "io.kubernetes.container.preStopHand
 /// JSON array of the container's ports, in Kubernetes' shape.
 pub const CONTAINER_PORTS: &str = "io.kubernetes.container.ports";
 
+/// An init container's (or sidecar's) position in the pod's init
+/// containers, decimal: sidecars stop in the reverse of this order.
+pub const INIT_CONTAINER_INDEX: &str = "io.podstart.container.initIndex";
+
 /// Kubernetes' default `terminationMessagePath`.
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// Kubernetes' default `terminationGracePeriodSeconds`.
@@ -164,6 +168,9 @@ pub fn container_annotations(
     if !c.ports.is_empty() {
         ann.insert(CONTAINER_PORTS.to_string(), ports_json(&c.ports));
     }
+    if let Some(i) = pod.init_containers.iter().position(|i| i.name == c.name) {
+        ann.insert(INIT_CONTAINER_INDEX.to_string(), i.to_string());
+    }
     ann
 }
 
@@ -182,6 +189,11 @@ pub fn restart_count_from_annotations(ann: &HashMap<String, String>) -> Option<u
 /// The pod termination grace period recorded in a container's annotations.
 pub fn grace_period_from_annotations(ann: &HashMap<String, String>) -> Option<i64> {
     ann.get(POD_TERMINATION_GRACE_PERIOD)?.parse().ok()
+}
+
+/// The init container index recorded in a container's annotations.
+pub fn init_index_from_annotations(ann: &HashMap<String, String>) -> Option<usize> {
+    ann.get(INIT_CONTAINER_INDEX)?.parse().ok()
 }
 
 /// The ports recorded in a container's annotations (names, numbers,

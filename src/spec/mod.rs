@@ -4,15 +4,19 @@
 //! - [`validate`]: request validation, failures naming the field path;
 //! - [`image`]: image reference parsing, the `:latest` default tag, default pull policy;
 //! - [`expand`]: `$(VAR)` expansion of env, command and args;
+//! - [`fields`]: env vars read from the pod's fields (downward API), resolved and checked;
 //! - [`labels`]: labels and annotations on sandboxes and containers, and their readers;
 //! - [`sandbox`]: `PodSandboxConfig`, the pod log directory, pod IPs;
 //! - [`stored`]: the request a sandbox carries for recovery (no credentials);
+//! - [`resources`]: what a pod requests of the node (containers, init containers, pod level);
 //! - [`container`]: `ContainerConfig`: resources, OOM score, security context.
 
 pub mod container;
 pub mod expand;
+pub mod fields;
 pub mod image;
 pub mod labels;
+pub mod resources;
 pub mod sandbox;
 pub mod stored;
 pub mod validate;

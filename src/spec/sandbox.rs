@@ -6,7 +6,7 @@ use crate::paths::{self, PathError};
 use crate::proto::v1::{
     ContainerPort, PodMetadata, PodSpec, Protocol, SecurityContext as ContainerSecurityContext,
 };
-use crate::spec::labels;
+use crate::spec::{labels, resources};
 use k8s_cri::v1 as cri;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -93,6 +93,7 @@ pub fn pod_sandbox_config(pod: &PodSpec, log_dir: &Path) -> cri::PodSandboxConfi
                 .iter()
                 .map(|(k, v)| (sysctl_dots(k), v.clone()))
                 .collect::<HashMap<_, _>>(),
+            resources: resources::sandbox_resources(pod),
             ..Default::default()
         }),
         ..Default::default()

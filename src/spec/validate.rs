@@ -10,14 +10,14 @@
 //! the same number.
 
 use crate::proto::v1::{
-    AppStartMode, Container, ContainerRestartPolicy, DnsConfig, FieldSource, Handler, HostPathType,
-    ListPodsRequest, Mount, MountPropagation, PodMetadata, PodRef, PodSecurityContext, PodSpec,
-    Probe, Protocol, PullPolicy, RegistryCredential, RestartPolicy, SeccompProfile,
-    SecurityContext, StartContainerRequest, StartOptions, StartPodRequest, StopPodRequest,
-    StorageMedium, TerminationMessagePolicy, Volume, WatchEventsRequest, field_source,
-    handler::Action, seccomp_profile, volume,
+    AppArmorProfile, AppStartMode, Container, ContainerRestartPolicy, DnsConfig, FieldSource,
+    Handler, HostPathType, ListPodsRequest, Mount, MountPropagation, PodMetadata, PodRef,
+    PodSecurityContext, PodSpec, Probe, Protocol, PullPolicy, RegistryCredential, Resources,
+    RestartPolicy, SeccompProfile, SecurityContext, StartContainerRequest, StartOptions,
+    StartPodRequest, StopPodRequest, StorageMedium, TerminationMessagePolicy, Volume,
+    WatchEventsRequest, app_armor_profile, field_source, handler::Action, seccomp_profile, volume,
 };
-use crate::spec::{expand, image};
+use crate::spec::{expand, fields, image, resources};
 use crate::volumes::downward;
 use std::collections::{HashMap, HashSet};
 
@@ -150,6 +150,7 @@ pub const ECHO_MAX: usize = 64;
 pub const EXPANSION_LIMITS: expand::Limits = expand::Limits {
     string_bytes: ARG_STRLEN_MAX,
     total_bytes: EXPANDED_TOTAL_MAX,
+    field_bytes: fields::FIELD_VALUE_MAX,
 };
 
 const LABEL_RULE: &str = "must be a DNS-1123 label: at most 63 characters, lower-case \
@@ -351,6 +352,9 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
     if let Some(d) = pod.dns_config.as_ref() {
         validate_dns("pod.dns_config", d)?;
     }
+    if !pod.service_account_name.is_empty() && !is_dns1123_subdomain(&pod.service_account_name) {
+        return Err(invalid("pod.service_account_name", SUBDOMAIN_RULE));
+    }
     if !pod.runtime_handler.is_empty() && !is_dns1123_label(&pod.runtime_handler) {
         return Err(invalid("pod.runtime_handler", LABEL_RULE));
     }
@@ -460,6 +464,66 @@ fn validate_pod(pod: &PodSpec) -> Result<(), InvalidSpec> {
                     echo(target)
                 ),
             ));
+        }
+    }
+    validate_env_sources(pod)?;
+    validate_pod_resources(pod)?;
+    Ok(())
+}
+
+/// What an env var's `value_from` reads must exist in the pod: the
+/// container a resource names (an init or app container), an annotation of
+/// at most [`fields::FIELD_VALUE_MAX`] bytes (absent ones read as empty, as
+/// in Kubernetes).
+fn validate_env_sources(pod: &PodSpec) -> Result<(), InvalidSpec> {
+    let meta = pod.metadata.clone().unwrap_or_default();
+    let lists = [
+        ("init_containers", &pod.init_containers),
+        ("containers", &pod.containers),
+        ("ephemeral_containers", &pod.ephemeral_containers),
+    ];
+    for (list, containers) in lists {
+        for (i, c) in containers.iter().enumerate() {
+            for (j, e) in c.env.iter().enumerate() {
+                let path = format!("pod.{list}[{i}].env[{j}].value_from");
+                match e.value_from.as_ref().and_then(|f| f.source.as_ref()) {
+                    Some(field_source::Source::ResourceField(r))
+                        if !r.container_name.is_empty()
+                            && !pod
+                                .init_containers
+                                .iter()
+                                .chain(&pod.containers)
+                                .any(|o| o.name == r.container_name) =>
+                    {
+                        return Err(invalid(
+                            format!("{path}.resource_field.container_name"),
+                            format!(
+                                "must name an app or init container; {} is neither",
+                                echo(&r.container_name)
+                            ),
+                        ));
+                    }
+                    Some(field_source::Source::FieldPath(p)) => {
+                        if let Some(("metadata.annotations", key)) = fields::subscript(p)
+                            && meta
+                                .annotations
+                                .get(key)
+                                .is_some_and(|v| v.len() > fields::FIELD_VALUE_MAX)
+                        {
+                            return Err(invalid(
+                                format!("{path}.field_path"),
+                                format!(
+                                    "annotation {} is longer than {} bytes, the most an \
+                                     env var reads from the pod's fields",
+                                    echo(key),
+                                    fields::FIELD_VALUE_MAX
+                                ),
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     Ok(())
@@ -673,6 +737,9 @@ fn validate_pod_security(path: &str, sc: &PodSecurityContext) -> Result<(), Inva
     if let Some(p) = sc.seccomp_profile.as_ref() {
         validate_seccomp(&format!("{path}.seccomp_profile"), p)?;
     }
+    if let Some(p) = sc.apparmor_profile.as_ref() {
+        validate_apparmor(&format!("{path}.apparmor_profile"), p)?;
+    }
     Ok(())
 }
 
@@ -702,6 +769,9 @@ fn validate_security(path: &str, sc: &SecurityContext) -> Result<(), InvalidSpec
     if let Some(p) = sc.seccomp_profile.as_ref() {
         validate_seccomp(&format!("{path}.seccomp_profile"), p)?;
     }
+    if let Some(p) = sc.apparmor_profile.as_ref() {
+        validate_apparmor(&format!("{path}.apparmor_profile"), p)?;
+    }
     Ok(())
 }
 
@@ -726,6 +796,136 @@ fn validate_seccomp(path: &str, p: &SeccompProfile) -> Result<(), InvalidSpec> {
     }
     if p.localhost_profile.split('/').any(|part| part == "..") {
         return Err(invalid(lp, "must not contain a '..' component"));
+    }
+    Ok(())
+}
+
+/// Requests and limits: none negative, a request at most its limit.
+fn validate_resources(rp: &str, r: &Resources) -> Result<(), InvalidSpec> {
+    let values = [
+        ("cpu_request_millis", r.cpu_request_millis),
+        ("cpu_limit_millis", r.cpu_limit_millis),
+        ("memory_request_bytes", r.memory_request_bytes),
+        ("memory_limit_bytes", r.memory_limit_bytes),
+    ];
+    for (name, v) in values {
+        if v < 0 {
+            return Err(invalid(format!("{rp}.{name}"), "must be >= 0"));
+        }
+    }
+    if r.cpu_request_millis > 0
+        && r.cpu_limit_millis > 0
+        && r.cpu_request_millis > r.cpu_limit_millis
+    {
+        return Err(invalid(
+            format!("{rp}.cpu_request_millis"),
+            "must be <= cpu_limit_millis",
+        ));
+    }
+    if r.memory_request_bytes > 0
+        && r.memory_limit_bytes > 0
+        && r.memory_request_bytes > r.memory_limit_bytes
+    {
+        return Err(invalid(
+            format!("{rp}.memory_request_bytes"),
+            "must be <= memory_limit_bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Pod-level resources (KEP-2837): valid on their own, at least what the
+/// containers request together (requests and limits alike), and no
+/// container's limit above the pod's.
+fn validate_pod_resources(pod: &PodSpec) -> Result<(), InvalidSpec> {
+    let Some(r) = pod.resources.as_ref() else {
+        return Ok(());
+    };
+    validate_resources("pod.resources", r)?;
+    let sum = resources::containers_requests(pod);
+    let checks = [
+        (
+            "cpu_request_millis",
+            r.cpu_request_millis,
+            sum.cpu_millis,
+            "millicores",
+        ),
+        (
+            "cpu_limit_millis",
+            r.cpu_limit_millis,
+            sum.cpu_millis,
+            "millicores",
+        ),
+        (
+            "memory_request_bytes",
+            r.memory_request_bytes,
+            sum.memory_bytes,
+            "bytes",
+        ),
+        (
+            "memory_limit_bytes",
+            r.memory_limit_bytes,
+            sum.memory_bytes,
+            "bytes",
+        ),
+    ];
+    for (name, pod_value, containers, unit) in checks {
+        if pod_value > 0 && containers > pod_value {
+            return Err(invalid(
+                format!("pod.resources.{name}"),
+                format!(
+                    "must be at least what the containers request together \
+                     ({containers} {unit})"
+                ),
+            ));
+        }
+    }
+    let lists = [
+        ("init_containers", &pod.init_containers),
+        ("containers", &pod.containers),
+    ];
+    for (list, containers) in lists {
+        for (i, c) in containers.iter().enumerate() {
+            let own = c.resources.unwrap_or_default();
+            let limits = [
+                ("cpu_limit_millis", own.cpu_limit_millis, r.cpu_limit_millis),
+                (
+                    "memory_limit_bytes",
+                    own.memory_limit_bytes,
+                    r.memory_limit_bytes,
+                ),
+            ];
+            for (name, own, pod_limit) in limits {
+                if pod_limit > 0 && own > pod_limit {
+                    return Err(invalid(
+                        format!("pod.{list}[{i}].resources.{name}"),
+                        format!("must be <= the pod's {name} ({pod_limit})"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A known type; a localhost profile is the name of a profile loaded on
+/// the node (at most [`TEXT_MAX`] bytes, no whitespace), given only with
+/// TYPE_LOCALHOST.
+fn validate_apparmor(path: &str, p: &AppArmorProfile) -> Result<(), InvalidSpec> {
+    check_enum::<app_armor_profile::Type>(&format!("{path}.type"), p.r#type)?;
+    let lp = format!("{path}.localhost_profile");
+    if p.r#type() != app_armor_profile::Type::Localhost {
+        if !p.localhost_profile.is_empty() {
+            return Err(invalid(lp, "only allowed with TYPE_LOCALHOST"));
+        }
+        return Ok(());
+    }
+    if p.localhost_profile.is_empty() {
+        return Err(invalid(lp, "required with TYPE_LOCALHOST"));
+    }
+    check_text(&lp, &p.localhost_profile, TEXT_MAX)?;
+    if p.localhost_profile.chars().any(char::is_whitespace) {
+        return Err(invalid(lp, "must not contain whitespace"));
     }
     Ok(())
 }
@@ -1014,36 +1214,7 @@ pub fn validate_container(path: &str, c: &Container) -> Result<(), InvalidSpec> 
     }
 
     if let Some(r) = c.resources.as_ref() {
-        let rp = field("resources");
-        let values = [
-            ("cpu_request_millis", r.cpu_request_millis),
-            ("cpu_limit_millis", r.cpu_limit_millis),
-            ("memory_request_bytes", r.memory_request_bytes),
-            ("memory_limit_bytes", r.memory_limit_bytes),
-        ];
-        for (name, v) in values {
-            if v < 0 {
-                return Err(invalid(format!("{rp}.{name}"), "must be >= 0"));
-            }
-        }
-        if r.cpu_request_millis > 0
-            && r.cpu_limit_millis > 0
-            && r.cpu_request_millis > r.cpu_limit_millis
-        {
-            return Err(invalid(
-                format!("{rp}.cpu_request_millis"),
-                "must be <= cpu_limit_millis",
-            ));
-        }
-        if r.memory_request_bytes > 0
-            && r.memory_limit_bytes > 0
-            && r.memory_request_bytes > r.memory_limit_bytes
-        {
-            return Err(invalid(
-                format!("{rp}.memory_request_bytes"),
-                "must be <= memory_limit_bytes",
-            ));
-        }
+        validate_resources(&field("resources"), r)?;
     }
 
     check_enum::<ContainerRestartPolicy>(&field("restart_policy"), c.restart_policy)?;
@@ -1090,6 +1261,17 @@ fn validate_env(path: &str, c: &Container) -> Result<(), InvalidSpec> {
             ));
         }
         check_text(&format!("{path}.env[{i}].value"), &e.value, ARG_STRLEN_MAX)?;
+        if let Some(src) = &e.value_from {
+            if !e.value.is_empty() {
+                return Err(invalid(
+                    format!("{path}.env[{i}].value"),
+                    "must be empty when value_from is set",
+                ));
+            }
+            if let Err((f, rule)) = fields::check_env_source(src) {
+                return Err(invalid(format!("{path}.env[{i}].value_from.{f}"), rule));
+            }
+        }
     }
     Ok(())
 }

@@ -439,6 +439,8 @@ impl ContainerStep<'_> {
             image: image_ref,
             target_container_id: target.as_deref(),
             mount_sources: &mount_sources,
+            node: &ctx.node,
+            pod_ips: &ctx.ips,
         });
         let uid = ctx.pod.metadata.as_ref().map_or("", |m| m.uid.as_str());
         match termination::prepare(pod_state_root, uid, c) {

@@ -7,6 +7,7 @@ use k8s_cri::v1 as cri;
 use tokio_util::sync::CancellationToken;
 
 use super::{EventSink, StartError, prepull::PodImages};
+use crate::node::Node;
 use crate::proto::v1::{PodSpec, StartedContainer, StepTiming};
 
 /// What one StartPod works with once the sandbox exists.
@@ -21,6 +22,8 @@ pub(super) struct PodContext {
     pub images: Arc<PodImages>,
     pub sink: EventSink,
     pub cancel: CancellationToken,
+    /// The node, for env vars read from the pod's fields and OOM scores.
+    pub node: Arc<Node>,
 }
 
 impl PodContext {

@@ -119,6 +119,7 @@ impl Starter {
             images: std::sync::Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
+            node: self.inner.config.node.clone(),
             pod,
         };
         let s = self.start_once(&ctx, &c, ContainerKind::Ephemeral).await?;

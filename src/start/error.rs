@@ -10,7 +10,7 @@ use crate::paths::PathError;
 use crate::proto::v1::Step;
 use crate::spec::InvalidSpec;
 use crate::spec::validate::{clip, echo};
-use crate::state::IdentityConflict;
+use crate::state::{IdentityConflict, ledger::Insufficient};
 use crate::volumes::VolumeError;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,10 @@ pub enum StartError {
     /// container).
     #[error("{0}")]
     Volume(crate::volumes::SetUpError),
+    /// The pod's requests do not fit in what the node has left (the
+    /// kubelet's admission). Nothing was done.
+    #[error("{0}")]
+    OutOfResource(Insufficient),
     /// RunPodSandbox failed.
     #[error("Failed to create pod sandbox: {0}")]
     CreateSandbox(CriError),
@@ -154,6 +158,7 @@ impl StartError {
                 _ => Code::FailedPrecondition,
             },
             StartError::StartInFlight { .. } => Code::Aborted,
+            StartError::OutOfResource(_) => Code::ResourceExhausted,
             StartError::CreateSandbox(e)
             | StartError::SandboxStatus(e)
             | StartError::ImageInspect { source: e, .. }
@@ -194,6 +199,7 @@ impl StartError {
             StartError::PodNotFound { .. } => "PodNotFound",
             StartError::PodIdentity(_) => "PodIdentityConflict",
             StartError::StartInFlight { .. } => "StartInFlight",
+            StartError::OutOfResource(e) => e.reason(),
             StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_) => "CreatePodSandboxError",
@@ -234,7 +240,9 @@ impl StartError {
                 Step::Validate
             }
             StartError::PodNotFound { .. } | StartError::Runtime(_) => Step::Unspecified,
-            StartError::PodIdentity(_) | StartError::StartInFlight { .. } => Step::Validate,
+            StartError::PodIdentity(_)
+            | StartError::StartInFlight { .. }
+            | StartError::OutOfResource(_) => Step::Validate,
             StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)
@@ -281,6 +289,7 @@ impl StartError {
             | StartError::PodNotFound { .. }
             | StartError::PodIdentity(_)
             | StartError::StartInFlight { .. }
+            | StartError::OutOfResource(_)
             | StartError::LogDirectory(_)
             | StartError::StateDirectory(_)
             | StartError::CreateSandbox(_)

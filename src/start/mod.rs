@@ -64,9 +64,10 @@ pub use recover::Recovered;
 
 use crate::cri::Cri;
 use crate::images::{PullBackoff, Puller, PullerConfig};
+use crate::node::Node;
 use crate::pleg::{Pleg, PlegConfig};
 use crate::proto::v1::StartEvent;
-use crate::state::{PodLocks, inflight::InFlight, readiness::Readiness};
+use crate::state::{PodLocks, inflight::InFlight, ledger::Ledger, readiness::Readiness};
 use crate::telemetry::Metrics;
 
 /// The start flow's own settings, with the kubelet's defaults. The puller
@@ -83,6 +84,9 @@ pub struct FlowConfig {
     pub pod_state_root: PathBuf,
     /// Root of pod volumes (`<root>/<uid>/<volume name>`, `volumes/`).
     pub pod_volume_root: PathBuf,
+    /// The node podstart runs on (name, IPs, allocatable amounts, OOM
+    /// floor).
+    pub node: Arc<Node>,
 }
 
 impl Default for FlowConfig {
@@ -92,6 +96,7 @@ impl Default for FlowConfig {
             hook_timeout: Duration::ZERO,
             pod_state_root: PathBuf::from("/var/lib/podstart/pods"),
             pod_volume_root: PathBuf::from("/var/lib/podstart/volumes"),
+            node: Arc::new(Node::default()),
         }
     }
 }
@@ -168,6 +173,8 @@ struct Inner {
     locks: PodLocks,
     /// The StartPods in flight, for identical ones to attach to.
     in_flight: InFlight<EventSink>,
+    /// What the node's pods request, for admission.
+    ledger: Ledger,
     bus: broadcast::Sender<StartEvent>,
     /// Crash-loop back-off, shared by every request.
     backoff: backoff::CrashLoopBackoff,
@@ -210,6 +217,7 @@ impl Starter {
                 metrics,
                 locks: PodLocks::default(),
                 in_flight: InFlight::default(),
+                ledger: Ledger::default(),
                 bus,
                 backoff: crash_loop,
                 pleg,
@@ -230,6 +238,11 @@ impl Starter {
 
     pub fn config(&self) -> &FlowConfig {
         &self.inner.config
+    }
+
+    /// What the node's pods request together (admitted starts included).
+    pub fn requested(&self) -> crate::node::Amounts {
+        self.inner.ledger.used()
     }
 
     /// Which containers are ready (GetPod and ListPods fill theirs in from

@@ -22,7 +22,7 @@ use crate::proto::v1::{
     AppStartMode, Container, ContainerKind, ContainerRestartPolicy, PodSpec, PodStarted,
     SandboxInfo, StartEvent, StartPodRequest, Step, StepTiming, start_event::Payload,
 };
-use crate::spec::{sandbox as sandbox_spec, stored};
+use crate::spec::{resources, sandbox as sandbox_spec, stored};
 use crate::state::view;
 
 struct Sandbox {
@@ -109,6 +109,18 @@ impl Starter {
             .locks
             .claim(&meta.uid, &meta.namespace, &meta.name)
             .map_err(StartError::PodIdentity)?;
+        // The node's admission of what the pod requests, before any call
+        // to the runtime; held from here (an identity conflict below gives
+        // it back) until the pod is stopped.
+        let admission = self
+            .inner
+            .ledger
+            .admit(
+                &meta.uid,
+                resources::pod_requests(&pod),
+                self.inner.config.node.allocatable,
+            )
+            .map_err(StartError::OutOfResource)?;
         if let Some(conflict) =
             view::identity_conflict(&self.inner.cri, &meta.uid, &meta.namespace, &meta.name)
                 .await
@@ -116,6 +128,7 @@ impl Starter {
         {
             return Err(StartError::PodIdentity(conflict));
         }
+        admission.confirm();
         // This start takes over from the pod's supervisor, if it has one.
         self.stop_supervising(&meta.uid);
         let guard = self.inner.locks.enter(&meta.uid).await;
@@ -179,6 +192,7 @@ impl Starter {
             images: std::sync::Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
+            node: self.inner.config.node.clone(),
         };
         self.inner.readiness.track(&meta.uid, &ctx.pod);
         let mut started = Vec::new();

@@ -110,6 +110,12 @@ impl Starter {
                     continue;
                 }
             };
+            // The node's pods count against its allocatable amounts from
+            // the start, whether or not they fit (they already run).
+            let pod = req.pod.clone().unwrap_or_default();
+            self.inner
+                .ledger
+                .record(&uid, crate::spec::resources::pod_requests(&pod));
             let (this, places) = (self.clone(), places.clone());
             tasks.spawn(async move { this.recover_pod(req, &places).await });
         }
@@ -324,6 +330,7 @@ impl Starter {
             images: Arc::new(images),
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
+            node: self.inner.config.node.clone(),
             pod,
         })
     }

@@ -21,7 +21,8 @@ use super::{
 };
 use crate::paths::{self, PathError};
 use crate::proto::v1::{
-    Container, PodMetadata, PodRef, PodStopped, StartEvent, Step, start_event::Payload,
+    Container, ContainerKind, PodMetadata, PodRef, PodStopped, StartEvent, Step,
+    start_event::Payload,
 };
 use crate::spec::{labels, sandbox as sandbox_spec};
 use crate::state::view;
@@ -146,11 +147,14 @@ impl Starter {
                 .iter()
                 .filter(|c| c.state == cri::ContainerState::ContainerRunning as i32)
                 .collect();
-            // Containers stop in parallel, as the kubelet's killPodWithSyncResult.
+            // Containers stop in parallel, as the kubelet's
+            // killPodWithSyncResult, each sidecar waiting its turn.
+            let order = TerminationOrder::new(&running);
             let results = futures::future::join_all(
                 running
                     .iter()
-                    .map(|c| self.stop_one(c, grace, pod_ip.as_deref(), sink)),
+                    .enumerate()
+                    .map(|(i, c)| self.stop_one(c, grace, pod_ip.as_deref(), sink, order.turn(i))),
             )
             .await;
             for r in results {
@@ -175,6 +179,8 @@ impl Starter {
 
         // The pod's volumes, once nothing runs with them.
         self.tear_down_volumes(&pod.uid, sink).await;
+        // Its sandboxes are gone: the pod no longer counts on the node.
+        self.inner.ledger.release(&pod.uid);
 
         // Only what podstart made goes: the termination message files and
         // their directories, then the pod's container logs (`<name>/N.log`,
@@ -242,7 +248,11 @@ impl Starter {
         grace_override: Option<i64>,
         pod_ip: Option<&str>,
         sink: &EventSink,
+        turn: Turn<'_>,
     ) -> Result<(), StartError> {
+        // Others waiting on this container go on once it is stopped, or
+        // once its stop failed.
+        let _done = turn.done.clone().drop_guard();
         let name = c
             .metadata
             .as_ref()
@@ -261,6 +271,10 @@ impl Starter {
 
         self.pre_stop(c, &cref, grace_secs, pod_ip, sink, began)
             .await;
+        if grace_secs > 0 {
+            let left = grace.saturating_sub(began.elapsed());
+            let _ = tokio::time::timeout(left, turn.wait()).await;
+        }
 
         let remaining = grace.saturating_sub(began.elapsed()).max(MIN_GRACE);
         let t = Instant::now();
@@ -374,6 +388,74 @@ impl Starter {
                 )
                 .await;
             }
+        }
+    }
+}
+
+/// The order a pod's running containers stop in, as the kubelet's
+/// `terminationOrdering` (pkg/kubelet/kuberuntime/kuberuntime_termination_order.go,
+/// Kubernetes v1.29 and later, with sidecar containers): every container but
+/// the sidecars stops at once; each sidecar, after its PreStop hook, waits
+/// (within the grace period) for every other container and for every sidecar
+/// declared after it to be stopped, so sidecars stop last, in the reverse
+/// order of their declaration.
+struct TerminationOrder {
+    /// Cancelled once the container of the same index is stopped.
+    done: Vec<CancellationToken>,
+    /// The indices each container waits for.
+    waits_for: Vec<Vec<usize>>,
+}
+
+/// One container's place in a [`TerminationOrder`].
+struct Turn<'a> {
+    done: &'a CancellationToken,
+    waits_for: Vec<&'a CancellationToken>,
+}
+
+impl Turn<'_> {
+    /// Until every container this one waits for is stopped.
+    async fn wait(&self) {
+        for t in &self.waits_for {
+            t.cancelled().await;
+        }
+    }
+}
+
+impl TerminationOrder {
+    fn new(running: &[&cri::Container]) -> TerminationOrder {
+        // A sidecar's declaration position: its recorded init index, else
+        // (containers made before the index was recorded) its creation time.
+        let sidecar_rank = |c: &cri::Container| {
+            (labels::container_kind_from_labels(&c.labels) == ContainerKind::Sidecar).then(|| {
+                (
+                    labels::init_index_from_annotations(&c.annotations).unwrap_or(usize::MAX),
+                    c.created_at,
+                )
+            })
+        };
+        let ranks: Vec<_> = running.iter().map(|c| sidecar_rank(c)).collect();
+        let waits_for = ranks
+            .iter()
+            .map(|mine| match mine {
+                None => Vec::new(),
+                Some(mine) => ranks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, other)| other.as_ref().is_none_or(|o| o > mine))
+                    .map(|(j, _)| j)
+                    .collect(),
+            })
+            .collect();
+        TerminationOrder {
+            done: running.iter().map(|_| CancellationToken::new()).collect(),
+            waits_for,
+        }
+    }
+
+    fn turn(&self, i: usize) -> Turn<'_> {
+        Turn {
+            done: &self.done[i],
+            waits_for: self.waits_for[i].iter().map(|&j| &self.done[j]).collect(),
         }
     }
 }

@@ -5,11 +5,14 @@
 //!   every start in flight, so a uid names one pod ([`PodLocks::claim`]).
 //! - [`inflight`]: the StartPods in flight by uid, with a digest of each
 //!   request, so an identical StartPod attaches to the start in flight.
+//! - [`ledger`]: what the node's pods request, for the node's admission of
+//!   a new pod against its allocatable amounts.
 //! - [`readiness`]: which containers are ready, as the probes said; kept in
 //!   memory (the runtime knows nothing of it).
 //! - [`view`]: pods and containers as the runtime reports them, found through
 //!   the CRI labels podstart sets — so it holds after a podstart restart.
 pub mod inflight;
+pub mod ledger;
 pub mod readiness;
 pub mod view;
 

@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 
 #[path = "../it/certs.rs"]
 mod certs;
+mod fields;
 #[path = "../it/net.rs"]
 mod net;
 mod probes;
@@ -137,6 +138,8 @@ impl Daemon {
             dir.path().join("volumes").into(),
             "--metrics-listen".into(),
             metrics.clone().into(),
+            // The lab's runtime cannot lower OOM scores (no CAP_SYS_RESOURCE).
+            "--restrict-oom-score-adj".into(),
         ];
         args.extend(extra.iter().map(Into::into));
         let child = spawn_daemon(&args, log, &socket).await;

@@ -30,6 +30,7 @@ mod images;
 mod listen;
 mod manifests;
 mod middleware;
+mod node;
 mod observability;
 mod paths;
 mod probes;

@@ -7,6 +7,23 @@ use cri::security_profile::ProfileType;
 
 const GIB: i64 = 1 << 30;
 
+/// A node with `memory` bytes and an OOM floor.
+fn node(memory: i64, floor: Option<i64>) -> Node {
+    let amounts = crate::node::Amounts {
+        cpu_millis: 4000,
+        memory_bytes: memory,
+    };
+    Node {
+        name: "node-a".into(),
+        ips: vec!["192.168.5.10".into()],
+        capacity: amounts,
+        allocatable: amounts,
+        oom_score_adj_floor: floor,
+    }
+}
+
+static NODE: std::sync::LazyLock<Node> = std::sync::LazyLock::new(|| node(8 * GIB, None));
+
 fn app(name: &str, res: Option<Resources>) -> Container {
     Container {
         name: name.into(),
@@ -49,6 +66,8 @@ fn config(pod: &PodSpec, idx: usize, restart_count: u32) -> cri::ContainerConfig
         image: "sha256:abc",
         target_container_id: None,
         mount_sources: &[],
+        node: &NODE,
+        pod_ips: &[],
     })
 }
 
@@ -105,7 +124,7 @@ fn resources_table() {
     ];
     for (r, shares, period, quota, mem) in cases {
         let pod = pod_with(vec![app("c", r)]);
-        let lr = linux_resources(&pod, &pod.containers[0], ContainerKind::App, 8 * GIB);
+        let lr = linux_resources(&pod, &pod.containers[0], ContainerKind::App, &NODE);
         assert_eq!(
             (
                 lr.cpu_shares,
@@ -149,28 +168,90 @@ fn qos_classes() {
 #[test]
 fn oom_scores() {
     let cap = 10 * GIB;
+    let kubelet = node(cap, None);
+    let restricted = node(cap, Some(0));
+    let raised = node(cap, Some(950));
+    // (resources, the kubelet's, with a floor of 0, with a floor of 950)
     let cases = [
-        // Guaranteed: kubelet asks -997; clamped to 0 for this lab.
-        (res(100, 100, GIB, GIB), -997, 0),
-        (None, 1000, 1000),
+        (res(100, 100, GIB, GIB), -997, 0, 950),
+        (None, 1000, 1000, 1000),
         // Burstable: 1000 - 1000 * 1 GiB / 10 GiB = 900
-        (res(100, 0, GIB, 0), 900, 900),
+        (res(100, 0, GIB, 0), 900, 900, 950),
         // tiny request → 999 at most
-        (res(100, 0, 1, 0), 999, 999),
+        (res(100, 0, 1, 0), 999, 999, 999),
         // request above capacity → 3 at least
-        (res(100, 0, 20 * GIB, 0), 3, 3),
+        (res(100, 0, 20 * GIB, 0), 3, 3, 950),
     ];
-    for (r, kubelet, ours) in cases {
+    for (r, want, floor_0, floor_950) in cases {
         let pod = pod_with(vec![app("c", r)]);
         let c = &pod.containers[0];
         assert_eq!(
             oom_score_adj(&pod, c, ContainerKind::App, cap),
-            kubelet,
+            want,
             "{r:?}"
         );
-        let lr = linux_resources(&pod, c, ContainerKind::App, cap);
-        assert_eq!(lr.oom_score_adj, ours, "{r:?}");
+        let adj = |n: &Node| linux_resources(&pod, c, ContainerKind::App, n).oom_score_adj;
+        assert_eq!(adj(&kubelet), want, "{r:?}");
+        assert_eq!(adj(&restricted), floor_0, "{r:?}");
+        assert_eq!(adj(&raised), floor_950, "{r:?}");
     }
+}
+
+#[test]
+fn env_reads_the_pods_fields_and_later_vars_see_them() {
+    use crate::proto::v1::{FieldSource, field_source::Source};
+    let from = |name: &str, path: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(FieldSource {
+            source: Some(Source::FieldPath(path.into())),
+        }),
+        ..Default::default()
+    };
+    let mut c = app("c", None);
+    c.env = vec![
+        from("POD_IP", "status.podIP"),
+        from("APP", "metadata.labels['app']"),
+        from("NODE", "spec.nodeName"),
+        from("HOST_IP", "status.hostIP"),
+        EnvVar {
+            name: "URL".into(),
+            value: "http://$(POD_IP):80/$(APP)".into(),
+            ..Default::default()
+        },
+        // A field's value is taken as it is, never expanded.
+        from("NOTE", "metadata.annotations['pod-note']"),
+    ];
+    c.command = vec!["echo".into(), "$(NODE)".into()];
+    let pod = pod_with(vec![c]);
+    let ips = vec!["10.88.0.9".to_string()];
+    let cfg = container_config(&ContainerContext {
+        pod: &pod,
+        container: &pod.containers[0],
+        kind: ContainerKind::App,
+        restart_count: 0,
+        image: "busybox",
+        target_container_id: None,
+        mount_sources: &[],
+        node: &NODE,
+        pod_ips: &ips,
+    });
+    let env: Vec<(&str, &str)> = cfg
+        .envs
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("POD_IP", "10.88.0.9"),
+            ("APP", "web"),
+            ("NODE", "node-a"),
+            ("HOST_IP", "192.168.5.10"),
+            ("URL", "http://10.88.0.9:80/web"),
+            ("NOTE", "x"),
+        ]
+    );
+    assert_eq!(cfg.command, ["echo", "node-a"]);
 }
 
 #[test]
@@ -455,6 +536,8 @@ fn pid_namespace_modes() {
             image: "busybox",
             target_container_id: target,
             mount_sources: &[],
+            node: &NODE,
+            pod_ips: &[],
         });
         assert_eq!(cfg.labels[labels::CONTAINER_KIND], "ephemeral");
         sec(&cfg).namespace_options.expect("ns")
@@ -483,4 +566,113 @@ fn capability_names() {
     for (input, want) in cases {
         assert_eq!(cri_capability(input), want, "{input}");
     }
+}
+
+#[test]
+#[allow(deprecated)]
+fn apparmor_profiles_fill_both_cri_fields_container_over_pod() {
+    use crate::proto::v1::{AppArmorProfile, app_armor_profile::Type};
+    let profile = |t: Type, name: &str| {
+        Some(AppArmorProfile {
+            r#type: t as i32,
+            localhost_profile: name.into(),
+        })
+    };
+    // (pod's, container's, CRI type, localhost ref, deprecated string)
+    let cases = [
+        (None, None, None, "", ""),
+        (profile(Type::Unspecified, ""), None, None, "", ""),
+        (
+            profile(Type::RuntimeDefault, ""),
+            None,
+            Some(ProfileType::RuntimeDefault),
+            "",
+            "runtime/default",
+        ),
+        (
+            profile(Type::RuntimeDefault, ""),
+            profile(Type::Unconfined, ""),
+            Some(ProfileType::Unconfined),
+            "",
+            "unconfined",
+        ),
+        (
+            None,
+            profile(Type::Localhost, "deny-write"),
+            Some(ProfileType::Localhost),
+            "deny-write",
+            "localhost/deny-write",
+        ),
+    ];
+    for (pod_profile, own, want_type, want_ref, want_string) in cases {
+        let mut pod = pod_with(vec![app("c", None)]);
+        pod.security_context = Some(PodSecurityContext {
+            apparmor_profile: pod_profile.clone(),
+            ..Default::default()
+        });
+        pod.containers[0].security_context = Some(SecurityContext {
+            apparmor_profile: own.clone(),
+            ..Default::default()
+        });
+        let s = sec(&config(&pod, 0, 0));
+        assert_eq!(
+            s.apparmor.as_ref().map(|p| (
+                ProfileType::try_from(p.profile_type).unwrap(),
+                p.localhost_ref.as_str()
+            )),
+            want_type.map(|t| (t, want_ref)),
+            "{pod_profile:?} {own:?}"
+        );
+        assert_eq!(s.apparmor_profile, want_string, "{pod_profile:?} {own:?}");
+    }
+}
+
+#[test]
+fn pod_level_resources_decide_the_qos_class_and_bound_containers_without_limits() {
+    let pod_level = |r: Option<Resources>, containers: Vec<Container>| PodSpec {
+        resources: r,
+        ..pod_with(containers)
+    };
+    let cases = [
+        // The pod's limits equal to its requests: Guaranteed, whatever the
+        // containers say.
+        (
+            pod_level(res(500, 500, GIB, GIB), vec![app("a", None)]),
+            QosClass::Guaranteed,
+        ),
+        (
+            pod_level(res(0, 500, 0, GIB), vec![app("a", res(100, 0, 0, 0))]),
+            QosClass::Guaranteed,
+        ),
+        (
+            pod_level(res(250, 500, GIB, GIB), vec![app("a", None)]),
+            QosClass::Burstable,
+        ),
+        (
+            pod_level(res(0, 0, GIB, 0), vec![app("a", res(100, 100, GIB, GIB))]),
+            QosClass::Burstable,
+        ),
+        // Unset pod-level resources: the containers decide.
+        (
+            pod_level(res(0, 0, 0, 0), vec![app("a", res(100, 100, GIB, GIB))]),
+            QosClass::Guaranteed,
+        ),
+    ];
+    for (pod, want) in cases {
+        assert_eq!(pod_qos(&pod), want, "{:?}", pod.resources);
+    }
+
+    let pod = pod_level(
+        res(500, 800, GIB, 2 * GIB),
+        vec![app("bare", None), app("own", res(100, 200, GIB, GIB))],
+    );
+    let lr = |i: usize| linux_resources(&pod, &pod.containers[i], ContainerKind::App, &NODE);
+    assert_eq!(
+        (lr(0).cpu_quota, lr(0).memory_limit_in_bytes),
+        (80_000, 2 * GIB)
+    );
+    assert_eq!(
+        (lr(1).cpu_quota, lr(1).memory_limit_in_bytes),
+        (20_000, GIB)
+    );
 }

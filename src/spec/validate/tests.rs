@@ -1076,6 +1076,137 @@ fn cases() -> Vec<(&'static str, Mutation, &'static str, &'static str)> {
             "at most 256 items",
         ),
         (
+            "service account name not a subdomain",
+            Box::new(|r| pod(r).service_account_name = "Build_Bot".into()),
+            "pod.service_account_name",
+            "subdomain",
+        ),
+        (
+            "pod requests above pod limits",
+            Box::new(|r| {
+                pod(r).resources = Some(Resources {
+                    cpu_request_millis: 600,
+                    cpu_limit_millis: 500,
+                    ..Default::default()
+                })
+            }),
+            "pod.resources.cpu_request_millis",
+            "must be <= cpu_limit_millis",
+        ),
+        (
+            "containers requesting more than the pod's limit",
+            Box::new(|r| {
+                c1(r).resources = Some(Resources {
+                    memory_request_bytes: 2048,
+                    ..Default::default()
+                });
+                pod(r).resources = Some(Resources {
+                    memory_limit_bytes: 1024,
+                    ..Default::default()
+                })
+            }),
+            "pod.resources.memory_limit_bytes",
+            "at least what the containers request together (2048 bytes)",
+        ),
+        (
+            "a container limit above the pod's",
+            Box::new(|r| {
+                c1(r).resources = Some(Resources {
+                    cpu_limit_millis: 900,
+                    cpu_request_millis: 100,
+                    ..Default::default()
+                });
+                pod(r).resources = Some(Resources {
+                    cpu_limit_millis: 500,
+                    ..Default::default()
+                })
+            }),
+            "pod.containers[1].resources.cpu_limit_millis",
+            "must be <= the pod's cpu_limit_millis (500)",
+        ),
+        (
+            "apparmor localhost without a profile",
+            Box::new(|r| {
+                c1(r).security_context = Some(SecurityContext {
+                    apparmor_profile: Some(crate::proto::v1::AppArmorProfile {
+                        r#type: app_armor_profile::Type::Localhost as i32,
+                        localhost_profile: String::new(),
+                    }),
+                    ..Default::default()
+                })
+            }),
+            "pod.containers[1].security_context.apparmor_profile.localhost_profile",
+            "required",
+        ),
+        (
+            "apparmor profile name with whitespace",
+            Box::new(|r| {
+                pod(r).security_context = Some(PodSecurityContext {
+                    apparmor_profile: Some(crate::proto::v1::AppArmorProfile {
+                        r#type: app_armor_profile::Type::Localhost as i32,
+                        localhost_profile: "deny write".into(),
+                    }),
+                    ..Default::default()
+                })
+            }),
+            "pod.security_context.apparmor_profile.localhost_profile",
+            "whitespace",
+        ),
+        (
+            "apparmor runtime default with a profile",
+            Box::new(|r| {
+                pod(r).security_context = Some(PodSecurityContext {
+                    apparmor_profile: Some(crate::proto::v1::AppArmorProfile {
+                        r#type: app_armor_profile::Type::RuntimeDefault as i32,
+                        localhost_profile: "x".into(),
+                    }),
+                    ..Default::default()
+                })
+            }),
+            "pod.security_context.apparmor_profile.localhost_profile",
+            "only allowed with TYPE_LOCALHOST",
+        ),
+        (
+            "env resource of a container the pod lacks",
+            Box::new(|r| {
+                c1(r).env = vec![EnvVar {
+                    name: "CPU".into(),
+                    value_from: Some(crate::proto::v1::FieldSource {
+                        source: Some(field_source::Source::ResourceField(
+                            crate::proto::v1::ResourceFieldSource {
+                                container_name: "ghost".into(),
+                                resource: "limits.cpu".into(),
+                                divisor: String::new(),
+                            },
+                        )),
+                    }),
+                    ..Default::default()
+                }]
+            }),
+            "pod.containers[1].env[0].value_from.resource_field.container_name",
+            "\"ghost\" is neither",
+        ),
+        (
+            "env divisor not a cpu quantity",
+            Box::new(|r| {
+                c1(r).env = vec![EnvVar {
+                    name: "CPU".into(),
+                    value_from: Some(crate::proto::v1::FieldSource {
+                        source: Some(field_source::Source::ResourceField(
+                            crate::proto::v1::ResourceFieldSource {
+                                container_name: String::new(),
+                                resource: "requests.cpu".into(),
+                                divisor: "1Mi".into(),
+                            },
+                        )),
+                    }),
+                    ..Default::default()
+                }]
+            }),
+            "pod.containers[1].env[0].value_from.resource_field.divisor",
+            "1m, 1",
+        ),
+        (
             "seccomp localhost escaping",
             Box::new(|r| {
                 pod(r).security_context = Some(PodSecurityContext {
