@@ -5,13 +5,32 @@
 #   docker build -t podstart:dev --build-arg VERSION=$(git describe --always) \
 #     --build-arg REVISION=$(git rev-parse HEAD) .
 #
+# BINARY=prebuilt takes a binary cargo already built instead of compiling one:
+# the build context then holds target/release/podstart and the CA bundle
+# ca-certificates.crt (scripts/image.sh assembles such a context and builds
+# it with buildah, no Docker engine needed):
+#
+#   docker build -t podstart:dev --build-arg BINARY=prebuilt -f Dockerfile <context>
+#
 # The binary links glibc, libm and libgcc_s dynamically (no OpenSSL): the
 # builder and the runtime are both Debian 12 (glibc 2.36), and
 # scripts/chart-test.sh checks with ldd that the release build needs nothing
-# more. Base images are pinned by exact tag (and the runtime by digest);
-# RUST_VERSION must equal rust-toolchain.toml's channel (checked there too).
+# more. RUST_VERSION must equal rust-toolchain.toml's channel (checked there
+# too).
+#
+# Base images are pinned by exact tag. A digest is added only once verified
+# against the registry, e.g.
+#   skopeo inspect --format '{{.Digest}}' docker://docker.io/library/debian:bookworm-20260824-slim
+# (or GET https://registry-1.docker.io/v2/library/debian/manifests/<tag> with
+# Accept: application/vnd.oci.image.index.v1+json, header Docker-Content-Digest),
+# then written as FROM debian:<tag>@sha256:<digest>. Neither base's digest has
+# been verified yet. scripts/image.sh builds FROM a local Debian bookworm
+# root filesystem (mmdebstrap) stored under the runtime FROM's name.
 
 ARG RUST_VERSION=1.95.0
+# build: compile in the rust image; prebuilt: copy the build context's
+# target/release/podstart and ca-certificates.crt.
+ARG BINARY=build
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 ARG RUST_VERSION
@@ -30,7 +49,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin podstart \
     && /src/target/release/podstart --version
 
-FROM debian:bookworm-20260824-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171
+# The binary cargo built outside, at the path the build stage writes.
+FROM scratch AS prebuilt
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY target/release/podstart /src/target/release/podstart
+
+FROM ${BINARY} AS binary
+
+FROM debian:bookworm-20260824-slim
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -41,9 +67,9 @@ LABEL org.opencontainers.image.title="podstart" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-20260824-slim"
-COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=binary /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # The path cargo's release build writes; scripts/chart-test.sh checks this line.
-COPY --from=build /src/target/release/podstart /usr/local/bin/podstart
+COPY --from=binary /src/target/release/podstart /usr/local/bin/podstart
 # Non-root by default. The runtime socket is root:root 0660 unless the runtime
 # gives it a group: run as uid 0 (the Helm chart's default, every capability
 # dropped) or add that group (docker run --group-add <gid>).

