@@ -29,7 +29,8 @@
 
 ARG RUST_VERSION=1.95.0
 # build: compile in the rust image; prebuilt: copy the build context's
-# target/release/podstart and ca-certificates.crt.
+# target/release/podstart and ca-certificates.crt. BuildKit and buildah build
+# only the stage chosen.
 ARG BINARY=build
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build

@@ -148,7 +148,7 @@ say "outer podstart serve on $outer_ep, runtime $CONTAINER_RUNTIME_ENDPOINT"
   --metrics-listen "127.0.0.1:$port" --restrict-oom-score-adj --authz-policy "$w/policy.yaml" \
   --shutdown-grace 5s 2>"$w/outer.log" &
 serve_pid=$!
-for _ in $(seq 100); do [[ -S $outer/podstart.sock ]] && break; sleep 0.1; done
+for _ in $(seq 100); do [[ -S $outer/podstart.sock ]] && break; kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
 [[ -S $outer/podstart.sock ]] || { echo "dogfood: the outer podstart did not create its socket" >&2; exit 1; }
 
 say "podstart run of the chart's pod (the DaemonSet's template) through the outer podstart:"

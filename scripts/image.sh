@@ -123,19 +123,19 @@ with tarfile.open(sys.argv[1]) as t:
     mdesc = index["manifests"][0]
     manifest = blob(mdesc["digest"])
     config = blob(manifest["config"]["digest"])
-    history = [h for h in config.get("history", []) if not h.get("empty_layer")]
-    diff_ids = config["rootfs"]["diff_ids"]
-    def unpacked(d):
-        return sum(m.size for m in tarfile.open(fileobj=t.extractfile("blobs/" + d.replace(":", "/"))) if m.isfile())
+    def files(d):
+        layer = tarfile.open(fileobj=t.extractfile("blobs/" + d.replace(":", "/")))
+        return [m for m in layer if m.isfile()]
     total = sum(l["size"] for l in manifest["layers"])
     print(f"image {mdesc['annotations'].get('org.opencontainers.image.ref.name', '')}")
     print(f"  manifest {mdesc['digest']}")
     print(f"  size {total / 1e6:.1f} MB compressed ({total} bytes), {len(manifest['layers'])} layers")
     for i, layer in enumerate(manifest["layers"]):
-        by = history[i].get("created_by", "") if i < len(history) else ""
-        by = " ".join(by.split())[:70]
-        print(f"  layer {i}: {layer['digest'][:19]} {layer['size'] / 1e6:7.1f} MB compressed,"
-              f" {unpacked(layer['digest']) / 1e6:7.1f} MB files  {by}")
+        fs = files(layer["digest"])
+        big = max(fs, key=lambda m: m.size)
+        print(f"  layer {i}: {layer['digest'][:19]} {layer['size'] / 1e6:6.1f} MB compressed,"
+              f" {sum(m.size for m in fs) / 1e6:6.1f} MB in {len(fs)} files (largest /{big.name.lstrip('./')},"
+              f" {big.size / 1e6:.1f} MB)")
     labels = config.get("config", {}).get("Labels", {})
     print(f"  user {config['config'].get('User')}, entrypoint {config['config'].get('Entrypoint')}, cmd {config['config'].get('Cmd')}")
     print(f"  version {labels.get('org.opencontainers.image.version')}, revision {labels.get('org.opencontainers.image.revision')}")
