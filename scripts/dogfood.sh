@@ -155,8 +155,8 @@ say "podstart run of the chart's pod (the DaemonSet's template) through the oute
 outer_started=1
 "$bin" --endpoint "$outer_ep" run "$w/pod.yaml" 2>"$w/run.err" | sed 's/^/  outer | /' ||
   { grep -v '^warning:' "$w/run.err" >&2; echo "dogfood: the chart's pod did not start" >&2; exit 1; }
-"$bin" --endpoint "$outer_ep" get --output json "$w/pod.yaml" >"$w/pod.json"
-ip=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["ips"][0])' "$w/pod.json")
+ip=$("$bin" --endpoint "$outer_ep" get --output json "$w/pod.yaml" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["ips"][0])')
 
 # --- 4. the inner podstart ------------------------------------------------------
 say "GET http://$ip:9464/readyz (the inner podstart reaches the lab containerd through $(dirname "$runtime_sock"))"
@@ -173,6 +173,7 @@ inner_started=1
 "$bin" --endpoint "$inner_ep" run "$w/small.yaml" 2>/dev/null | sed 's/^/  inner | /' ||
   { echo "dogfood: the inner podstart did not start the small pod" >&2; exit 1; }
 "$bin" --endpoint "$inner_ep" get --output json "$w/small.yaml" >"$w/small.json"
+"$bin" --endpoint "$outer_ep" get --output json "$w/pod.yaml" >"$w/pod.json"
 python3 - "$w/pod.json" "$w/small.json" "$node" <<'PY'
 """What the runtime sees of the small pod: the inner podstart's paths on the host."""
 import json, os, subprocess, sys
@@ -182,10 +183,10 @@ def check(ok, what):
         sys.exit(f"dogfood: {what}: no")
     print(f"  verified: {what}")
 c = outer["containers"][0]
-check(outer["state"] == "READY" and c["state"] == "RUNNING",
+check(outer["state"] == "ready" and c["state"] == "running" and c["restart_count"] == 0,
       f"the chart's pod {outer['namespace']}/{outer['name']} runs podstart ({c['image']}, ip {outer['ips'][0]})")
 app = small["containers"][0]
-check(small["state"] == "READY" and app["state"] == "RUNNING",
+check(small["state"] == "ready" and app["state"] == "running",
       f"the inner podstart started {small['namespace']}/{small['name']} (container {app['id'][:13]}, ip {small['ips'][0]})")
 check(app["log_path"].startswith(node + "/logs/") and os.path.exists(app["log_path"]),
       f"its log is written where the inner podstart said, on the host: {app['log_path']}")
