@@ -32,7 +32,7 @@ apt_install() {
   apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 ||
     { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "$@" >/dev/null; }
 }
-for tool in buildah mmdebstrap skopeo; do
+for tool in buildah mmdebstrap; do
   command -v "$tool" >/dev/null || { say "installing $tool"; apt_install "$tool"; }
 done
 
@@ -57,6 +57,10 @@ created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 # The Dockerfile's last FROM is the runtime stage.
 base=$(awk 'toupper($1) == "FROM" { ref = $2 } END { print ref }' Dockerfile)
 [[ $base == *@* ]] && { echo "image.sh: the runtime FROM $base has a digest a local base cannot match" >&2; exit 1; }
+# The base's file and creation times: the date in its tag (bookworm-YYYYMMDD),
+# whichever commit first made it.
+base_date=$(grep -o '[0-9]\{8\}' <<<"$base" | head -n1 || true)
+base_epoch=$(date -u -d "${base_date:-19700101}" +%s)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 mm_args=(--mode=root --format=tar --variant=minbase --include=ca-certificates
@@ -66,13 +70,13 @@ mm_args=(--mode=root --format=tar --variant=minbase --include=ca-certificates
   --dpkgopt='path-include=/usr/share/locale/locale.alias'
   bookworm)
 mm_sources=("deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main")
-key=$(printf '%s\n' "${mm_args[@]}" "${mm_sources[@]}" | sha256sum | cut -c1-16)
+key=$(printf '%s\n' "$base_epoch" "${mm_args[@]}" "${mm_sources[@]}" | sha256sum | cut -c1-16)
 rootfs=$dir/debian-bookworm-$key.tar
 mkdir -p "$dir"
 if [[ ! -s $rootfs ]]; then
   say "mmdebstrap: Debian bookworm minbase + ca-certificates -> $rootfs"
   rm -f "$dir"/debian-bookworm-*.tar
-  mmdebstrap "${mm_args[@]}" "$rootfs.part" "${mm_sources[@]}" >"$dir/mmdebstrap.log" 2>&1 ||
+  SOURCE_DATE_EPOCH=$base_epoch mmdebstrap "${mm_args[@]}" "$rootfs.part" "${mm_sources[@]}" >"$dir/mmdebstrap.log" 2>&1 ||
     { tail -n 20 "$dir/mmdebstrap.log" >&2; exit 1; }
   mv "$rootfs.part" "$rootfs"
 fi
@@ -84,7 +88,7 @@ if [[ $(buildah "${storage[@]}" inspect --type image --format '{{index .ImageAnn
   buildah "${storage[@]}" add "$ctr" "$rootfs" / >/dev/null
   buildah "${storage[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --cmd bash --os linux --arch amd64 --annotation "org.podstart.base-key=$key" "$ctr"
-  buildah "${storage[@]}" commit --quiet --timestamp "$SOURCE_DATE_EPOCH" "$ctr" "$base" >/dev/null
+  buildah "${storage[@]}" commit --quiet --timestamp "$base_epoch" "$ctr" "$base" >/dev/null
   buildah "${storage[@]}" rm "$ctr" >/dev/null
 fi
 
@@ -103,6 +107,8 @@ buildah "${storage[@]}" bud --quiet --pull-never --format oci --layers=false \
 rm -f "$out"
 buildah "${storage[@]}" push --quiet "$IMAGE_NAME" "oci-archive:$out:$IMAGE_NAME" >/dev/null
 buildah "${storage[@]}" rm --all >/dev/null
+# Earlier builds' images, now untagged.
+buildah "${storage[@]}" rmi --prune >/dev/null 2>&1 || true
 
 # --- 3. into containerd -------------------------------------------------------
 if [[ -n ${CONTAINERD_ADDRESS:-} ]]; then
