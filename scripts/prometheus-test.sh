@@ -5,9 +5,11 @@
 # host `podstart serve` against the running containerd lab:
 #   a. after real starts (a pod with an init container, a pod pulling from the
 #      lab registry, a pod whose command does not exist, a pod whose image does
-#      not exist; all stopped afterwards), every recording rule and alert of
-#      the rendered PrometheusRule is evaluated by Prometheus without error, and
-#      each expression is queried through /api/v1/query and printed;
+#      not exist run three times: ErrImagePull, then ImagePullBackOff; all stopped
+#      afterwards), every recording rule and alert of the rendered
+#      PrometheusRule is evaluated by Prometheus without error, and each
+#      expression, and the value it compares, is queried through
+#      /api/v1/query and printed (the compared value must have data);
 #   b. the lab containerd is killed (`containerd-lab.sh crash`; its shims and
 #      state stay) and revived: PodstartRuntimeNotReady goes pending, then
 #      firing (`for:` shortened through prometheusRule.runtimeNotReady.for),
@@ -140,21 +142,28 @@ pod no-binary "  containers:
     - {name: app, image: $TEST_IMAGE, imagePullPolicy: Never, command: [/no/such/binary]}"
 pod no-image "  containers:
     - {name: app, image: $REGISTRY/podstart-lab/absent:1}"
-for p in started pulled no-binary no-image; do
+# no-image: ErrImagePull, then ImagePullBackOff (the pull backs off) twice, a
+# scrape apart, for the back-off alert's increase() to see a rise.
+expect=(started:0: pulled:0: no-binary:1: no-image:1:ErrImagePull no-image:1:ImagePullBackOff
+  scrape no-image:1:ImagePullBackOff)
+for want in "${expect[@]}"; do
+  if [[ $want == scrape ]]; then sleep 2; continue; fi
+  p=${want%%:*}
   pods+=("$p")
   rc=0
   timeout 120 "$bin" --endpoint "unix://$work/podstart.sock" run "$work/$p.yaml" >"$work/run-$p.log" 2>&1 || rc=$?
-  case $p:$rc in
-    started:0 | pulled:0 | no-binary:1 | no-image:1) say "   podstart run $p: exit $rc, as expected" ;;
-    *) cat "$work/run-$p.log" >&2; die "podstart run $p exited $rc" ;;
-  esac
+  reason=$(grep -o 'ErrImagePull\|ImagePullBackOff' "$work/run-$p.log" | tail -n1 || true)
+  [[ $p:$rc:$reason == "$want" ]] ||
+    { cat "$work/run-$p.log" >&2; die "podstart run $p exited $rc${reason:+ ($reason)}; want $want"; }
+  say "   podstart run $p: exit $rc${reason:+ ($reason)}, as expected"
 done
+mapfile -t pods < <(printf '%s\n' "${pods[@]}" | sort -u)
 for p in "${pods[@]}"; do
   timeout 60 "$bin" --endpoint "unix://$work/podstart.sock" stop "$work/$p.yaml" >"$work/stop-$p.log" 2>&1 ||
     { cat "$work/stop-$p.log" >&2; die "podstart stop $p failed"; }
 done
 pods=()
-say "   all four stopped; waiting for two evaluations of every rule after a scrape"
+say "   all stopped; waiting for two evaluations of every rule after a scrape"
 sleep 3
 
 rules_report() { # the rules as Prometheus evaluates them, and each expression queried now
@@ -189,17 +198,20 @@ for r in rules:
             vals = ", ".join(f"{{{','.join(f'{k}={v}' for k, v in s['metric'].items())}}} {s['value'][1]}"
                              for s in inner) or "(empty)"
             print(f"  {'':<9} {'  compared value':<32} {vals}")
+            if not inner:
+                bad.append(f"{name}: {head} returns no data after the starts")
             break
 if bad:
     print("\n".join(bad), file=sys.stderr)
     sys.exit(1)
 PY
 }
-for _ in $(seq 50); do
+deadline=$((SECONDS + 20))
+while ((SECONDS < deadline)); do
   rules_report >/dev/null 2>&1 && break
-  sleep 0.2
+  sleep 0.5
 done
-rules_report || die "a rule does not evaluate"
+rules_report || die "a rule does not evaluate, or an alert's compared value has no data"
 
 # --- b. the runtime stops and comes back ---------------------------------------
 alert_state() { # state of PodstartRuntimeNotReady (inactive when absent) and its activeAt
