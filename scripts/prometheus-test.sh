@@ -50,6 +50,12 @@ prom_pid=
 crashed=0
 pods=()
 cleanup() {
+  local rc=$?
+  if ((rc != 0)); then
+    for log in serve prometheus; do
+      [[ -f $work/$log.log ]] && { echo "--- last lines of $log.log" >&2; tail -n 20 "$work/$log.log" >&2; }
+    done
+  fi
   if ((crashed)); then
     say "bringing the lab containerd back"
     scripts/containerd-lab.sh revive >/dev/null || true
@@ -119,11 +125,13 @@ for _ in $(seq 300); do
 done
 curl -fs "http://127.0.0.1:$prom_port/-/ready" >/dev/null || { cat "$work/prometheus.log" >&2; die "prometheus never became ready"; }
 # The first scrape: the target is up.
-for _ in $(seq 100); do
-  [[ $(curl -fsG "$api/query" --data-urlencode 'query=up{job="podstart"}' |
-    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")') == 1 ]] && break
-  sleep 0.1
-done
+up() {
+  curl -fsG "$api/query" --data-urlencode 'query=up{job="podstart"}' |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")'
+}
+deadline=$((SECONDS + 20))
+while ((SECONDS < deadline)) && [[ $(up) != 1 ]]; do sleep 0.2; done
+[[ $(up) == 1 ]] || { cat "$work/prometheus.log" >&2; die "prometheus does not scrape podstart"; }
 prom_t0=$(date +%s)
 
 # --- a. real starts, then every rule -------------------------------------------
