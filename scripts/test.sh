@@ -3,7 +3,9 @@
 # unit and integration tests (simulated runtime), non-Rust clients (Python
 # grpcio, grpcurl) against podstart serve, then end-to-end tests
 # against a real containerd + runc + CNI + loopback registry brought up by
-# scripts/containerd-lab.sh and torn down afterwards, whatever happens.
+# scripts/containerd-lab.sh, the chart's alerts and dashboard on a real
+# Prometheus scraping podstart on that lab, and the lab torn down afterwards,
+# whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
@@ -53,4 +55,9 @@ export PODSTART_E2E_REQUIRED=1
 
 say "end-to-end tests against containerd at $PODSTART_E2E_RUNTIME"
 cargo test --locked --test e2e -- --ignored --test-threads=1
+
+say "the chart's alerts and dashboard on a real Prometheus scraping podstart on the lab"
+# cargo test built target/debug/podstart. The script kills the lab containerd
+# and revives it (the alert on a stopped runtime): it runs before the lab stops.
+PODSTART_BIN=target/debug/podstart scripts/prometheus-test.sh
 say "all tests passed"
