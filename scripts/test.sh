@@ -3,9 +3,10 @@
 # unit and integration tests (simulated runtime), non-Rust clients (Python
 # grpcio, grpcurl) against podstart serve, then end-to-end tests
 # against a real containerd + runc + CNI + loopback registry brought up by
-# scripts/containerd-lab.sh, the image built into it (scripts/image.sh) and
-# the chart's pod run there by podstart (scripts/dogfood.sh); the lab is torn
-# down afterwards, whatever happens.
+# scripts/containerd-lab.sh, the image built into it (scripts/image.sh),
+# the chart's pod run there by podstart (scripts/dogfood.sh), the chart's
+# alerts and dashboard on a real Prometheus scraping podstart on that lab,
+# and the lab torn down afterwards, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
@@ -62,4 +63,9 @@ say "the image: the Dockerfile built with buildah, imported into the lab"
 CONTAINERD_ADDRESS=${CONTAINER_RUNTIME_ENDPOINT#unix://} scripts/image.sh
 say "dogfood: the chart's pod run by podstart on the lab, starting a pod itself"
 scripts/dogfood.sh
+
+say "the chart's alerts and dashboard on a real Prometheus scraping podstart on the lab"
+# cargo test built target/debug/podstart. The script kills the lab containerd
+# and revives it (the alert on a stopped runtime): it runs before the lab stops.
+PODSTART_BIN=target/debug/podstart scripts/prometheus-test.sh
 say "all tests passed"

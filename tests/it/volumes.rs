@@ -372,10 +372,10 @@ async fn an_ephemeral_container_mounts_the_pod_s_volumes_by_name() {
 async fn recovery_keeps_config_files_the_stored_request_does_not_carry() {
     use podstart::sim::Fault;
     let h = Harness::new().await;
-    // The first podstart never hears back from CreateContainer: its start
-    // stops after the volumes are set up.
+    // The first podstart never hears back from StartContainer: its start
+    // stops after the volumes are set up and the container is created.
     h.sim.faults().set(
-        "CreateContainer",
+        "StartContainer",
         Fault {
             hang: true,
             ..Default::default()
@@ -395,6 +395,14 @@ async fn recovery_keeps_config_files_the_stored_request_does_not_carry() {
         assert!(std::time::Instant::now() < deadline, "the volume is set up");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    while h.sim.container_count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container is created"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The first podstart is gone.
     h.starter.cancel_all();
     first.abort();
     h.sim.faults().clear_all();
