@@ -54,11 +54,6 @@ fi
 w=$(mktemp -d /tmp/podstart-dogfood.XXXXXX)
 outer=$w/outer # the host podstart's
 node=$w/node   # the chart's host paths, as on a node
-mkdir -p "$outer" "$node/run" "$node/logs" "$node/state" "$node/volumes"
-# The inner podstart's tmpfs mounts reach the host through a Bidirectional
-# mount, which needs a shared mount at the source.
-mount --bind "$node/volumes" "$node/volumes"
-mount --make-shared "$node/volumes"
 outer_ep=unix://$outer/podstart.sock
 inner_ep=unix://$node/run/podstart.sock
 serve_pid=
@@ -89,6 +84,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+mkdir -p "$outer" "$node/run" "$node/logs" "$node/state" "$node/volumes"
+# The inner podstart's tmpfs mounts reach the host through a Bidirectional
+# mount, which needs a shared mount at the source.
+mount --bind "$node/volumes" "$node/volumes"
+mount --make-shared "$node/volumes"
 
 # --- 2. the chart, rendered with lab values ---------------------------------------
 say "helm template charts/podstart with lab values"
