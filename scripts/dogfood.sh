@@ -43,6 +43,7 @@ else
   bin=$root/target/release/podstart
 fi
 helm=$(scripts/helm.sh)
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --root-user-action=ignore PyYAML >&2
 
 # --- 1. the image ---------------------------------------------------------------
 if ! ctr --address "$runtime_sock" -n k8s.io images ls -q "name==$IMAGE_NAME" | grep -qxF "$IMAGE_NAME"; then
