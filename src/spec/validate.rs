@@ -781,14 +781,9 @@ fn validate_security(path: &str, sc: &SecurityContext) -> Result<(), InvalidSpec
 fn validate_seccomp(path: &str, p: &SeccompProfile) -> Result<(), InvalidSpec> {
     check_enum::<seccomp_profile::Type>(&format!("{path}.type"), p.r#type)?;
     let lp = format!("{path}.localhost_profile");
-    if p.r#type() != seccomp_profile::Type::Localhost {
-        if !p.localhost_profile.is_empty() {
-            return Err(invalid(lp, "only allowed with TYPE_LOCALHOST"));
-        }
+    let localhost = p.r#type() == seccomp_profile::Type::Localhost;
+    if !localhost_profile_given(&lp, localhost, &p.localhost_profile)? {
         return Ok(());
-    }
-    if p.localhost_profile.is_empty() {
-        return Err(invalid(lp, "required with TYPE_LOCALHOST"));
     }
     check_text(&lp, &p.localhost_profile, PATH_MAX)?;
     if p.localhost_profile.starts_with('/') {
@@ -798,6 +793,18 @@ fn validate_seccomp(path: &str, p: &SeccompProfile) -> Result<(), InvalidSpec> {
         return Err(invalid(lp, "must not contain a '..' component"));
     }
     Ok(())
+}
+
+/// A seccomp or AppArmor profile's `localhost_profile` (at `lp`): required
+/// with TYPE_LOCALHOST, refused with any other type. True when it is given
+/// (and its own rules are to be checked).
+fn localhost_profile_given(lp: &str, localhost: bool, profile: &str) -> Result<bool, InvalidSpec> {
+    match (localhost, profile.is_empty()) {
+        (false, false) => Err(invalid(lp, "only allowed with TYPE_LOCALHOST")),
+        (false, true) => Ok(false),
+        (true, true) => Err(invalid(lp, "required with TYPE_LOCALHOST")),
+        (true, false) => Ok(true),
+    }
 }
 
 /// Requests and limits: none negative, a request at most its limit.
@@ -914,14 +921,9 @@ fn validate_pod_resources(pod: &PodSpec) -> Result<(), InvalidSpec> {
 fn validate_apparmor(path: &str, p: &AppArmorProfile) -> Result<(), InvalidSpec> {
     check_enum::<app_armor_profile::Type>(&format!("{path}.type"), p.r#type)?;
     let lp = format!("{path}.localhost_profile");
-    if p.r#type() != app_armor_profile::Type::Localhost {
-        if !p.localhost_profile.is_empty() {
-            return Err(invalid(lp, "only allowed with TYPE_LOCALHOST"));
-        }
+    let localhost = p.r#type() == app_armor_profile::Type::Localhost;
+    if !localhost_profile_given(&lp, localhost, &p.localhost_profile)? {
         return Ok(());
-    }
-    if p.localhost_profile.is_empty() {
-        return Err(invalid(lp, "required with TYPE_LOCALHOST"));
     }
     check_text(&lp, &p.localhost_profile, TEXT_MAX)?;
     if p.localhost_profile.chars().any(char::is_whitespace) {

@@ -417,18 +417,8 @@ impl ContainerStep<'_> {
         let mount_sources = match volumes::mount_sources(&config.pod_volume_root, &ctx.pod, c) {
             Ok(sources) => sources,
             Err(e) => {
-                let err = StartError::CreateContainerConfig {
-                    container: c.name.clone(),
-                    message: format!("failed to prepare the volume mounts: {e}"),
-                };
-                ctx.sink
-                    .emit(
-                        StartEvent::at(Step::Create, "Failed", format!("Error: {err}"))
-                            .of(cref)
-                            .warning(),
-                    )
-                    .await;
-                return Err(err);
+                let message = format!("failed to prepare the volume mounts: {e}");
+                return Err(config_error(ctx, cref, message).await);
             }
         };
         let mut config = container_config(&ContainerContext {
@@ -446,19 +436,8 @@ impl ContainerStep<'_> {
         match termination::prepare(pod_state_root, uid, c) {
             Ok(mount) => config.mounts.push(mount),
             Err(e) => {
-                let err = StartError::CreateContainerConfig {
-                    container: c.name.clone(),
-                    message: format!("failed to create the termination message file: {e}"),
-                };
-                // Nothing reached the runtime: no duration.
-                ctx.sink
-                    .emit(
-                        StartEvent::at(Step::Create, "Failed", format!("Error: {err}"))
-                            .of(cref)
-                            .warning(),
-                    )
-                    .await;
-                return Err(err);
+                let message = format!("failed to create the termination message file: {e}");
+                return Err(config_error(ctx, cref, message).await);
             }
         }
         let log_path = ctx.log_dir.join(&config.log_path).display().to_string();
@@ -637,6 +616,24 @@ pub(super) async fn kill_container(
                 .await;
         }
     }
+}
+
+/// A container config podstart could not prepare (the kubelet's
+/// CreateContainerConfigError): its `Failed` warning is sent, and the error
+/// returned. Nothing reached the runtime: no duration.
+async fn config_error(ctx: &PodContext, cref: &ContainerRef, message: String) -> StartError {
+    let err = StartError::CreateContainerConfig {
+        container: cref.name.clone(),
+        message,
+    };
+    ctx.sink
+        .emit(
+            StartEvent::at(Step::Create, "Failed", format!("Error: {err}"))
+                .of(cref)
+                .warning(),
+        )
+        .await;
+    err
 }
 
 fn started_container(cref: &ContainerRef, id: &str) -> StartedContainer {
