@@ -87,6 +87,11 @@ impl Fields {
         Some(self.entries.remove(index).1)
     }
 
+    /// Returns a field [`Fields::take`] took, to be read again.
+    pub(super) fn put_back(&mut self, key: &str, value: Value) {
+        self.entries.push((key.to_owned(), value));
+    }
+
     /// Takes `key` and converts it with `convert`, which gets the field
     /// path; a conversion error is recorded and reads as absent.
     pub(super) fn get<T>(

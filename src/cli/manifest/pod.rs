@@ -149,6 +149,11 @@ impl Converter {
     }
 
     pub(super) fn spec(&mut self, mut s: Fields, metadata: PodMetadata) -> PodSpec {
+        // `false` asks for what podstart does anyway: nothing to warn about.
+        match s.take("enableServiceLinks") {
+            None | Some(Value::Bool(false)) => {}
+            Some(other) => s.put_back("enableServiceLinks", other),
+        }
         s.ignore(SPEC_IGNORED, &mut self.warnings);
         self.metadata = Some(metadata.clone());
         self.service_account(&mut s);
@@ -424,7 +429,7 @@ spec:
   serviceAccountName: web
   serviceAccount: web
   automountServiceAccountToken: false
-  enableServiceLinks: false
+  enableServiceLinks: true
   imagePullSecrets: [{name: pull}]
   dnsPolicy: ClusterFirst
   runtimeClassName: gvisor
@@ -501,6 +506,20 @@ status:
                 r#type: seccomp_profile::Type::Localhost as i32,
                 localhost_profile: "profiles/audit.json".into(),
             })
+        );
+    }
+
+    #[test]
+    fn service_links_turned_off_is_what_podstart_does_and_says_nothing() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n\
+                    spec: {enableServiceLinks: false, containers: [{name: a, image: i}]}\n";
+        let manifest = parse_manifest(text).expect("converts");
+        assert_eq!(manifest.warnings, Vec::<String>::new());
+        let on = text.replace("false", "true");
+        let manifest = parse_manifest(&on).expect("converts");
+        assert_eq!(
+            manifest.warnings,
+            ["spec.enableServiceLinks: podstart injects no service environment variables; ignored"]
         );
     }
 
