@@ -6,7 +6,7 @@
 
 use crate::node::Node;
 use crate::proto::v1::{Container, FieldSource, PodSpec, ResourceFieldSource, field_source};
-use crate::quantity;
+use crate::volumes::{NodeAllocatable, downward};
 
 /// Field paths env may read as they are (`validEnvDownwardAPIFieldPathExpressions`).
 pub const ENV_FIELD_PATHS: &[&str] = &[
@@ -167,49 +167,15 @@ pub fn resolve(ctx: &FieldContext<'_>, src: &FieldSource) -> String {
     }
 }
 
-/// A container's resource in units of the divisor, rounded up
-/// (`ExtractContainerResourceValue`). An unset limit reads as the pod's
-/// limit, else the node's allocatable amount (`MergeContainerResourceLimits`);
-/// an unset request as the limit given (Kubernetes' defaulting), else 0.
+/// A container's resource in units of the divisor, rounded up: the rule
+/// downward API volume files follow too (`volumes::downward`). A divisor
+/// validation refused reads as 0.
 pub fn resource_value(pod: &PodSpec, c: &Container, node: &Node, r: &ResourceFieldSource) -> i64 {
-    let own = c.resources.unwrap_or_default();
-    let pod_level = pod.resources.unwrap_or_default();
-    let or = |v: i64, fallback: i64| if v > 0 { v } else { fallback };
-    let cpu_limit = or(
-        own.cpu_limit_millis,
-        or(pod_level.cpu_limit_millis, node.allocatable.cpu_millis),
-    );
-    let mem_limit = or(
-        own.memory_limit_bytes,
-        or(pod_level.memory_limit_bytes, node.allocatable.memory_bytes),
-    );
-    let (value, is_cpu) = match r.resource.as_str() {
-        "limits.cpu" => (cpu_limit, true),
-        "limits.memory" => (mem_limit, false),
-        "requests.cpu" => (
-            or(own.cpu_request_millis, own.cpu_limit_millis.max(0)),
-            true,
-        ),
-        "requests.memory" => (
-            or(own.memory_request_bytes, own.memory_limit_bytes.max(0)),
-            false,
-        ),
-        _ => return 0,
+    let node = NodeAllocatable {
+        cpu_millis: node.allocatable.cpu_millis,
+        memory_bytes: node.allocatable.memory_bytes,
     };
-    let divisor = match (r.divisor.as_str(), is_cpu) {
-        ("", true) => Ok(1000),
-        ("", false) => Ok(1),
-        (d, true) => quantity::parse_millis(d),
-        (d, false) => quantity::parse_units(d),
-    }
-    .ok()
-    .filter(|d| *d > 0)
-    .unwrap_or(1);
-    ceil_div(value.max(0), divisor)
-}
-
-fn ceil_div(a: i64, b: i64) -> i64 {
-    a / b + i64::from(a % b != 0)
+    downward::container_resource(pod, c, r, node).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -375,20 +341,6 @@ mod tests {
         ];
         for (src, field) in bad {
             assert_eq!(check_env_source(&src).unwrap_err().0, field, "{src:?}");
-        }
-    }
-
-    #[test]
-    fn division_rounds_up() {
-        let cases = [
-            (0, 1, 0),
-            (1, 1000, 1),
-            (1000, 1000, 1),
-            (1001, 1000, 2),
-            (7, 2, 4),
-        ];
-        for (a, b, want) in cases {
-            assert_eq!(ceil_div(a, b), want, "{a}/{b}");
         }
     }
 }

@@ -19,10 +19,14 @@ impl Starter {
         }
         let root = self.inner.config.pod_volume_root.clone();
         let spec = pod.clone();
-        let result =
-            tokio::task::spawn_blocking(move || volumes::set_up(&root, &spec, this_node()))
-                .await
-                .map_err(|e| StartError::TaskFailed(e.to_string()))?;
+        let allocatable = self.inner.config.node.allocatable;
+        let node = NodeAllocatable {
+            cpu_millis: allocatable.cpu_millis,
+            memory_bytes: allocatable.memory_bytes,
+        };
+        let result = tokio::task::spawn_blocking(move || volumes::set_up(&root, &spec, node))
+            .await
+            .map_err(|e| StartError::TaskFailed(e.to_string()))?;
         match result {
             Ok(warnings) => {
                 for w in warnings {
@@ -90,15 +94,5 @@ impl Starter {
             }
             Err(e) => tracing::warn!(error = %e, "removing the pod's volumes"),
         }
-    }
-}
-
-/// This node's allocatable amounts for the downward API: its CPUs and its
-/// memory (`/proc/meminfo`).
-fn this_node() -> NodeAllocatable {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    NodeAllocatable {
-        cpu_millis: i64::try_from(cpus).unwrap_or(1) * 1000,
-        memory_bytes: crate::spec::node_memory_bytes(),
     }
 }

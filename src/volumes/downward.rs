@@ -120,9 +120,28 @@ fn resource_value(
         .chain(&pod.init_containers)
         .find(|c| c.name == r.container_name)
         .ok_or_else(|| format!("container {:?} not found in the pod", r.container_name))?;
+    container_resource(pod, c, r, node).map(|v| v.to_string())
+}
+
+/// Container `c`'s request or limit in whole divisors, rounded up
+/// (`ExtractContainerResourceValue`), for env vars and volume files alike.
+/// An unset limit reads as the pod-level limit, else the node's allocatable
+/// amount (`MergeContainerResourceLimits`); an unset request as the
+/// container's limit (Kubernetes' defaulting), else 0.
+pub fn container_resource(
+    pod: &PodSpec,
+    c: &Container,
+    r: &ResourceFieldSource,
+    node: NodeAllocatable,
+) -> Result<i64, String> {
     let res = c.resources.unwrap_or_default();
-    let cpu_limit = positive(res.cpu_limit_millis).unwrap_or(node.cpu_millis);
-    let mem_limit = positive(res.memory_limit_bytes).unwrap_or(node.memory_bytes);
+    let pod_level = pod.resources.unwrap_or_default();
+    let cpu_limit = positive(res.cpu_limit_millis)
+        .or(positive(pod_level.cpu_limit_millis))
+        .unwrap_or(node.cpu_millis);
+    let mem_limit = positive(res.memory_limit_bytes)
+        .or(positive(pod_level.memory_limit_bytes))
+        .unwrap_or(node.memory_bytes);
     // An unset request is the limit when one is set (Kubernetes' defaulting).
     let cpu_request = positive(res.cpu_request_millis)
         .or(positive(res.cpu_limit_millis))
@@ -137,7 +156,7 @@ fn resource_value(
         "requests.memory" => (mem_request, memory_divisor_bytes(&r.divisor)?),
         other => return Err(format!("unsupported container resource: {other}")),
     };
-    Ok(ceil_div(value, divisor).to_string())
+    Ok(ceil_div(value, divisor))
 }
 
 fn positive(v: i64) -> Option<i64> {
@@ -196,6 +215,20 @@ fn echo(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn division_rounds_up() {
+        let cases = [
+            (0, 1, 0),
+            (1, 1000, 1),
+            (1000, 1000, 1),
+            (1001, 1000, 2),
+            (7, 2, 4),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(ceil_div(a, b), want, "{a}/{b}");
+        }
+    }
     use crate::proto::v1::{PodMetadata, Resources};
 
     fn pod() -> PodSpec {
@@ -264,6 +297,33 @@ mod tests {
         ] {
             assert_eq!(go_quote(s), want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn an_unset_limit_reads_the_pods_limit_before_the_nodes() {
+        let mut p = pod();
+        p.resources = Some(Resources {
+            cpu_limit_millis: 1500,
+            memory_limit_bytes: 0,
+            ..Default::default()
+        });
+        let read = |p: &PodSpec, resource: &str, divisor: &str| {
+            let r = ResourceFieldSource {
+                container_name: "app".into(),
+                resource: resource.into(),
+                divisor: divisor.into(),
+            };
+            resource_value(p, &r, NODE).unwrap()
+        };
+        assert_eq!(read(&p, "limits.cpu", "1m"), "1500", "the pod's limit");
+        let own = (64u64 << 20).to_string();
+        assert_eq!(read(&p, "limits.memory", ""), own, "its own");
+        p.containers[0].resources = None;
+        assert_eq!(
+            read(&p, "limits.memory", ""),
+            (8u64 << 30).to_string(),
+            "no limit anywhere: the node's allocatable"
+        );
     }
 
     #[test]
