@@ -126,13 +126,15 @@ fuzz_target!(|data: &[u8]| {
             .map(|(name, value)| EnvVar {
                 name: name.clone(),
                 value: value.clone(),
+                ..Default::default()
             })
             .collect(),
         command: input.command.clone(),
         args: input.args.clone(),
         ..Default::default()
     };
-    let env = container_env(&c);
+    // No var reads the pod's fields here (value_from is unset).
+    let env = container_env(&c, |_| String::new());
     assert!(env.len() <= c.env.len());
     let built: u64 = env.iter().map(|(_, v)| v.len() as u64).sum();
     let (command, args) = expand_command_and_args(&c, &env);

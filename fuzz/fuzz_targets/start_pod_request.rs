@@ -15,6 +15,10 @@ use std::path::Path;
 
 const LOG_ROOT: &str = "/var/log/pods";
 
+/// The node the configs are built for, read once.
+static NODE: std::sync::LazyLock<podstart::node::Node> =
+    std::sync::LazyLock::new(podstart::node::Node::default);
+
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = StartPodRequest::decode(data) else {
         return;
@@ -24,6 +28,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let pod = req.pod.as_ref().expect("validation requires a pod");
     let log_root = Path::new(LOG_ROOT);
+    let node = &*NODE;
+    let pod_ips = ["10.88.0.9".to_string(), "fd00::9".to_string()];
     // A validated pod's log directory is one entry right under the log root.
     let log_dir = sandbox::log_directory(log_root, pod.metadata.as_ref().expect("metadata"))
         .expect("a validated pod has a log directory");
@@ -71,6 +77,9 @@ fuzz_target!(|data: &[u8]| {
                     target_container_id: (kind == ContainerKind::Ephemeral
                         && !c.target_container_name.is_empty())
                     .then_some("0123456789abcdef"),
+                    mount_sources: &[],
+                    node,
+                    pod_ips: &pod_ips,
                 });
                 assert_eq!(
                     labels::container_kind_from_labels(&config.labels),
