@@ -48,6 +48,7 @@ pub struct Faults {
 struct FaultState {
     by_method: Mutex<HashMap<String, Fault>>,
     down_until: Mutex<Option<Instant>>,
+    hung: Mutex<HashMap<String, u64>>,
 }
 
 /// What to do with one call.
@@ -78,6 +79,12 @@ impl Faults {
         *lock(&self.inner.down_until) = None;
     }
 
+    /// How many calls of `method` were held by a `hang` fault so far: a test
+    /// knows the call reached the runtime before it lifts the fault.
+    pub fn hung(&self, method: &str) -> u64 {
+        lock(&self.inner.hung).get(method).copied().unwrap_or(0)
+    }
+
     /// The runtime "dies": every call fails UNAVAILABLE as a refused
     /// connection would, until `for_how_long` has passed.
     pub fn down_for(&self, for_how_long: Duration) {
@@ -103,6 +110,9 @@ impl Faults {
             };
         };
         if fault.hang {
+            *lock(&self.inner.hung)
+                .entry(method.to_string())
+                .or_default() += 1;
             return Decision::Hang;
         }
         if let Some(code) = fault.error {
@@ -282,6 +292,9 @@ mod tests {
                 ..Default::default()
             },
         );
+        assert_eq!(f.hung("PullImage"), 0);
         assert!(matches!(f.decide("PullImage"), Decision::Hang));
+        assert_eq!(f.hung("PullImage"), 1);
+        assert_eq!(f.hung("Version"), 0);
     }
 }

@@ -246,6 +246,21 @@ impl Harness {
     /// Another podstart against the same simulated runtime, as after a
     /// restart: a new `Starter` (nothing in memory carried over) with the
     /// same flow settings and short crash-loop back-offs.
+    /// Waits until `n` calls of `method` are held by a `hang` fault: the
+    /// first podstart is inside those calls, not about to make them, when a
+    /// test lifts the fault (at most 30 s).
+    pub(crate) async fn until_hung(&self, method: &str, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.sim.faults().hung(method) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{method} never hung {n} times (only {})",
+                self.sim.faults().hung(method)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub(crate) fn restarted_starter(&self) -> Starter {
         self.restarted_starter_with(|_| {})
     }

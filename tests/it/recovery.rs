@@ -157,6 +157,7 @@ async fn a_half_started_pod_is_finished_by_the_next_podstart() {
         })
     };
     until(&h.starter, "rec-u2", "created", |n| n.contains_key("a")).await;
+    h.until_hung("StartContainer", 1).await;
     // The first podstart is gone.
     h.starter.cancel_all();
     first.abort();
@@ -307,6 +308,7 @@ async fn a_start_sent_during_recovery_waits_for_it_and_makes_nothing_twice() {
         })
     };
     until(&h.starter, "rec-u6", "created", |n| n.len() == 3).await;
+    h.until_hung("StartContainer", 3).await;
     h.starter.cancel_all();
     first.abort();
     h.sim.faults().clear_all();

@@ -395,13 +395,7 @@ async fn recovery_keeps_config_files_the_stored_request_does_not_carry() {
         assert!(std::time::Instant::now() < deadline, "the volume is set up");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    while h.sim.container_count() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the container is created"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    h.until_hung("StartContainer", 1).await;
     // The first podstart is gone.
     h.starter.cancel_all();
     first.abort();
