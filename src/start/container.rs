@@ -49,12 +49,16 @@ impl Starter {
             name: c.name.clone(),
             kind,
         };
-        let previous = previous_instances(&self.inner.cri, &ctx.sandbox_id, &c.name)
-            .await
-            .map_err(|source| StartError::CreateContainer {
-                container: c.name.clone(),
-                source,
-            })?;
+        let previous = if ctx.instances.none_yet(&c.name) {
+            Vec::new()
+        } else {
+            previous_instances(&self.inner.cri, &ctx.sandbox_id, &c.name)
+                .await
+                .map_err(|source| StartError::CreateContainer {
+                    container: c.name.clone(),
+                    source,
+                })?
+        };
         if let Some(newest) = previous.first() {
             if newest.state == cri::ContainerState::ContainerRunning as i32 {
                 return Ok(self.adopt(ctx, &cref, newest, "running".into()).await);
@@ -441,6 +445,7 @@ impl ContainerStep<'_> {
             }
         }
         let log_path = ctx.log_dir.join(&config.log_path).display().to_string();
+        ctx.instances.creating(&c.name);
         let t = Instant::now();
         let id = match self.create_container(restart_count, config).await {
             Ok(id) => id,

@@ -21,7 +21,7 @@ use k8s_cri::v1 as cri;
 
 use super::{
     EventSink, StartError, Starter,
-    context::PodContext,
+    context::{Instances, PodContext},
     events::{finish, micros},
 };
 use crate::proto::v1::{
@@ -120,6 +120,7 @@ impl Starter {
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
             node: self.inner.config.node.clone(),
+            instances: Instances::default(),
             pod,
         };
         let s = self.start_once(&ctx, &c, ContainerKind::Ephemeral).await?;

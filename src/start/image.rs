@@ -10,7 +10,8 @@
 //! or a back-off to the container's turn. Knows nothing of pre-pulls: the
 //! step as a container runs it (`ensure_image`) is in `prepull.rs`.
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -43,6 +44,42 @@ pub(super) struct ImageJob {
     pub sink: EventSink,
     /// Emit PullProgress events.
     pub progress: bool,
+    /// ImageStatus answers of this start.
+    pub lookups: Lookups,
+}
+
+/// The runtime's ImageStatus answers within one start: one look-up per
+/// distinct image however many of the pod's containers use it, shared by
+/// look-ups in flight at once. A failed look-up is not kept (the next
+/// container asks again). Work after the start (restarts) gets a new,
+/// empty set: each restart checks its image again, as the kubelet does.
+#[derive(Clone, Default)]
+pub(super) struct Lookups {
+    by_image: Arc<Mutex<HashMap<String, Arc<Lookup>>>>,
+}
+
+/// One image's status, once answered (`None`: not on the node).
+type Lookup = tokio::sync::OnceCell<Option<cri::Image>>;
+
+impl Lookups {
+    /// The image's status: the answer this start already has, else one
+    /// ImageStatus.
+    async fn status(
+        &self,
+        cri: &crate::cri::Cri,
+        image: &str,
+    ) -> Result<Option<cri::Image>, CriError> {
+        let cell = self
+            .by_image
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(image.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| cri.image_status(image))
+            .await
+            .cloned()
+    }
 }
 
 /// What the runtime has, before any pull.
@@ -132,7 +169,7 @@ impl Starter {
         };
         let policy = effective_pull_policy(c.image_pull_policy(), &c.image);
         if policy != PullPolicy::Always {
-            match self.inner.cri.image_status(image).await {
+            match job.lookups.status(&self.inner.cri, image).await {
                 Err(e) => return Precheck::InspectFailed(e),
                 Ok(Some(found)) => return Precheck::Present(found),
                 Ok(None) if policy == PullPolicy::Never => return Precheck::NeverPullAbsent,

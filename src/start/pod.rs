@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::{
     ContainerRef, EventSink, StartError, Starter, adopt,
-    context::{PodContext, Started},
+    context::{Instances, PodContext, Started},
     events::{exit_event, finish, micros, short},
     restart::{self, AfterExit},
     runtime::remove_sandbox,
@@ -121,28 +121,33 @@ impl Starter {
                 self.inner.config.node.allocatable,
             )
             .map_err(StartError::OutOfResource)?;
-        if let Some(conflict) =
+        // The uid's sandboxes, listed ahead of the lock: still what the
+        // sandbox step needs unless another request held the lock since.
+        let ticket = self.inner.locks.ticket(&meta.uid);
+        let (conflict, listed) =
             view::identity_conflict(&self.inner.cri, &meta.uid, &meta.namespace, &meta.name)
                 .await
-                .map_err(StartError::Runtime)?
-        {
+                .map_err(StartError::Runtime)?;
+        if let Some(conflict) = conflict {
             return Err(StartError::PodIdentity(conflict));
         }
         admission.confirm();
         // This start takes over from the pod's supervisor, if it has one.
         self.stop_supervising(&meta.uid);
         let guard = self.inner.locks.enter(&meta.uid).await;
+        let listed = guard.undisturbed_since(&ticket).then_some(listed);
+        drop(ticket);
         // This start supersedes a stop that never finished.
         stop::clear_stopping(&self.inner.config.pod_state_root, &meta.uid);
         let Some(after) = deadline else {
-            return self.run_start_steps(req, sink, &guard).await;
+            return self.run_start_steps(req, sink, &guard, listed).await;
         };
         let token = guard.cancel.clone();
         let timer = tokio::spawn(async move {
             tokio::time::sleep_until(began + after).await;
             token.cancel();
         });
-        let result = self.run_start_steps(req, sink, &guard).await;
+        let result = self.run_start_steps(req, sink, &guard, listed).await;
         timer.abort();
         match result {
             Err(StartError::Cancelled { .. }) if began.elapsed() >= after => {
@@ -154,11 +159,14 @@ impl Starter {
 
     // Long: the kubelet's SyncPod order (sandbox, ephemeral, init, app,
     // then the SLI) is the point of this function; split, it hides.
+    /// `listed`: the pod's sandboxes as the runtime listed them under this
+    /// start's lock (or with nothing changing them since), if known.
     pub(super) async fn run_start_steps(
         &self,
         req: StartPodRequest,
         sink: &EventSink,
         guard: &crate::state::PodGuard,
+        listed: Option<Vec<cri::PodSandbox>>,
     ) -> Result<PodStarted, StartError> {
         let started_at = Instant::now();
         // What recovery after a restart needs, without the credentials.
@@ -172,7 +180,7 @@ impl Starter {
         let images = self.pod_images(&pod, &log_dir, req.credentials, &options, sink);
 
         let sandbox = self
-            .ensure_sandbox(&pod, log_dir, &stored, sink, &mut timings)
+            .ensure_sandbox(&pod, log_dir, &stored, listed, sink, &mut timings)
             .instrument(tracing::info_span!("sandbox"))
             .await?;
         // Volumes before any container that mounts them is created.
@@ -193,6 +201,11 @@ impl Starter {
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
             node: self.inner.config.node.clone(),
+            instances: if sandbox.adopted {
+                Instances::default()
+            } else {
+                Instances::of_new_sandbox()
+            },
         };
         self.inner.readiness.track(&meta.uid, &ctx.pod);
         let mut started = Vec::new();
@@ -289,11 +302,13 @@ impl Starter {
     /// Adopts the pod's ready sandbox, or removes leftovers (a failed or
     /// stopped sandbox keeps its name reserved) and creates a new one,
     /// carrying `stored` (the request for recovery) among its annotations.
+    /// The pod's sandboxes are listed unless `listed` has them already.
     async fn ensure_sandbox(
         &self,
         pod: &PodSpec,
         log_dir: PathBuf,
         stored: &HashMap<String, String>,
+        listed: Option<Vec<cri::PodSandbox>>,
         sink: &EventSink,
         timings: &mut Vec<StepTiming>,
     ) -> Result<Sandbox, StartError> {
@@ -306,9 +321,12 @@ impl Starter {
             uid: Some(meta.uid.clone()),
             ..Default::default()
         };
-        let existing = view::sandboxes(cri, &filter)
-            .await
-            .map_err(StartError::CreateSandbox)?;
+        let existing = match listed {
+            Some(listed) => listed,
+            None => view::sandboxes(cri, &filter)
+                .await
+                .map_err(StartError::CreateSandbox)?,
+        };
         let ready = existing.iter().find(|s| {
             s.state == cri::PodSandboxState::SandboxReady as i32
                 && s.metadata

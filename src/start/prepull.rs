@@ -56,6 +56,7 @@ impl PodImages {
         PodImages {
             job: ImageJob {
                 sink,
+                lookups: super::image::Lookups::default(),
                 ..self.job.clone()
             },
             pre: Mutex::default(),
@@ -118,6 +119,7 @@ impl Starter {
             credentials: Arc::new(credentials),
             sink: sink.clone(),
             progress: !options.no_pull_progress,
+            lookups: super::image::Lookups::default(),
         };
         let mut pre = HashMap::new();
         if !options.no_pre_pull {

@@ -28,7 +28,12 @@ use k8s_cri::v1 as cri;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::{EventSink, StartError, Starter, context::PodContext, events::finish, stop};
+use super::{
+    EventSink, StartError, Starter,
+    context::{Instances, PodContext},
+    events::finish,
+    stop,
+};
 use crate::cri::CriError;
 use crate::proto::v1::{
     ContainerRestartPolicy, PodMetadata, RestartPolicy, StartEvent, StartOptions, StartPodRequest,
@@ -275,7 +280,7 @@ impl Starter {
         found: &str,
     ) -> Outcome {
         let began = Instant::now();
-        let result = self.run_start_steps(req, sink, guard).await;
+        let result = self.run_start_steps(req, sink, guard, None).await;
         let outcome = match &result {
             Ok(_) => Outcome::Started(found.to_string()),
             Err(e) => Outcome::Failed(format!("{found}: the start failed: {e}")),
@@ -331,6 +336,7 @@ impl Starter {
             sink: sink.clone(),
             cancel: guard.cancel.clone(),
             node: self.inner.config.node.clone(),
+            instances: Instances::default(),
             pod,
         })
     }

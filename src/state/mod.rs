@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 struct Slot {
     lock: Arc<tokio::sync::Mutex<()>>,
     cancel: CancellationToken,
+    /// How many requests have held the lock while the slot existed.
+    entries: u64,
 }
 
 /// Per-uid exclusion and cancellation for StartPod / StopPod, and the
@@ -117,6 +119,45 @@ pub struct PodGuard {
     pub cancel: CancellationToken,
     uid: String,
     locks: PodLocks,
+    /// This holder's number among the slot's entries (from 1).
+    entry: u64,
+}
+
+/// Taken before a look-up of a pod's runtime state that is made ahead of
+/// the pod's lock: once the lock is held, [`PodGuard::undisturbed_since`]
+/// says whether the look-up still holds (no request held the lock during
+/// it or since). Keeps the pod's slot while it lives.
+pub struct Ticket {
+    uid: String,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    locks: PodLocks,
+    /// The slot's entries when the ticket was taken, if nobody held the
+    /// lock then.
+    free_at: Option<u64>,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("uid", &self.uid)
+            .field("free_at", &self.free_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // As PodGuard's drop: the slot goes when only the map holds it.
+        let Some(lock) = self.lock.take() else { return };
+        drop(lock);
+        let mut slots = self.locks.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots
+            .get(&self.uid)
+            .is_some_and(|s| Arc::strong_count(&s.lock) == 1)
+        {
+            slots.remove(&self.uid);
+        }
+    }
 }
 
 impl std::fmt::Debug for PodGuard {
@@ -129,6 +170,20 @@ impl std::fmt::Debug for PodGuard {
 }
 
 impl PodLocks {
+    /// A ticket for a look-up of `uid`'s state made before its lock is
+    /// taken (see [`Ticket`]).
+    pub fn ticket(&self, uid: &str) -> Ticket {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.entry(uid.to_string()).or_default();
+        let free = slot.lock.try_lock().is_ok();
+        Ticket {
+            uid: uid.to_string(),
+            lock: Some(slot.lock.clone()),
+            locks: self.clone(),
+            free_at: free.then_some(slot.entries),
+        }
+    }
+
     /// Waits until no other request works on `uid`, then holds it.
     pub async fn enter(&self, uid: &str) -> PodGuard {
         let lock = {
@@ -140,19 +195,21 @@ impl PodLocks {
             slot.lock.clone()
         };
         let guard = lock.lock_owned().await;
-        let cancel = {
+        let (cancel, entry) = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             let slot = slots.entry(uid.to_string()).or_default();
             if slot.cancel.is_cancelled() {
                 slot.cancel = CancellationToken::new();
             }
-            slot.cancel.clone()
+            slot.entries += 1;
+            (slot.cancel.clone(), slot.entries)
         };
         PodGuard {
             _guard: guard,
             cancel,
             uid: uid.to_string(),
             locks: self.clone(),
+            entry,
         }
     }
 
@@ -215,6 +272,15 @@ impl PodLocks {
     }
 }
 
+impl PodGuard {
+    /// True when no other request held the pod's lock from the moment
+    /// `ticket` was taken until this guard got it: what was looked up then
+    /// was not changed by podstart since.
+    pub fn undisturbed_since(&self, ticket: &Ticket) -> bool {
+        ticket.uid == self.uid && ticket.free_at.is_some_and(|n| n + 1 == self.entry)
+    }
+}
+
 impl Drop for PodGuard {
     fn drop(&mut self) {
         // References to the lock: the map's, this guard's, and one per
@@ -248,6 +314,46 @@ mod tests {
         drop(first);
         let again = tokio::time::timeout(Duration::from_millis(50), locks.enter("uid-1")).await;
         assert!(again.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_ticket_says_whether_anyone_held_the_lock_since() {
+        let locks = PodLocks::default();
+        let ticket = locks.ticket("uid-1");
+        let guard = locks.enter("uid-1").await;
+        assert!(guard.undisturbed_since(&ticket));
+        let other = locks.enter("uid-2").await;
+        assert!(!other.undisturbed_since(&ticket), "another pod's guard");
+        drop((guard, ticket, other));
+
+        // A request came and went between the look-up and the lock.
+        let ticket = locks.ticket("uid-1");
+        drop(locks.enter("uid-1").await);
+        let guard = locks.enter("uid-1").await;
+        assert!(!guard.undisturbed_since(&ticket));
+        drop((guard, ticket));
+
+        // A request held the lock when the look-up was made.
+        let holder = locks.enter("uid-1").await;
+        let ticket = locks.ticket("uid-1");
+        drop(holder);
+        let guard = locks.enter("uid-1").await;
+        assert!(!guard.undisturbed_since(&ticket));
+        drop((guard, ticket));
+        assert_eq!(locks.len(), 0, "no slot is left behind");
+    }
+
+    #[tokio::test]
+    async fn a_ticket_never_used_leaves_no_slot() {
+        let locks = PodLocks::default();
+        drop(locks.ticket("uid-1"));
+        assert_eq!(locks.len(), 0);
+        let guard = locks.enter("uid-1").await;
+        let ticket = locks.ticket("uid-1");
+        drop(guard);
+        assert_eq!(locks.len(), 1, "the ticket keeps the slot");
+        drop(ticket);
+        assert_eq!(locks.len(), 0);
     }
 
     #[tokio::test]

@@ -62,13 +62,15 @@ pub async fn sandboxes(cri: &Cri, filter: &PodFilter) -> Result<Vec<cri::PodSand
 /// Whether the node's sandboxes (found through podstart's labels, so this
 /// holds after a restart) give `uid` another namespace/name — any sandbox
 /// of the uid counts, since it is that pod's until a StopPod removes it —
-/// or run `namespace/name` (a ready sandbox) under another uid.
+/// or run `namespace/name` (a ready sandbox) under another uid. Also
+/// returns the uid's sandboxes it listed, for a start to use when nothing
+/// changed them since.
 pub async fn identity_conflict(
     cri: &Cri,
     uid: &str,
     namespace: &str,
     name: &str,
-) -> Result<Option<IdentityConflict>, CriError> {
+) -> Result<(Option<IdentityConflict>, Vec<cri::PodSandbox>), CriError> {
     let requested = pod_name(namespace, name);
     let by_uid = PodFilter {
         uid: Some(uid.to_string()),
@@ -82,28 +84,30 @@ pub async fn identity_conflict(
     // Two independent look-ups: one round trip's time, not two.
     let (with_uid, with_name) =
         tokio::try_join!(sandboxes(cri, &by_uid), sandboxes(cri, &by_name))?;
-    for s in with_uid {
+    for s in &with_uid {
         let Some(m) = &s.metadata else { continue };
         let known = pod_name(&m.namespace, &m.name);
         if known != requested {
-            return Ok(Some(IdentityConflict::UidTaken {
+            let conflict = IdentityConflict::UidTaken {
                 uid: uid.to_string(),
                 known,
                 requested,
-            }));
+            };
+            return Ok((Some(conflict), with_uid));
         }
     }
     let running = with_name.into_iter().find(|s| {
         s.state == cri::PodSandboxState::SandboxReady as i32
             && s.metadata.as_ref().is_some_and(|m| m.uid != uid)
     });
-    Ok(running
+    let conflict = running
         .and_then(|s| s.metadata)
         .map(|m| IdentityConflict::NameTaken {
             name: requested,
             known: m.uid,
             requested: uid.to_string(),
-        }))
+        });
+    Ok((conflict, with_uid))
 }
 
 /// The pod's current sandbox: the newest ready one, else the newest.

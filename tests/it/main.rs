@@ -36,6 +36,7 @@ mod paths;
 mod probes;
 mod readiness;
 mod recovery;
+mod round_trips;
 mod scale;
 mod semantics;
 mod serve;
