@@ -15,6 +15,7 @@ use super::{
     context::{PodContext, Started},
     events::{micros, now_unix_nano},
     hooks,
+    precreate::Made,
     restart::{self, AfterExit},
     runtime::previous_instances,
     termination,
@@ -49,7 +50,9 @@ impl Starter {
             name: c.name.clone(),
             kind,
         };
-        let previous = if ctx.instances.none_yet(&c.name) {
+        // Made ahead of this turn (in a sandbox this start made).
+        let made = ctx.precreates.take(&c.name, &ctx.images).await;
+        let previous = if made.is_some() || ctx.instances.none_yet(&c.name) {
             Vec::new()
         } else {
             previous_instances(&self.inner.cri, &ctx.sandbox_id, &c.name)
@@ -106,7 +109,7 @@ impl Starter {
             .container_start_attempted(cref.kind_label());
         let span = tracing::info_span!("container", name = %c.name, kind = cref.kind_label());
         let result = self
-            .four_steps(ctx, &cref, c, &previous)
+            .four_steps(ctx, &cref, c, &previous, made)
             .instrument(span)
             .await;
         if let Err(e) = &result {
@@ -212,14 +215,16 @@ impl Starter {
     }
 
     /// The steps of a container start, in the kubelet's order: image,
-    /// create, start, PostStart. Each step reports its own events; this
-    /// collects their timings.
+    /// create (reported only, when `made` ahead of the turn), start,
+    /// PostStart. Each step reports its own events; this collects their
+    /// timings.
     async fn four_steps(
         &self,
         ctx: &PodContext,
         cref: &ContainerRef,
         c: &Container,
         previous: &[cri::Container],
+        made: Option<Made>,
     ) -> Result<Started, StartError> {
         let mut timings = Vec::new();
         let mut timed = |step: Step, took: Duration| {
@@ -231,9 +236,18 @@ impl Starter {
         };
 
         let t = Instant::now();
-        let image_ref = self.ensure_image(&ctx.images, cref, c).await?;
+        let image = self.ensure_image(&ctx.images, cref, c).await;
+        let image_ref = match image.and_then(|r| ctx.check_cancelled().map(|()| r)) {
+            Ok(image_ref) => image_ref,
+            Err(e) => {
+                if let Some(made) = made {
+                    // Made ahead, never to be started.
+                    self.remove_never_started(&made.id).await;
+                }
+                return Err(e);
+            }
+        };
         timed(Step::Image, t.elapsed());
-        ctx.check_cancelled()?;
 
         let step = ContainerStep {
             cri: &self.inner.cri,
@@ -242,9 +256,17 @@ impl Starter {
             cref,
             c,
         };
-        let (id, took) = step
-            .create(previous, &image_ref, &self.inner.config)
-            .await?;
+        let (id, took) = match made {
+            Some(made) => {
+                let done = (made.id.clone(), made.took);
+                step.report_created(made).await;
+                done
+            }
+            None => {
+                step.create(previous, &image_ref, &self.inner.config)
+                    .await?
+            }
+        };
         timed(Step::Create, took);
         timed(Step::Start, step.start(&id).await?);
         if let Some(took) = self.post_start(&step, &id).await? {
@@ -256,6 +278,35 @@ impl Starter {
             timings,
             adopted: false,
         })
+    }
+
+    /// Makes an app container ahead of its turn (see `precreate.rs`), from
+    /// the image its pre-pull settled; `None` when that failed (its turn
+    /// then creates it as usual, reporting what goes wrong).
+    pub(super) async fn make_ahead(
+        &self,
+        ctx: &PodContext,
+        c: &Container,
+        image_ref: &str,
+    ) -> Option<Made> {
+        let cref = ContainerRef {
+            name: c.name.clone(),
+            kind: ContainerKind::App,
+        };
+        let step = ContainerStep {
+            cri: &self.inner.cri,
+            pleg: &self.inner.pleg,
+            ctx,
+            cref: &cref,
+            c,
+        };
+        match step.make(&[], image_ref, &self.inner.config).await {
+            Ok(made) => Some(made),
+            Err(e) => {
+                tracing::debug!(container = %c.name, error = %e, "not made ahead of its turn");
+                None
+            }
+        }
     }
 
     /// Runs the container's PostStart hook, if it has one, and returns how
@@ -361,6 +412,20 @@ impl Starter {
     }
 }
 
+/// Why a container could not be made.
+#[derive(Debug, thiserror::Error)]
+enum MakeError {
+    /// Its config could not be prepared (CreateContainerConfigError).
+    #[error("{0}")]
+    Config(String),
+    /// An ephemeral container's target is not running.
+    #[error(transparent)]
+    Target(StartError),
+    /// CreateContainer failed.
+    #[error(transparent)]
+    Call(crate::cri::CriError),
+}
+
 /// The create and start steps of one container: what they work with,
 /// rather than the whole `Starter`.
 struct ContainerStep<'a> {
@@ -394,16 +459,69 @@ impl ContainerStep<'_> {
     }
 
     /// CreateContainer from `image_ref`, with the restart count the kubelet
-    /// would use and the termination message mount; returns the container
-    /// id and how long the create took.
+    /// would use and the termination message mount, reported as `Created`
+    /// (or `Failed`); returns the container id and how long the create took.
     async fn create(
         &self,
         previous: &[cri::Container],
         image_ref: &str,
         config: &FlowConfig,
     ) -> Result<(String, Duration), StartError> {
-        let pod_state_root = &config.pod_state_root;
         let (ctx, cref, c) = (self.ctx, self.cref, self.c);
+        let t = Instant::now();
+        match self.make(previous, image_ref, config).await {
+            Ok(made) => {
+                let took = made.took;
+                let id = made.id.clone();
+                self.report_created(made).await;
+                Ok((id, took))
+            }
+            Err(MakeError::Config(message)) => Err(config_error(ctx, cref, message).await),
+            Err(MakeError::Target(e)) => Err(e),
+            Err(MakeError::Call(source)) => {
+                let err = StartError::CreateContainer {
+                    container: c.name.clone(),
+                    source,
+                };
+                self.fail(Step::Create, "Failed", err, t).await
+            }
+        }
+    }
+
+    /// The `Created` event of a container made by [`Self::make`] (now, or
+    /// ahead of its turn).
+    async fn report_created(&self, made: Made) {
+        let (ctx, cref, c) = (self.ctx, self.cref, self.c);
+        ctx.sink
+            .emit(
+                StartEvent::at(
+                    Step::Create,
+                    "Created",
+                    format!("Created container: {}", c.name),
+                )
+                .of(cref)
+                .took(made.took)
+                .with(Payload::Container(ContainerInfo {
+                    container_id: made.id,
+                    restart_count: made.restart_count,
+                    log_path: made.log_path,
+                })),
+            )
+            .await;
+    }
+
+    /// Makes the container, without events: stale instances removed, its
+    /// config built (mounts, termination message file), CreateContainer
+    /// (adopting what an uncertain one made); after a failed create,
+    /// whatever holds its name is removed.
+    async fn make(
+        &self,
+        previous: &[cri::Container],
+        image_ref: &str,
+        config: &FlowConfig,
+    ) -> Result<Made, MakeError> {
+        let pod_state_root = &config.pod_state_root;
+        let (ctx, c) = (self.ctx, self.c);
         // Instances that never started (CREATED, UNKNOWN) hold their name;
         // remove them first.
         for stale in previous.iter().filter(|p| {
@@ -415,20 +533,15 @@ impl ContainerStep<'_> {
             }
         }
         let restart_count = restart_count(previous, &ctx.log_dir, &c.name);
-        let target = self.target_id().await?;
+        let target = self.target_id().await.map_err(MakeError::Target)?;
         // Each mount's host path: a volume's directory, its subPath made
         // and checked to stay inside it (the kubelet's subpath safety).
-        let mount_sources = match volumes::mount_sources(&config.pod_volume_root, &ctx.pod, c) {
-            Ok(sources) => sources,
-            Err(e) => {
-                let message = format!("failed to prepare the volume mounts: {e}");
-                return Err(config_error(ctx, cref, message).await);
-            }
-        };
+        let mount_sources = volumes::mount_sources(&config.pod_volume_root, &ctx.pod, c)
+            .map_err(|e| MakeError::Config(format!("failed to prepare the volume mounts: {e}")))?;
         let mut config = container_config(&ContainerContext {
             pod: &ctx.pod,
             container: c,
-            kind: cref.kind,
+            kind: self.cref.kind,
             restart_count,
             image: image_ref,
             target_container_id: target.as_deref(),
@@ -437,13 +550,12 @@ impl ContainerStep<'_> {
             pod_ips: &ctx.ips,
         });
         let uid = ctx.pod.metadata.as_ref().map_or("", |m| m.uid.as_str());
-        match termination::prepare(pod_state_root, uid, c) {
-            Ok(mount) => config.mounts.push(mount),
-            Err(e) => {
-                let message = format!("failed to create the termination message file: {e}");
-                return Err(config_error(ctx, cref, message).await);
-            }
-        }
+        let mount = termination::prepare(pod_state_root, uid, c).map_err(|e| {
+            MakeError::Config(format!(
+                "failed to create the termination message file: {e}"
+            ))
+        })?;
+        config.mounts.push(mount);
         let log_path = ctx.log_dir.join(&config.log_path).display().to_string();
         ctx.instances.creating(&c.name);
         let t = Instant::now();
@@ -451,14 +563,9 @@ impl ContainerStep<'_> {
             Ok(id) => id,
             Err(source) => {
                 self.remove_reserved(restart_count).await;
-                let err = StartError::CreateContainer {
-                    container: c.name.clone(),
-                    source,
-                };
-                return self.fail(Step::Create, "Failed", err, t).await;
+                return Err(MakeError::Call(source));
             }
         };
-        let took = t.elapsed();
         self.pleg.track(Seen {
             id: id.clone(),
             sandbox_id: ctx.sandbox_id.clone(),
@@ -466,23 +573,12 @@ impl ContainerStep<'_> {
             attempt: restart_count,
             phase: Phase::Created,
         });
-        ctx.sink
-            .emit(
-                StartEvent::at(
-                    Step::Create,
-                    "Created",
-                    format!("Created container: {}", c.name),
-                )
-                .of(cref)
-                .took(t.elapsed())
-                .with(Payload::Container(ContainerInfo {
-                    container_id: id.clone(),
-                    restart_count,
-                    log_path,
-                })),
-            )
-            .await;
-        Ok((id, took))
+        Ok(Made {
+            id,
+            restart_count,
+            log_path,
+            took: t.elapsed(),
+        })
     }
 
     /// StartContainer; returns how long it took.

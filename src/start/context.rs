@@ -11,7 +11,7 @@ use std::{
 use k8s_cri::v1 as cri;
 use tokio_util::sync::CancellationToken;
 
-use super::{EventSink, StartError, prepull::PodImages};
+use super::{EventSink, StartError, precreate::PreCreates, prepull::PodImages};
 use crate::node::Node;
 use crate::proto::v1::{PodSpec, StartedContainer, StepTiming};
 
@@ -31,6 +31,8 @@ pub(super) struct PodContext {
     pub node: Arc<Node>,
     /// Which containers may already have instances in the sandbox.
     pub instances: Instances,
+    /// App containers being made ahead of their turn.
+    pub precreates: Arc<PreCreates>,
 }
 
 /// What a start knows of the containers in its sandbox. In a sandbox this
@@ -50,6 +52,11 @@ impl Instances {
         Self {
             tried: Some(Arc::default()),
         }
+    }
+
+    /// True when this start made the sandbox.
+    pub(super) fn is_new_sandbox(&self) -> bool {
+        self.tried.is_some()
     }
 
     /// True when `container` certainly has no instance in the sandbox.

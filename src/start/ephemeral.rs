@@ -121,6 +121,7 @@ impl Starter {
             cancel: guard.cancel.clone(),
             node: self.inner.config.node.clone(),
             instances: Instances::default(),
+            precreates: std::sync::Arc::default(),
             pod,
         };
         let s = self.start_once(&ctx, &c, ContainerKind::Ephemeral).await?;

@@ -21,6 +21,7 @@
 //!   that attach to it; `attach.rs`: a StartPod meeting a start of its pod
 //!   in flight; `error.rs`: failures and how they are reported.
 mod adopt;
+mod ahead;
 pub mod attach;
 pub mod backoff;
 mod container;
@@ -33,6 +34,7 @@ mod hooks;
 mod http;
 mod image;
 mod pod;
+mod precreate;
 mod prepull;
 mod probe;
 mod probing;

@@ -20,7 +20,7 @@ use crate::duration;
 use crate::paths;
 use crate::proto::v1::{
     AppStartMode, Container, ContainerKind, ContainerRestartPolicy, PodSpec, PodStarted,
-    SandboxInfo, StartEvent, StartPodRequest, Step, StepTiming, start_event::Payload,
+    SandboxInfo, StartEvent, StartOptions, StartPodRequest, Step, StepTiming, start_event::Payload,
 };
 use crate::spec::{resources, sandbox as sandbox_spec, stored};
 use crate::state::view;
@@ -206,16 +206,40 @@ impl Starter {
             } else {
                 Instances::of_new_sandbox()
             },
+            precreates: std::sync::Arc::default(),
         };
         self.inner.readiness.track(&meta.uid, &ctx.pod);
+        self.create_ahead(&ctx, &options);
+        let result = self
+            .containers_in_order(&ctx, &options, timings, sandbox.adopted, started_at)
+            .await;
+        // Containers made ahead whose turn never came (the pod failed
+        // first) go.
+        ctx.precreates.discard(&self.inner.cri).await;
+        result
+    }
+
+    /// The pod's containers once its sandbox and volumes are ready:
+    /// ephemeral, init (one at a time, to exit 0), then app containers;
+    /// then the SLI and the supervisor. `adopted`: the sandbox was found
+    /// running.
+    // Long: the kubelet's SyncPod order is the point of this function.
+    async fn containers_in_order(
+        &self,
+        ctx: &PodContext,
+        options: &StartOptions,
+        mut timings: Vec<StepTiming>,
+        adopted: bool,
+        started_at: Instant,
+    ) -> Result<PodStarted, StartError> {
         let mut started = Vec::new();
-        let mut all_adopted = sandbox.adopted;
+        let mut all_adopted = adopted;
 
         // Ephemeral containers: started first, never restarted, and their
         // failures (reported on the stream) do not fail the pod.
         for c in &ctx.pod.ephemeral_containers {
             ctx.check_cancelled()?;
-            if let Ok(s) = self.start_once(&ctx, c, ContainerKind::Ephemeral).await {
+            if let Ok(s) = self.start_once(ctx, c, ContainerKind::Ephemeral).await {
                 all_adopted &= s.adopted;
                 timings.extend(s.timings);
                 started.push(s.container);
@@ -226,9 +250,9 @@ impl Starter {
         for c in &ctx.pod.init_containers {
             ctx.check_cancelled()?;
             let s = if c.restart_policy() == ContainerRestartPolicy::Always {
-                self.run_sidecar(&ctx, c).await?
+                self.run_sidecar(ctx, c).await?
             } else {
-                self.run_init_container(&ctx, c).await?
+                self.run_init_container(ctx, c).await?
             };
             all_adopted &= s.adopted;
             timings.extend(s.timings);
@@ -243,14 +267,14 @@ impl Starter {
                     ctx.pod
                         .containers
                         .iter()
-                        .map(|c| self.start_once(&ctx, c, ContainerKind::App)),
+                        .map(|c| self.start_once(ctx, c, ContainerKind::App)),
                 )
                 .await
             }
             AppStartMode::Sequential | AppStartMode::Unspecified => {
                 let mut results = Vec::new();
                 for c in &ctx.pod.containers {
-                    results.push(self.start_once(&ctx, c, ContainerKind::App).await);
+                    results.push(self.start_once(ctx, c, ContainerKind::App).await);
                 }
                 results
             }
@@ -288,10 +312,10 @@ impl Starter {
             let sli = started_at.elapsed().saturating_sub(init_phase + pulls);
             self.inner.metrics.pod_started_sli(sli);
         }
-        self.supervise(&ctx);
+        self.supervise(ctx);
         Ok(PodStarted {
-            sandbox_id: sandbox.id,
-            ips: sandbox.ips,
+            sandbox_id: ctx.sandbox_id.clone(),
+            ips: ctx.ips.clone(),
             containers: started,
             timings,
             total_duration_micros: 0,

@@ -45,7 +45,13 @@ pub(super) enum PrePulled {
 /// pre-pulls in flight by container name.
 pub(super) struct PodImages {
     pub job: ImageJob,
-    pre: Mutex<HashMap<String, AbortOnDropHandle<PrePulled>>>,
+    pre: Mutex<HashMap<String, Pre>>,
+}
+
+/// A container's pre-pull: in flight, or its outcome handed back.
+enum Pre {
+    Running(AbortOnDropHandle<PrePulled>),
+    Done(Box<PrePulled>),
 }
 
 impl PodImages {
@@ -66,12 +72,23 @@ impl PodImages {
     /// The pre-pull of a container, once (a restarted container does the
     /// whole step again).
     pub(super) async fn take(&self, container: &str) -> Option<PrePulled> {
-        let handle = self
+        let pre = self
             .pre
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(container)?;
-        Some(handle.await.unwrap_or(PrePulled::Deferred))
+        Some(match pre {
+            Pre::Running(handle) => handle.await.unwrap_or(PrePulled::Deferred),
+            Pre::Done(outcome) => *outcome,
+        })
+    }
+
+    /// Gives a taken pre-pull's outcome back, for the container's turn.
+    pub(super) fn put_back(&self, container: &str, outcome: PrePulled) {
+        self.pre
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(container.to_string(), Pre::Done(Box::new(outcome)));
     }
 }
 
@@ -142,7 +159,7 @@ impl Starter {
                 let c = c.clone();
                 let name = c.name.clone();
                 let task = tokio::spawn(async move { this.pre_pull(&job, &c, kind).await });
-                pre.insert(name, AbortOnDropHandle::new(task));
+                pre.insert(name, Pre::Running(AbortOnDropHandle::new(task)));
             }
         }
         PodImages {

@@ -337,6 +337,7 @@ impl Starter {
             cancel: guard.cancel.clone(),
             node: self.inner.config.node.clone(),
             instances: Instances::default(),
+            precreates: std::sync::Arc::default(),
             pod,
         })
     }

@@ -18,6 +18,7 @@ mod net;
 mod process;
 
 mod admission;
+mod ahead;
 mod attach;
 mod authz;
 mod bounds;
