@@ -5,6 +5,8 @@
 //! bench uses every item.
 #![allow(dead_code)]
 
+pub(crate) mod pods;
+
 use std::{
     collections::BTreeMap,
     io::Write,
@@ -21,16 +23,16 @@ use podstart::proto::v1::{
 use tokio_stream::StreamExt;
 
 /// The namespace of every pod the lab benches create.
-pub const NAMESPACE: &str = "bench-lab";
+pub(crate) const NAMESPACE: &str = "bench-lab";
 
 /// `PODSTART_BENCH_SMOKE=1`: tiny counts, every code path.
-pub fn smoke() -> bool {
+pub(crate) fn smoke() -> bool {
     std::env::var("PODSTART_BENCH_SMOKE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// A count from `PODSTART_BENCH_<name>`, else `smoke` in smoke mode, else
 /// `default`.
-pub fn count(name: &str, default: usize, smoke_count: usize) -> usize {
+pub(crate) fn count(name: &str, default: usize, smoke_count: usize) -> usize {
     std::env::var(format!("PODSTART_BENCH_{name}"))
         .ok()
         .and_then(|v| v.parse().ok())
@@ -39,7 +41,7 @@ pub fn count(name: &str, default: usize, smoke_count: usize) -> usize {
 
 /// The lab's CRI endpoint: `PODSTART_BENCH_RUNTIME`, else the lab's
 /// `CONTAINER_RUNTIME_ENDPOINT`.
-pub fn runtime_endpoint() -> Option<String> {
+pub(crate) fn runtime_endpoint() -> Option<String> {
     ["PODSTART_BENCH_RUNTIME", "CONTAINER_RUNTIME_ENDPOINT"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -47,14 +49,14 @@ pub fn runtime_endpoint() -> Option<String> {
 
 /// The image every container runs: `PODSTART_BENCH_IMAGE`, else the lab's
 /// `TEST_IMAGE`.
-pub fn test_image() -> String {
+pub(crate) fn test_image() -> String {
     ["PODSTART_BENCH_IMAGE", "TEST_IMAGE"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "localhost/podstart-lab/busybox:latest".into())
 }
 
-pub fn profile() -> &'static str {
+pub(crate) fn profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -63,7 +65,7 @@ pub fn profile() -> &'static str {
 }
 
 /// The machine line every bench prints first.
-pub fn machine_line() -> String {
+pub(crate) fn machine_line() -> String {
     let out = |cmd: &str, args: &[&str]| {
         Command::new(cmd)
             .args(args)
@@ -84,7 +86,7 @@ pub fn machine_line() -> String {
 
 /// Where raw samples go: `$CARGO_TARGET_DIR/bench`, else `target/bench`
 /// in the package.
-pub fn bench_dir() -> PathBuf {
+pub(crate) fn bench_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -92,7 +94,7 @@ pub fn bench_dir() -> PathBuf {
 }
 
 /// Writes `target/bench/<scenario>.csv` (`series,value`, milliseconds).
-pub fn write_csv(scenario: &str, series: &[(&str, &[Duration])]) {
+pub(crate) fn write_csv(scenario: &str, series: &[(&str, &[Duration])]) {
     let dir = bench_dir();
     let path = dir.join(format!("{scenario}.csv"));
     let write = || -> std::io::Result<()> {
@@ -112,12 +114,12 @@ pub fn write_csv(scenario: &str, series: &[(&str, &[Duration])]) {
     }
 }
 
-pub fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 /// Median and p90 in milliseconds (NaN for no samples).
-pub fn stats(v: &[Duration]) -> (f64, f64) {
+pub(crate) fn stats(v: &[Duration]) -> (f64, f64) {
     if v.is_empty() {
         return (f64::NAN, f64::NAN);
     }
@@ -132,12 +134,12 @@ pub fn stats(v: &[Duration]) -> (f64, f64) {
     (median, p90)
 }
 
-pub fn median(v: &[Duration]) -> f64 {
+pub(crate) fn median(v: &[Duration]) -> f64 {
     stats(v).0
 }
 
 /// A cell: milliseconds with one decimal, or a dash when there is none.
-pub fn cell(v: f64) -> String {
+pub(crate) fn cell(v: f64) -> String {
     if v.is_nan() {
         "—".into()
     } else {
@@ -147,37 +149,37 @@ pub fn cell(v: f64) -> String {
 
 /// Samples under named rows, in the order the rows were first seen.
 #[derive(Default)]
-pub struct Steps {
+pub(crate) struct Steps {
     order: Vec<String>,
     samples: BTreeMap<String, Vec<Duration>>,
 }
 
 impl Steps {
-    pub fn add(&mut self, row: &str, d: Duration) {
+    pub(crate) fn add(&mut self, row: &str, d: Duration) {
         if !self.samples.contains_key(row) {
             self.order.push(row.to_string());
         }
         self.samples.entry(row.to_string()).or_default().push(d);
     }
 
-    pub fn rows(&self) -> &[String] {
+    pub(crate) fn rows(&self) -> &[String] {
         &self.order
     }
 
-    pub fn median(&self, row: &str) -> f64 {
+    pub(crate) fn median(&self, row: &str) -> f64 {
         self.samples.get(row).map_or(f64::NAN, |v| median(v))
     }
 }
 
 /// A `podstart serve` process on its own unix socket against `runtime`,
 /// with its pod directories under `dir`; SIGTERM when dropped.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Server {
-    pub async fn start(runtime: &str, dir: &Path, extra_args: &[&str]) -> Server {
+    pub(crate) async fn start(runtime: &str, dir: &Path, extra_args: &[&str]) -> Server {
         let socket = dir.join("podstart.sock");
         let child = Command::new(env!("CARGO_BIN_EXE_podstart"))
             .args([
@@ -211,7 +213,11 @@ impl Server {
         Server { child, socket }
     }
 
-    pub fn client(&self) -> PodStarterClient<tonic::transport::Channel> {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn client(&self) -> PodStarterClient<tonic::transport::Channel> {
         PodStarterClient::new(
             podstart::endpoint::channel(&Address::Unix(self.socket.clone()), Peer::Podstart)
                 .expect("podstart channel"),
@@ -229,7 +235,7 @@ impl Drop for Server {
 }
 
 /// StartPod until PodStarted: the time at the client and the event.
-pub async fn start_pod(
+pub(crate) async fn start_pod(
     client: &PodStarterClient<tonic::transport::Channel>,
     req: StartPodRequest,
 ) -> (Duration, PodStarted) {
@@ -252,7 +258,7 @@ pub async fn start_pod(
 
 /// StopPod with no grace, to the end of its stream (stops and removes the
 /// pod's containers and sandbox).
-pub async fn stop_pod(client: &PodStarterClient<tonic::transport::Channel>, uid: &str) {
+pub(crate) async fn stop_pod(client: &PodStarterClient<tonic::transport::Channel>, uid: &str) {
     let req = StopPodRequest {
         pod: Some(PodRef {
             uid: uid.to_string(),
