@@ -262,7 +262,7 @@ async fn measure(
         let client = if pre_pull { podstart } else { kubelet };
         let (took, _) = labkit::start_pod(client, req).await;
         labkit::stop_pod(client, &uid).await;
-        println!(
+        eprintln!(
             "{:<28} round {:2} {:<20} {:8.1} ms",
             row.name,
             round / 2 + 1,
