@@ -11,8 +11,9 @@
 //! Settings: the lab's `CONTAINER_RUNTIME_ENDPOINT` and `REGISTRY` (or
 //! `PODSTART_BENCH_RUNTIME`, `PODSTART_BENCH_REGISTRY`),
 //! `PODSTART_BENCH_ROUNDS`, and for the proxy `PODSTART_BENCH_PROXY_LATENCY_MS`
-//! (added before each request, default 50) and `PODSTART_BENCH_PROXY_MBPS`
-//! (MiB/s from the registry, default 20; 0 = no cap).
+//! (added before each request, default 50, smoke 10) and
+//! `PODSTART_BENCH_PROXY_MBPS` (MiB/s from the registry, default 20, smoke
+//! 100; 0 = no cap).
 //!
 //! The pod: one init container (`true`) and three app containers
 //! (`sleep 3600`), each with its own ~21 MiB image (busybox + 4 layers of
@@ -306,8 +307,15 @@ async fn main() {
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "127.0.0.1:5400".into());
     let rounds = labkit::count("ROUNDS", 3, 1);
-    let latency = Duration::from_secs_f64(env_f64("PODSTART_BENCH_PROXY_LATENCY_MS", 50.0) / 1e3);
-    let mib_per_sec = env_f64("PODSTART_BENCH_PROXY_MBPS", 20.0);
+    // Smoke mode shapes less, to stay short: the same code paths.
+    let (latency_ms, mbps) = if labkit::smoke() {
+        (10.0, 100.0)
+    } else {
+        (50.0, 20.0)
+    };
+    let latency =
+        Duration::from_secs_f64(env_f64("PODSTART_BENCH_PROXY_LATENCY_MS", latency_ms) / 1e3);
+    let mib_per_sec = env_f64("PODSTART_BENCH_PROXY_MBPS", mbps);
     let bytes_per_sec = mib_per_sec * 1024.0 * 1024.0;
 
     let addr = Address::parse(&runtime, Peer::Runtime).expect("runtime endpoint");
