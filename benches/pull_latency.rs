@@ -1,29 +1,57 @@
 //! Time to PodStarted for a pod whose images are all absent: the kubelet's
 //! way (each image pulled at its container's turn, pulls serialized) against
 //! podstart's (every image pre-pulled at once when the request arrives, no
-//! pull limit), in the same run.
+//! pull limit), straight from the lab registry and through a loopback proxy
+//! that makes the network the limit, in the same run.
 //!
-//!   eval "$(scripts/containerd-lab.sh start --export)"
-//!   PODSTART_BENCH_RUNTIME=$CONTAINER_RUNTIME_ENDPOINT PODSTART_BENCH_REGISTRY=$REGISTRY \
-//!     cargo bench --bench pull_latency
+//!   set -a; eval "$(scripts/containerd-lab.sh start)"; set +a
+//!   cargo bench --bench pull_latency             # release, 3 rounds per row
+//!   PODSTART_BENCH_SMOKE=1 cargo test --bench pull_latency   # debug, 1 round
+//!
+//! Settings: the lab's `CONTAINER_RUNTIME_ENDPOINT` and `REGISTRY` (or
+//! `PODSTART_BENCH_RUNTIME`, `PODSTART_BENCH_REGISTRY`),
+//! `PODSTART_BENCH_ROUNDS`, and for the proxy `PODSTART_BENCH_PROXY_LATENCY_MS`
+//! (added before each request, default 50, smoke 10) and
+//! `PODSTART_BENCH_PROXY_MBPS` (MiB/s from the registry, default 20, smoke
+//! 100; 0 = no cap).
 //!
 //! The pod: one init container (`true`) and three app containers
 //! (`sleep 3600`), each with its own ~21 MiB image (busybox + 4 layers of
 //! random data, podstart-lab/big-{1..4}:1 from the lab's loopback registry).
-//! Before each round the images are removed from the node (untimed); rounds
-//! alternate the two modes. The start flow runs in-process against the
-//! runtime. Prints medians and their ratio. Measures, asserts nothing.
-use std::time::{Duration, Instant};
+//! Before each round every big-N image is removed from the node, under any
+//! name (untimed). Two `podstart serve` processes against the lab
+//! containerd: kubelet-like (`--max-parallel-image-pulls 1`, requests with
+//! `no_pre_pull`) and podstart's defaults (pre-pull, no limit); rounds
+//! alternate them. Rows: the registry directly; through the proxy with one
+//! bandwidth cap shared by all connections (a node's link); through the
+//! proxy with the cap per connection (a registry or CDN that limits each
+//! stream). The proxy (tokio, in this process, on 127.0.0.1: containerd
+//! speaks plain HTTP to loopback registries without any hosts.toml) delays
+//! each client→registry chunk that starts an HTTP request and paces the
+//! registry→client bytes with a token bucket. Prints medians and their
+//! ratio per row. Samples: `target/bench/pull-<row>.csv` (series
+//! kubelet-like, podstart). Measures, asserts nothing.
+#[path = "labkit/mod.rs"]
+mod labkit;
 
-use podstart::cri::{Cri, CriSettings};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use labkit::Server;
 use podstart::endpoint::{Address, Peer};
-use podstart::images::{Puller, PullerConfig};
 use podstart::proto::v1::{
     Container, PodMetadata, PodSpec, PullPolicy, StartOptions, StartPodRequest,
-    start_event::Payload,
+    pod_starter_client::PodStarterClient,
 };
-use podstart::start::{DEFAULT_PULLER, EventSink, FlowConfig, Parts, Starter};
-use podstart::telemetry::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::Channel;
 
 const IMAGES: [&str; 4] = ["big-1", "big-2", "big-3", "big-4"];
 
@@ -31,7 +59,7 @@ fn image(registry: &str, name: &str) -> String {
     format!("{registry}/podstart-lab/{name}:1")
 }
 
-fn pod(registry: &str, round: usize) -> PodSpec {
+fn request(registry: &str, name: &str, pre_pull: bool) -> (String, StartPodRequest) {
     let c = |name: &str, img: &str, cmd: &[&str]| {
         let mut c = Container {
             name: name.into(),
@@ -42,11 +70,12 @@ fn pod(registry: &str, round: usize) -> PodSpec {
         c.set_image_pull_policy(PullPolicy::IfNotPresent);
         c
     };
-    PodSpec {
+    let uid = uuid::Uuid::new_v4().to_string();
+    let spec = PodSpec {
         metadata: Some(PodMetadata {
-            name: format!("pull-bench-{round}"),
-            namespace: "bench".into(),
-            uid: uuid::Uuid::new_v4().to_string(),
+            name: name.into(),
+            namespace: labkit::NAMESPACE.into(),
+            uid: uid.clone(),
             ..Default::default()
         }),
         init_containers: vec![c("init", IMAGES[0], &["true"])],
@@ -57,129 +86,341 @@ fn pod(registry: &str, round: usize) -> PodSpec {
         ],
         termination_grace_period_seconds: Some(0),
         ..Default::default()
+    };
+    let req = StartPodRequest {
+        pod: Some(spec),
+        options: Some(StartOptions {
+            no_pre_pull: !pre_pull,
+            no_pull_progress: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    (uid, req)
+}
+
+/// Removes every big-N image from the node under whatever name it has
+/// (removing by id drops all its names, so its content is collected).
+async fn uncache(images: &mut ImageServiceClient<Channel>) {
+    let list = images
+        .list_images(cri::ListImagesRequest { filter: None })
+        .await
+        .expect("ListImages")
+        .into_inner()
+        .images;
+    for i in list {
+        let ours = i.repo_tags.iter().chain(&i.repo_digests).any(|r| {
+            IMAGES
+                .iter()
+                .any(|n| r.contains(&format!("/podstart-lab/{n}")))
+        });
+        if ours {
+            images
+                .remove_image(cri::RemoveImageRequest {
+                    image: Some(cri::ImageSpec {
+                        image: i.id.clone(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .expect("RemoveImage");
+        }
     }
 }
 
-/// Runs one StartPod in-process; the time to its terminal event.
-async fn start(starter: &Starter, req: StartPodRequest) -> Duration {
-    let meta = req
-        .pod
-        .as_ref()
-        .and_then(|p| p.metadata.clone())
-        .unwrap_or_default();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let sink = EventSink::new(&meta, Some(tx), starter.bus());
-    let began = Instant::now();
-    let run = starter.start_pod(req, sink, None);
-    let watch = async {
-        while let Some(Ok(e)) = rx.recv().await {
-            if e.is_terminal() {
-                if let Some(Payload::PodFailed(f)) = &e.payload {
-                    panic!("pod failed: {} {}", f.reason, f.message);
-                }
-                return began.elapsed();
+/// A shared or per-connection bandwidth cap: each chunk waits until the
+/// link would have carried it.
+struct Bucket {
+    bytes_per_sec: f64,
+    next: Mutex<Instant>,
+}
+
+impl Bucket {
+    fn new(bytes_per_sec: f64) -> Arc<Bucket> {
+        Arc::new(Bucket {
+            bytes_per_sec,
+            next: Mutex::new(Instant::now()),
+        })
+    }
+
+    async fn take(&self, n: usize) {
+        if self.bytes_per_sec <= 0.0 {
+            return;
+        }
+        let until = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + Duration::from_secs_f64(n as f64 / self.bytes_per_sec);
+            *next
+        };
+        tokio::time::sleep_until(until.into()).await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cap {
+    Shared,
+    PerConnection,
+}
+
+#[derive(Clone, Copy)]
+struct Shaping {
+    latency: Duration,
+    bytes_per_sec: f64,
+    cap: Cap,
+}
+
+/// Whether a client→registry chunk begins an HTTP/1.1 request.
+fn starts_request(chunk: &[u8]) -> bool {
+    [
+        &b"GET "[..],
+        b"HEAD ",
+        b"POST ",
+        b"PUT ",
+        b"PATCH ",
+        b"DELETE ",
+    ]
+    .iter()
+    .any(|m| chunk.starts_with(m))
+}
+
+async fn relay(client: TcpStream, upstream: String, shaping: Shaping, bucket: Arc<Bucket>) {
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = cr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if starts_request(&buf[..n]) {
+                tokio::time::sleep(shaping.latency).await;
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
             }
         }
-        panic!("no terminal event");
+        let _ = sw.shutdown().await;
     };
-    let (_, took) = tokio::join!(run, watch);
-    took
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = sr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            bucket.take(n).await;
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = cw.shutdown().await;
+    };
+    tokio::join!(up, down);
 }
 
-async fn stop(starter: &Starter, meta: PodMetadata) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let sink = EventSink::new(&meta, Some(tx), starter.bus());
-    let drain = async { while rx.recv().await.is_some() {} };
-    tokio::join!(starter.stop_pod(meta, Some(0), sink), drain);
+/// The proxy in front of `upstream`; runs until the process ends.
+async fn start_proxy(upstream: &str, shaping: Shaping) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+    let addr = listener.local_addr().expect("proxy address");
+    let upstream = upstream.to_string();
+    let shared = Bucket::new(shaping.bytes_per_sec);
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let bucket = match shaping.cap {
+                Cap::Shared => shared.clone(),
+                Cap::PerConnection => Bucket::new(shaping.bytes_per_sec),
+            };
+            tokio::spawn(relay(conn, upstream.clone(), shaping, bucket));
+        }
+    });
+    addr
 }
 
-/// Removes an image by its id, so every name of it (tag and digest
-/// references) goes and its content is collected.
-async fn uncache(cri: &Cri, name: &str) {
-    if let Some(found) = cri.image_status(name).await.expect("image status") {
-        cri.remove_image(&found.id).await.expect("remove image");
+struct Row {
+    name: &'static str,
+    describe: String,
+    kubelet: Vec<Duration>,
+    podstart: Vec<Duration>,
+}
+
+async fn measure(
+    row: &mut Row,
+    registry: &str,
+    rounds: usize,
+    images: &mut ImageServiceClient<Channel>,
+    kubelet: &PodStarterClient<Channel>,
+    podstart: &PodStarterClient<Channel>,
+) {
+    for round in 0..rounds * 2 {
+        let pre_pull = round % 2 == 1;
+        uncache(images).await;
+        let (uid, req) = request(registry, &format!("pull-{}-{round}", row.name), pre_pull);
+        let client = if pre_pull { podstart } else { kubelet };
+        let (took, _) = labkit::start_pod(client, req).await;
+        labkit::stop_pod(client, &uid).await;
+        eprintln!(
+            "{:<28} round {:2} {:<20} {:8.1} ms",
+            row.name,
+            round / 2 + 1,
+            if pre_pull {
+                "pre-pull + parallel"
+            } else {
+                "kubelet-like"
+            },
+            labkit::ms(took)
+        );
+        if pre_pull {
+            row.podstart.push(took);
+        } else {
+            row.kubelet.push(took);
+        }
     }
+    labkit::write_csv(
+        &format!("pull-{}", row.name),
+        &[("kubelet-like", &row.kubelet), ("podstart", &row.podstart)],
+    );
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() {
-    let Ok(runtime) = std::env::var("PODSTART_BENCH_RUNTIME") else {
-        eprintln!("skipping: set PODSTART_BENCH_RUNTIME (the lab's CRI endpoint)");
+    let machine = labkit::machine_line();
+    let Some(runtime) = labkit::runtime_endpoint() else {
+        println!(
+            "pull_latency: skipped: no lab (set CONTAINER_RUNTIME_ENDPOINT, e.g. from scripts/containerd-lab.sh start)"
+        );
         return;
     };
-    let registry =
-        std::env::var("PODSTART_BENCH_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5400".into());
-    let rounds: usize = std::env::var("PODSTART_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
-    let addr = Address::parse(&runtime, Peer::Runtime).expect("runtime endpoint");
-    let metrics = Metrics::new().expect("metrics");
-    let cri = Cri::new(&addr, &addr, CriSettings::default(), metrics.clone()).expect("cri");
-    let log_root = tempfile::tempdir().expect("tempdir");
-    let starter = |max_parallel| {
-        let flow = FlowConfig {
-            pod_log_root: log_root.path().to_path_buf(),
-            ..FlowConfig::default()
-        };
-        let mut parts = Parts::with_defaults(cri.clone(), flow, metrics.clone());
-        parts.puller = Puller::new(
-            cri.clone(),
-            PullerConfig {
-                max_parallel,
-                content_endpoint: Some(addr.clone()),
-                ..DEFAULT_PULLER
-            },
-        );
-        Starter::new(parts)
+    let registry = ["PODSTART_BENCH_REGISTRY", "REGISTRY"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "127.0.0.1:5400".into());
+    let rounds = labkit::count("ROUNDS", 3, 1);
+    // Smoke mode shapes less, to stay short: the same code paths.
+    let (latency_ms, mbps) = if labkit::smoke() {
+        (10.0, 100.0)
+    } else {
+        (50.0, 20.0)
     };
-    // The kubelet's defaults: serializeImagePulls, no pre-pull.
-    let kubelet = starter(1);
-    let podstart = starter(0);
+    let latency =
+        Duration::from_secs_f64(env_f64("PODSTART_BENCH_PROXY_LATENCY_MS", latency_ms) / 1e3);
+    let mib_per_sec = env_f64("PODSTART_BENCH_PROXY_MBPS", mbps);
+    let bytes_per_sec = mib_per_sec * 1024.0 * 1024.0;
 
-    let mut times = [Vec::new(), Vec::new()];
-    for round in 0..rounds * 2 {
-        let mode = round % 2;
-        for name in IMAGES {
-            uncache(&cri, &image(&registry, name)).await;
-        }
-        let spec = pod(&registry, round);
-        let meta = spec.metadata.clone().unwrap_or_default();
-        let req = StartPodRequest {
-            pod: Some(spec),
-            options: Some(StartOptions {
-                no_pre_pull: mode == 0,
-                no_pull_progress: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let starter = if mode == 0 { &kubelet } else { &podstart };
-        let took = start(starter, req).await;
-        println!(
-            "round {:2} {:<22} {:8.1} ms",
-            round / 2 + 1,
-            if mode == 0 {
-                "kubelet-like"
-            } else {
-                "pre-pull + parallel"
-            },
-            took.as_secs_f64() * 1e3
-        );
-        times[mode].push(took);
-        stop(starter, meta).await;
-    }
-    let [k, p] = times;
-    let (k, p) = (median(k), median(p));
-    println!(
-        "medians over {rounds} rounds: kubelet-like {:.1} ms, pre-pull + parallel {:.1} ms, ratio {:.2}",
-        k.as_secs_f64() * 1e3,
-        p.as_secs_f64() * 1e3,
-        p.as_secs_f64() / k.as_secs_f64()
+    let addr = Address::parse(&runtime, Peer::Runtime).expect("runtime endpoint");
+    let mut images = ImageServiceClient::new(
+        podstart::endpoint::channel(&addr, Peer::Runtime).expect("channel"),
     );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).expect("server dir");
+        d
+    };
+    let kubelet_dir = sub("kubelet-like");
+    let podstart_dir = sub("podstart");
+    let kubelet_server = Server::start(
+        &runtime,
+        Path::new(&kubelet_dir),
+        &["--max-parallel-image-pulls", "1"],
+    )
+    .await;
+    let podstart_server = Server::start(&runtime, Path::new(&podstart_dir), &[]).await;
+    let (kubelet, podstart) = (kubelet_server.client(), podstart_server.client());
+
+    let cap = if mib_per_sec > 0.0 {
+        format!("{mib_per_sec} MiB/s")
+    } else {
+        "no cap".into()
+    };
+    let mut rows = vec![
+        (
+            None,
+            Row {
+                name: "direct",
+                describe: format!("lab registry {registry} directly (loopback)"),
+                kubelet: Vec::new(),
+                podstart: Vec::new(),
+            },
+        ),
+        (
+            Some(Cap::Shared),
+            Row {
+                name: "proxy-shared",
+                describe: format!(
+                    "proxy: +{} ms per request, {cap} shared by all connections",
+                    latency.as_millis()
+                ),
+                kubelet: Vec::new(),
+                podstart: Vec::new(),
+            },
+        ),
+        (
+            Some(Cap::PerConnection),
+            Row {
+                name: "proxy-per-connection",
+                describe: format!(
+                    "proxy: +{} ms per request, {cap} per connection",
+                    latency.as_millis()
+                ),
+                kubelet: Vec::new(),
+                podstart: Vec::new(),
+            },
+        ),
+    ];
+    for (cap, row) in &mut rows {
+        let via = match cap {
+            None => registry.clone(),
+            Some(cap) => start_proxy(
+                &registry,
+                Shaping {
+                    latency,
+                    bytes_per_sec,
+                    cap: *cap,
+                },
+            )
+            .await
+            .to_string(),
+        };
+        measure(row, &via, rounds, &mut images, &kubelet, &podstart).await;
+    }
+    uncache(&mut images).await;
+    drop((kubelet_server, podstart_server));
+
+    println!();
+    println!("## (f) pulls: kubelet-like serial against pre-pull + parallel");
+    println!();
+    println!("{machine}");
+    println!(
+        "pod: 1 init + 3 app, each its own absent ~21 MiB image (podstart-lab/big-1..4); rounds: {rounds} per side, alternating"
+    );
+    println!();
+    println!(
+        "| network | kubelet-like median | p90 | pre-pull + parallel median | p90 | ratio of medians |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (_, row) in &rows {
+        let (km, k90) = labkit::stats(&row.kubelet);
+        let (pm, p90) = labkit::stats(&row.podstart);
+        println!(
+            "| {} | {} ms | {} ms | {} ms | {} ms | {:.2} |",
+            row.describe,
+            labkit::cell(km),
+            labkit::cell(k90),
+            labkit::cell(pm),
+            labkit::cell(p90),
+            pm / km
+        );
+    }
 }

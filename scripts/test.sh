@@ -3,7 +3,8 @@
 # unit and integration tests (simulated runtime), non-Rust clients (Python
 # grpcio, grpcurl) against podstart serve, then end-to-end tests
 # against a real containerd + runc + CNI + loopback registry brought up by
-# scripts/containerd-lab.sh, the image built into it (scripts/image.sh),
+# scripts/containerd-lab.sh, a smoke run of every benchmark on it
+# (scripts/bench.sh --smoke), the image built into it (scripts/image.sh),
 # the chart's pod run there by podstart (scripts/dogfood.sh), the chart's
 # alerts and dashboard on a real Prometheus scraping podstart on that lab,
 # and the lab torn down afterwards, whatever happens.
@@ -56,6 +57,9 @@ export PODSTART_E2E_REQUIRED=1
 
 say "end-to-end tests against containerd at $PODSTART_E2E_RUNTIME"
 cargo test --locked --test e2e -- --ignored --test-threads=1
+
+say "benchmarks, smoke run: every scenario with tiny counts, debug build, no timing assertions"
+scripts/bench.sh --smoke
 
 # The release binary scripts/chart-test.sh built, into an image, into the lab.
 export CONTAINER_RUNTIME_ENDPOINT TEST_IMAGE POD_SUBNET
