@@ -72,6 +72,22 @@ fn ttf_files(dir: &Path, depth: usize) -> Vec<PathBuf> {
     out
 }
 
+/// Axis labels at 1, 2 and 5 times the powers of ten within `lo..=hi`.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if (lo..=hi).contains(&v) {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
 /// The samples of a `series,value` CSV, by series.
 fn read_csv(path: &Path) -> BTreeMap<String, Vec<f64>> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -125,10 +141,20 @@ fn plot(
             .x_label_area_size(48)
             .y_label_area_size(64);
     }
-    let mut chart = builder.build_cartesian_2d((lo..hi).log_scale(), 0f64..1f64)?;
+    let mut chart = builder.build_cartesian_2d(
+        (lo..hi).log_scale().with_key_points(ticks(lo, hi)),
+        0f64..1f64,
+    )?;
     let mut mesh = chart.configure_mesh();
     if text {
         mesh.x_desc(format!("latency ({unit}, log scale)"))
+            .x_label_formatter(&|v| {
+                if *v >= 10.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v}")
+                }
+            })
             .y_desc("fraction of samples ≤ latency")
             .label_style(("sans-serif", 16));
     } else {

@@ -220,16 +220,54 @@ pub(crate) fn api_client(serve: &Serve) -> PodStarterClient<Channel> {
     )
 }
 
-/// GET /readyz on the metrics port: its status code, if it answered.
-pub(crate) fn readyz(port: u16) -> Option<u16> {
+/// GET `path` on the metrics port: status code and body, if it answered.
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).ok()?;
-    let head = std::str::from_utf8(&buf[..n]).ok()?;
-    head.split_whitespace().nth(1)?.parse().ok()
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_owned()))
+}
+
+/// GET /readyz on the metrics port: its status code, if it answered.
+pub(crate) fn readyz(port: u16) -> Option<u16> {
+    http_get(port, "/readyz").map(|(code, _)| code)
+}
+
+/// podstart's CRI calls so far, from its /metrics: per operation, the
+/// count and the summed seconds (as podstart's client measures them).
+pub(crate) fn cri_calls(port: u16) -> HashMap<String, (f64, f64)> {
+    let body = http_get(port, "/metrics")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let mut out: HashMap<String, (f64, f64)> = HashMap::new();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("podstart_runtime_operations_duration_seconds_") else {
+            continue;
+        };
+        let Some((kind, rest)) = rest.split_once("{operation_type=\"") else {
+            continue;
+        };
+        let Some((op, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let entry = out.entry(op.to_owned()).or_default();
+        match kind {
+            "count" => entry.0 += value,
+            "sum" => entry.1 += value,
+            _ => {}
+        }
+    }
+    out
 }
 
 // ---- pods through podstart ----
