@@ -22,7 +22,8 @@
 //! 5000) pods started beforehand through podstart at concurrency 64 and
 //! kept running. Pods of a step are removed after it, untimed (StopPod, or
 //! StopPodSandbox + RemovePodSandbox). Prints pods/s, p50/p99 and the CPU%
-//! (of one core) of podstart and of the sim over each step. Writes
+//! (of one core) of podstart, of the sim and of the load generator over
+//! each step. Writes
 //! target/bench/throughput-c<N>.csv (ms; series direct, podstart,
 //! direct-live, podstart-live). Measures, asserts nothing.
 use std::{
@@ -61,7 +62,8 @@ struct Clients {
 struct Step {
     samples: Vec<Duration>,
     wall: Duration,
-    /// (podstart, sim): CPU seconds and % of one core over the step.
+    /// (podstart, sim, this load generator): CPU seconds and % of one core
+    /// over the step.
     cpu: Vec<(f64, f64)>,
 }
 
@@ -74,7 +76,7 @@ async fn step(
     c: usize,
     pods: usize,
     limit: Duration,
-    pids: [u32; 2],
+    pids: [u32; 3],
 ) -> (Step, Vec<(usize, String)>) {
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + limit;
@@ -177,7 +179,7 @@ async fn main() {
         api: (0..channels).map(|_| api_client(&serve)).collect(),
         direct: (0..channels).map(|_| Direct::new(&runtime)).collect(),
     };
-    let pids = [serve_proc.pid(), sim.pid()];
+    let pids = [serve_proc.pid(), sim.pid(), std::process::id()];
 
     // Warm-up of both paths, untimed.
     for via in [Via::Direct, Via::Podstart] {
@@ -258,15 +260,15 @@ async fn main() {
     );
     println!();
     println!(
-        "| c | live pods | direct CRI pods/s | direct p50 / p99 ms | podstart pods/s | podstart p50 / p99 ms | podstart / direct (pods/s) | podstart CPU% | sim CPU% (podstart step) | sim CPU% (direct step) |"
+        "| c | live pods | direct CRI pods/s | direct p50 / p99 ms | podstart pods/s | podstart p50 / p99 ms | podstart / direct (pods/s) | podstart CPU% | sim CPU% (podstart step) | load generator CPU% (podstart step) | sim CPU% (direct step) | load generator CPU% (direct step) |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in &mut rows {
         r.direct.samples.sort();
         r.podstart.samples.sort();
         let (d, p) = (&r.direct, &r.podstart);
         println!(
-            "| {} | {} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.2} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
             r.c,
             r.live,
             rate(d),
@@ -278,7 +280,9 @@ async fn main() {
             rate(p) / rate(d),
             p.cpu[0].1,
             p.cpu[1].1,
+            p.cpu[2].1,
             d.cpu[1].1,
+            d.cpu[2].1,
         );
     }
     println!();
