@@ -224,6 +224,7 @@ async fn main() {
     let spawns = env_usize("SPAWNS", 7, 2);
     print_machine("memory");
     let dir = tempfile::tempdir().unwrap();
+    print_roots(dir.path());
     let (sim, runtime) = spawn_sim(dir.path()).await;
     let mut rss: Vec<(String, f64, f64)> = Vec::new();
     let mut note = |what: String, serve_pid: u32| {

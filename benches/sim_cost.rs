@@ -14,7 +14,11 @@
 //! each, the added µs per StartPod (difference of medians) and podstart's
 //! user+sys CPU time over the measured StartPods per pod (from
 //! /proc/<pid>/stat; the block of StopPods is not counted). Writes
-//! target/bench/sim-cost-us.csv. Measures, asserts nothing.
+//! target/bench/sim-cost-us.csv. Also prints podstart's CRI calls per
+//! StartPod by operation, from its /metrics read around each block.
+//! Pod roots live in a temporary directory: `TMPDIR=/dev/shm` puts them on
+//! tmpfs (podstart makes and removes directories per pod, whose cost
+//! depends on the file system). Measures, asserts nothing.
 use std::time::Duration;
 
 #[path = "support/sim_node.rs"]
@@ -28,6 +32,7 @@ async fn main() {
     let block = env_usize("BLOCK", 100, 5).max(1);
     print_machine("sim_cost");
     let dir = tempfile::tempdir().unwrap();
+    print_roots(dir.path());
     let (sim, runtime) = spawn_sim(dir.path()).await;
     let (serve_proc, serve) = spawn_serve(dir.path(), &runtime, &[]).await;
     let client = api_client(&serve);

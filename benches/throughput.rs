@@ -173,6 +173,7 @@ async fn main() {
     }
     print_machine("throughput");
     let dir = tempfile::tempdir().unwrap();
+    print_roots(dir.path());
     let (sim, runtime) = spawn_sim(dir.path()).await;
     let (serve_proc, serve) = spawn_serve(dir.path(), &runtime, &serve_args).await;
     let clients = Clients {

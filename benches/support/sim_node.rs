@@ -73,6 +73,19 @@ pub(crate) fn print_machine(what: &str) {
     );
 }
 
+/// Says where podstart's pod roots (logs, state, volumes) and the sockets
+/// are: a temporary directory (`TMPDIR` chooses where), and its file
+/// system type, which the per-pod directories' cost depends on.
+pub(crate) fn print_roots(dir: &Path) {
+    let fs = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(dir)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!("pod roots and sockets: {} ({fs})", dir.display());
+}
+
 /// A child process killed (SIGTERM, then waited for) when dropped.
 #[derive(Debug)]
 pub(crate) struct Proc(pub Child);
