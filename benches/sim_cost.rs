@@ -9,13 +9,13 @@
 //! (direct) the minimal CRI sequence a hand-written client makes
 //! (RunPodSandbox + CreateContainer + StartContainer, minimal configs, on
 //! its own connection to the sim), and (podstart) StartPod through podstart
-//! until PodStarted. Each pod is removed between rounds, untimed
+//! until PodStarted. Each pod is removed right after its start, untimed
 //! (StopPodSandbox + RemovePodSandbox, or StopPod). Prints median/p90/p99 of
 //! each, the added µs per StartPod (difference of medians) and podstart's
 //! user+sys CPU time over the measured StartPods per pod (from
-//! /proc/<pid>/stat; the block of StopPods is not counted). Writes
-//! target/bench/sim-cost-us.csv. Also prints podstart's CRI calls per
-//! StartPod by operation, from its /metrics read around each block.
+//! /proc/<pid>/stat read around each StartPod; StopPods are not counted).
+//! Writes target/bench/sim-cost-us.csv. Also prints podstart's CRI calls
+//! per StartPod by operation, from its /metrics read around each StartPod.
 //! Pod roots live in a temporary directory: `TMPDIR=/dev/shm` puts them on
 //! tmpfs (podstart makes and removes directories per pod, whose cost
 //! depends on the file system). Measures, asserts nothing.
@@ -59,21 +59,19 @@ async fn main() {
             d.push(took);
             direct.remove(&sb).await;
         }
-        // podstart's CPU is read around the StartPods alone: its StopPods
-        // run as one untimed batch after the block.
-        let calls_before = cri_calls(serve.metrics_port);
-        let before = cpu_seconds(pid);
+        // podstart's CPU and CRI calls are read around each StartPod alone,
+        // not its StopPod.
         for k in 0..n {
+            let calls_before = cri_calls(serve.metrics_port);
+            let before = cpu_seconds(pid);
             p.push(start_pod(&client, "podstart", i + k).await);
-        }
-        podstart_cpu += cpu_seconds(pid) - before;
-        for (op, (count, secs)) in cri_calls(serve.metrics_port) {
-            let (c0, s0) = calls_before.get(&op).copied().unwrap_or_default();
-            let entry = calls.entry(op).or_default();
-            entry.0 += count - c0;
-            entry.1 += secs - s0;
-        }
-        for k in 0..n {
+            podstart_cpu += cpu_seconds(pid) - before;
+            for (op, (count, secs)) in cri_calls(serve.metrics_port) {
+                let (c0, s0) = calls_before.get(&op).copied().unwrap_or_default();
+                let entry = calls.entry(op).or_default();
+                entry.0 += count - c0;
+                entry.1 += secs - s0;
+            }
             stop_pod(&client, "podstart", i + k).await;
         }
         i += n;
@@ -121,7 +119,7 @@ async fn main() {
     println!("| sandboxes left in the sim after the run | {remaining} | 0 |");
     println!();
     println!(
-        "podstart's CRI calls during the timed StartPods (its /metrics, read around each block; time as podstart's CRI client measures it, stack included)"
+        "podstart's CRI calls during the timed StartPods (its /metrics, read around each StartPod; time as podstart's CRI client measures it, stack included)"
     );
     println!();
     println!("| CRI operation | calls per StartPod | mean µs per call | µs per StartPod |");
