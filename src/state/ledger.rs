@@ -42,7 +42,54 @@ impl Insufficient {
 /// The requests of the node's pods, by uid. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    entries: Arc<Mutex<HashMap<String, Amounts>>>,
+    entries: Arc<Mutex<Book>>,
+}
+
+/// The entries and their sum, kept together: an admission costs the same
+/// with ten pods on the node or ten thousand.
+#[derive(Debug, Default)]
+struct Book {
+    by_uid: HashMap<String, Amounts>,
+    /// Sum of every entry (wide: never saturates, so removal is exact).
+    cpu_millis: i128,
+    memory_bytes: i128,
+}
+
+impl Book {
+    fn insert(&mut self, uid: String, amounts: Amounts) -> Option<Amounts> {
+        self.add(amounts, 1);
+        let previous = self.by_uid.insert(uid, amounts);
+        if let Some(previous) = previous {
+            self.add(previous, -1);
+        }
+        previous
+    }
+
+    fn remove(&mut self, uid: &str) -> Option<Amounts> {
+        let removed = self.by_uid.remove(uid);
+        if let Some(removed) = removed {
+            self.add(removed, -1);
+        }
+        removed
+    }
+
+    fn add(&mut self, a: Amounts, sign: i128) {
+        self.cpu_millis += sign * i128::from(a.cpu_millis);
+        self.memory_bytes += sign * i128::from(a.memory_bytes);
+    }
+
+    /// The sum of every entry but `uid`'s.
+    fn used_without(&self, uid: Option<&str>) -> Amounts {
+        let own = uid
+            .and_then(|uid| self.by_uid.get(uid))
+            .copied()
+            .unwrap_or_default();
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        Amounts {
+            cpu_millis: clamp(self.cpu_millis - i128::from(own.cpu_millis)),
+            memory_bytes: clamp(self.memory_bytes - i128::from(own.memory_bytes)),
+        }
+    }
 }
 
 /// An admission not yet confirmed: dropped unconfirmed, it puts back what
@@ -77,7 +124,7 @@ impl Drop for Admission {
 }
 
 impl Ledger {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Amounts>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -92,10 +139,7 @@ impl Ledger {
         allocatable: Amounts,
     ) -> Result<Admission, Insufficient> {
         let mut entries = self.lock();
-        let used = entries
-            .iter()
-            .filter(|(k, _)| k.as_str() != uid)
-            .fold(Amounts::default(), |sum, (_, a)| sum.plus(*a));
+        let used = entries.used_without(Some(uid));
         let checks = [
             (
                 "cpu",
@@ -141,9 +185,7 @@ impl Ledger {
 
     /// What the node's pods request together.
     pub fn used(&self) -> Amounts {
-        self.lock()
-            .values()
-            .fold(Amounts::default(), |sum, a| sum.plus(*a))
+        self.lock().used_without(None)
     }
 }
 
@@ -184,6 +226,31 @@ mod tests {
         assert_eq!(l.used(), a(2000, 1000));
         l.release("p1");
         assert_eq!(l.used(), a(500, 900));
+    }
+
+    #[test]
+    fn the_sum_follows_every_entry_in_and_out() {
+        let node = a(i64::MAX, i64::MAX);
+        let l = Ledger::default();
+        for i in 0..1000 {
+            l.admit(&format!("p{i}"), a(1, 2), node).unwrap().confirm();
+        }
+        assert_eq!(l.used(), a(1000, 2000));
+        // Replacing an entry counts the new amounts only.
+        l.admit("p7", a(11, 12), node).unwrap().confirm();
+        assert_eq!(l.used(), a(1010, 2010));
+        for i in 0..1000 {
+            l.release(&format!("p{i}"));
+        }
+        assert_eq!(l.used(), a(0, 0));
+        // Amounts past i64 together: kept exactly, reported clamped.
+        l.record("big-1", a(i64::MAX, 0));
+        l.record("big-2", a(i64::MAX, 0));
+        assert_eq!(l.used().cpu_millis, i64::MAX);
+        l.release("big-2");
+        assert_eq!(l.used().cpu_millis, i64::MAX);
+        l.release("big-1");
+        assert_eq!(l.used(), a(0, 0));
     }
 
     #[test]
