@@ -307,7 +307,7 @@ async fn main() {
     }
 
     println!();
-    println!("## (a) podstart against a minimal direct CRI client (lab)");
+    println!("### (a) podstart against a minimal direct CRI client (lab)");
     println!();
     println!("{}", labkit::machine_line());
     println!(

@@ -303,7 +303,7 @@ async fn main() {
     let reaper = start_reaper();
 
     println!();
-    println!("## (b) podstart against `podman kube play`");
+    println!("### (b) podstart against `podman kube play`");
     println!();
     if let Err(why) = podman_ready(&podman, dir.path(), &podman_image).await {
         println!("podman_play: skipped: {why}");

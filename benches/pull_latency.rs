@@ -450,7 +450,7 @@ async fn main() {
     drop((kubelet_server, podstart_server));
 
     println!();
-    println!("## (f) pulls: kubelet-like serial against pre-pull + parallel");
+    println!("### (f) pulls: kubelet-like serial against pre-pull + parallel");
     println!();
     println!("{machine}");
     println!(
