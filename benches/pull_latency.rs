@@ -275,20 +275,25 @@ struct Row {
     podstart: Vec<Duration>,
 }
 
+/// The node's CRI services, and the ids of the big-N images seen on it.
+struct Node {
+    images: ImageServiceClient<Channel>,
+    rt: RuntimeServiceClient<Channel>,
+    seen: HashSet<String>,
+}
+
 async fn measure(
     row: &mut Row,
     registry: &str,
     rounds: usize,
-    images: &mut ImageServiceClient<Channel>,
-    rt: &mut RuntimeServiceClient<Channel>,
-    seen: &mut HashSet<String>,
+    node: &mut Node,
     kubelet: &PodStarterClient<Channel>,
     podstart: &PodStarterClient<Channel>,
 ) {
     for round in 0..rounds * 2 {
         let pre_pull = round % 2 == 1;
-        uncache(images, seen).await;
-        if in_use_elsewhere(rt, seen).await {
+        uncache(&mut node.images, &mut node.seen).await;
+        if in_use_elsewhere(&mut node.rt, &node.seen).await {
             row.shared_rounds += 1;
         }
         let (uid, req) = request(
@@ -356,9 +361,11 @@ async fn main() {
 
     let addr = Address::parse(&runtime, Peer::Runtime).expect("runtime endpoint");
     let channel = podstart::endpoint::channel(&addr, Peer::Runtime).expect("channel");
-    let mut images = ImageServiceClient::new(channel.clone());
-    let mut rt = RuntimeServiceClient::new(channel);
-    let mut seen = HashSet::new();
+    let mut node = Node {
+        images: ImageServiceClient::new(channel.clone()),
+        rt: RuntimeServiceClient::new(channel),
+        seen: HashSet::new(),
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let sub = |name: &str| {
         let d = dir.path().join(name);
@@ -434,19 +441,9 @@ async fn main() {
             .await
             .to_string(),
         };
-        measure(
-            row,
-            &via,
-            rounds,
-            &mut images,
-            &mut rt,
-            &mut seen,
-            &kubelet,
-            &podstart,
-        )
-        .await;
+        measure(row, &via, rounds, &mut node, &kubelet, &podstart).await;
     }
-    uncache(&mut images, &mut seen).await;
+    uncache(&mut node.images, &mut node.seen).await;
     drop((kubelet_server, podstart_server));
 
     println!();
