@@ -16,10 +16,13 @@
 //! 100; 0 = no cap).
 //!
 //! The pod: one init container (`true`) and three app containers
-//! (`sleep 3600`), each with its own ~21 MiB image (busybox + 4 layers of
-//! random data, podstart-lab/big-{1..4}:1 from the lab's loopback registry).
-//! Before each round every big-N image is removed from the node, under any
-//! name (untimed). Two `podstart serve` processes against the lab
+//! (`sleep 3600`), each with its own ~21 MiB image: busybox + 4 layers of
+//! random data, the lab's podstart-lab/big-{1..4}:1 with those 4 layers
+//! made anew and pushed as big-N:bench-<run id> at the start of the run
+//! (labkit/fresh_images.rs), so that no other pod on a shared lab holds
+//! them (falling back to big-N:1 with a warning when the push fails; each
+//! run leaves ~80 MiB in the lab registry). Before each round the run's
+//! images are removed from the node, under any name (untimed). Two `podstart serve` processes against the lab
 //! containerd: kubelet-like (`--max-parallel-image-pulls 1`, requests with
 //! `no_pre_pull`) and podstart's defaults (pre-pull, no limit); rounds
 //! alternate them. Rows: the registry directly; through the proxy with one
@@ -31,6 +34,8 @@
 //! registry→client bytes with a token bucket. Prints medians and their
 //! ratio per row. Samples: `target/bench/pull-<row>.csv` (series
 //! kubelet-like, podstart). Measures, asserts nothing.
+#[path = "labkit/fresh_images.rs"]
+mod fresh_images;
 #[path = "labkit/mod.rs"]
 mod labkit;
 
@@ -57,8 +62,25 @@ use tonic::transport::Channel;
 
 const IMAGES: [&str; 4] = ["big-1", "big-2", "big-3", "big-4"];
 
+/// The tag of the images this run pulls: `bench-<run id>` (fresh layers),
+/// or `1` (the lab's own) when they could not be pushed.
+static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn tag() -> &'static str {
+    TAG.get().map_or("1", |t| t.as_str())
+}
+
 fn image(registry: &str, name: &str) -> String {
-    format!("{registry}/podstart-lab/{name}:1")
+    format!("{registry}/podstart-lab/{name}:{}", tag())
+}
+
+/// Whether `reference` names one of this run's images (or, by its tag, a
+/// fresh image an earlier run left).
+fn ours(reference: &str) -> bool {
+    IMAGES.iter().any(|n| {
+        reference.contains(&format!("/podstart-lab/{n}:{}", tag()))
+            || reference.contains(&format!("/podstart-lab/{n}:bench-"))
+    })
 }
 
 fn request(registry: &str, name: &str, pre_pull: bool) -> (String, StartPodRequest) {
@@ -101,7 +123,7 @@ fn request(registry: &str, name: &str, pre_pull: bool) -> (String, StartPodReque
     (uid, req)
 }
 
-/// Removes every big-N image from the node under whatever name it has
+/// Removes this run's images from the node under whatever name they have
 /// (removing by id drops all its names, so its content is collected).
 /// Adds the ids of the images it removes to `seen`.
 async fn uncache(images: &mut ImageServiceClient<Channel>, seen: &mut HashSet<String>) {
@@ -112,12 +134,7 @@ async fn uncache(images: &mut ImageServiceClient<Channel>, seen: &mut HashSet<St
         .into_inner()
         .images;
     for i in list {
-        let ours = i.repo_tags.iter().chain(&i.repo_digests).any(|r| {
-            IMAGES
-                .iter()
-                .any(|n| r.contains(&format!("/podstart-lab/{n}")))
-        });
-        if ours {
+        if i.repo_tags.iter().any(|r| ours(r)) {
             seen.insert(i.id.clone());
             images
                 .remove_image(cri::RemoveImageRequest {
@@ -133,8 +150,10 @@ async fn uncache(images: &mut ImageServiceClient<Channel>, seen: &mut HashSet<St
 }
 
 /// Whether a container on the node (another pod's: this bench's own are
-/// removed by now) runs a big-N image: its layers then stay unpacked, and
-/// containerd fetches only what is missing, so the round pulls less.
+/// removed by now) runs one of this run's images: its layers then stay
+/// unpacked, and containerd fetches only what is missing, so the round
+/// pulls less (with the fresh images of labkit/fresh_images.rs, only when
+/// they could not be pushed and the lab's own are used).
 async fn in_use_elsewhere(rt: &mut RuntimeServiceClient<Channel>, seen: &HashSet<String>) -> bool {
     let Ok(list) = rt
         .list_containers(cri::ListContainersRequest { filter: None })
@@ -144,12 +163,9 @@ async fn in_use_elsewhere(rt: &mut RuntimeServiceClient<Channel>, seen: &HashSet
     };
     list.into_inner().containers.iter().any(|c| {
         seen.contains(&c.image_ref)
-            || c.image.as_ref().is_some_and(|i| {
-                seen.contains(&i.image)
-                    || IMAGES
-                        .iter()
-                        .any(|n| i.image.contains(&format!("/podstart-lab/{n}")))
-            })
+            || c.image
+                .as_ref()
+                .is_some_and(|i| seen.contains(&i.image) || ours(&i.image))
     })
 }
 
@@ -375,6 +391,20 @@ async fn main() {
     let kubelet_dir = sub("kubelet-like");
     let podstart_dir = sub("podstart");
     labkit::remove_leftovers(&runtime, "pull-").await;
+    let fresh = format!("bench-{}", labkit::run_id());
+    let mut pushed = Ok(());
+    for name in IMAGES {
+        pushed = fresh_images::push_fresh(&registry, name, &fresh).await;
+        if pushed.is_err() {
+            break;
+        }
+    }
+    match &pushed {
+        Ok(()) => {
+            let _ = TAG.set(fresh);
+        }
+        Err(e) => eprintln!("cannot push fresh images ({e}); pulling the lab's own big-N:1"),
+    }
     let kubelet_server = Server::start(
         &runtime,
         Path::new(&kubelet_dir),
@@ -451,8 +481,14 @@ async fn main() {
     println!();
     println!("{machine}");
     println!(
-        "pod: 1 init + 3 app, each its own absent ~21 MiB image (podstart-lab/big-1..4); rounds: {rounds} per side, alternating"
+        "pod: 1 init + 3 app, each its own absent ~21 MiB image (podstart-lab/big-1..4:{}); rounds: {rounds} per side, alternating",
+        tag()
     );
+    if let Err(e) = &pushed {
+        println!(
+            "warning: fresh images could not be pushed ({e}): the lab's own big-N:1 were pulled"
+        );
+    }
     println!();
     println!(
         "| network | kubelet-like median | p90 | pre-pull + parallel median | p90 | ratio of medians |"
