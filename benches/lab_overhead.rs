@@ -234,7 +234,7 @@ async fn run(
     };
     // Round 0 warms both sides up and is not counted.
     for round in 0..=rounds {
-        let name = format!("lab-{}-{round}-d", kind.name());
+        let name = format!("lab-{}-{}-{round}-d", labkit::run_id(), kind.name());
         let uid = uuid::Uuid::new_v4().to_string();
         let mut steps = Steps::default();
         let (sandbox, took) = direct(rt, kind, &name, &uid, image, log_root, &mut steps).await;
@@ -247,7 +247,7 @@ async fn run(
             }
         }
 
-        let name = format!("lab-{}-{round}-p", kind.name());
+        let name = format!("lab-{}-{}-{round}-p", labkit::run_id(), kind.name());
         let uid = uuid::Uuid::new_v4().to_string();
         let (took, started) = labkit::start_pod(client, request(kind, &name, &uid, image)).await;
         labkit::stop_pod(client, &uid).await;
@@ -297,6 +297,7 @@ async fn main() {
     let mut rt = RuntimeServiceClient::new(
         podstart::endpoint::channel(&addr, Peer::Runtime).expect("channel"),
     );
+    labkit::remove_leftovers(&runtime, "lab-").await;
     let server = Server::start(&runtime, dir.path(), &[]).await;
     let client = server.client();
 
@@ -306,7 +307,7 @@ async fn main() {
     }
 
     println!();
-    println!("## (a) podstart against a minimal direct CRI client (lab)");
+    println!("### (a) podstart against a minimal direct CRI client (lab)");
     println!();
     println!("{}", labkit::machine_line());
     println!(

@@ -296,13 +296,14 @@ async fn main() {
     .expect("containers.conf");
     let podman = Podman { conf };
 
+    labkit::remove_leftovers(&runtime, "podstart-").await;
     let server = Server::start(&runtime, dir.path(), &[]).await;
     own(server.pid(), true);
     let client = server.client();
     let reaper = start_reaper();
 
     println!();
-    println!("## (b) podstart against `podman kube play`");
+    println!("### (b) podstart against `podman kube play`");
     println!();
     if let Err(why) = podman_ready(&podman, dir.path(), &podman_image).await {
         println!("podman_play: skipped: {why}");
@@ -325,7 +326,7 @@ async fn main() {
                 break;
             }
             let uid = uuid::Uuid::new_v4().to_string();
-            let name = format!("podstart-{}-{round}", kind.name());
+            let name = format!("podstart-{}-{}-{round}", labkit::run_id(), kind.name());
             let (took, _) = labkit::start_pod(&client, request(kind, &name, &uid, &image)).await;
             labkit::stop_pod(&client, &uid).await;
             if round > 0 {

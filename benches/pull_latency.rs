@@ -16,10 +16,13 @@
 //! 100; 0 = no cap).
 //!
 //! The pod: one init container (`true`) and three app containers
-//! (`sleep 3600`), each with its own ~21 MiB image (busybox + 4 layers of
-//! random data, podstart-lab/big-{1..4}:1 from the lab's loopback registry).
-//! Before each round every big-N image is removed from the node, under any
-//! name (untimed). Two `podstart serve` processes against the lab
+//! (`sleep 3600`), each with its own ~21 MiB image: busybox + 4 layers of
+//! random data, the lab's podstart-lab/big-{1..4}:1 with those 4 layers
+//! made anew and pushed as big-N:bench-<run id> at the start of the run
+//! (labkit/fresh_images.rs), so that no other pod on a shared lab holds
+//! them (falling back to big-N:1 with a warning when the push fails; each
+//! run leaves ~80 MiB in the lab registry). Before each round the run's
+//! images are removed from the node, under any name (untimed). Two `podstart serve` processes against the lab
 //! containerd: kubelet-like (`--max-parallel-image-pulls 1`, requests with
 //! `no_pre_pull`) and podstart's defaults (pre-pull, no limit); rounds
 //! alternate them. Rows: the registry directly; through the proxy with one
@@ -31,10 +34,13 @@
 //! registry→client bytes with a token bucket. Prints medians and their
 //! ratio per row. Samples: `target/bench/pull-<row>.csv` (series
 //! kubelet-like, podstart). Measures, asserts nothing.
+#[path = "labkit/fresh_images.rs"]
+mod fresh_images;
 #[path = "labkit/mod.rs"]
 mod labkit;
 
 use std::{
+    collections::HashSet,
     net::SocketAddr,
     path::Path,
     sync::{Arc, Mutex},
@@ -43,6 +49,7 @@ use std::{
 
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use labkit::Server;
 use podstart::endpoint::{Address, Peer};
 use podstart::proto::v1::{
@@ -55,8 +62,25 @@ use tonic::transport::Channel;
 
 const IMAGES: [&str; 4] = ["big-1", "big-2", "big-3", "big-4"];
 
+/// The tag of the images this run pulls: `bench-<run id>` (fresh layers),
+/// or `1` (the lab's own) when they could not be pushed.
+static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn tag() -> &'static str {
+    TAG.get().map_or("1", |t| t.as_str())
+}
+
 fn image(registry: &str, name: &str) -> String {
-    format!("{registry}/podstart-lab/{name}:1")
+    format!("{registry}/podstart-lab/{name}:{}", tag())
+}
+
+/// Whether `reference` names one of this run's images (or, by its tag, a
+/// fresh image an earlier run left).
+fn ours(reference: &str) -> bool {
+    IMAGES.iter().any(|n| {
+        reference.contains(&format!("/podstart-lab/{n}:{}", tag()))
+            || reference.contains(&format!("/podstart-lab/{n}:bench-"))
+    })
 }
 
 fn request(registry: &str, name: &str, pre_pull: bool) -> (String, StartPodRequest) {
@@ -99,9 +123,10 @@ fn request(registry: &str, name: &str, pre_pull: bool) -> (String, StartPodReque
     (uid, req)
 }
 
-/// Removes every big-N image from the node under whatever name it has
+/// Removes this run's images from the node under whatever name they have
 /// (removing by id drops all its names, so its content is collected).
-async fn uncache(images: &mut ImageServiceClient<Channel>) {
+/// Adds the ids of the images it removes to `seen`.
+async fn uncache(images: &mut ImageServiceClient<Channel>, seen: &mut HashSet<String>) {
     let list = images
         .list_images(cri::ListImagesRequest { filter: None })
         .await
@@ -109,12 +134,8 @@ async fn uncache(images: &mut ImageServiceClient<Channel>) {
         .into_inner()
         .images;
     for i in list {
-        let ours = i.repo_tags.iter().chain(&i.repo_digests).any(|r| {
-            IMAGES
-                .iter()
-                .any(|n| r.contains(&format!("/podstart-lab/{n}")))
-        });
-        if ours {
+        if i.repo_tags.iter().any(|r| ours(r)) {
+            seen.insert(i.id.clone());
             images
                 .remove_image(cri::RemoveImageRequest {
                     image: Some(cri::ImageSpec {
@@ -126,6 +147,26 @@ async fn uncache(images: &mut ImageServiceClient<Channel>) {
                 .expect("RemoveImage");
         }
     }
+}
+
+/// Whether a container on the node (another pod's: this bench's own are
+/// removed by now) runs one of this run's images: its layers then stay
+/// unpacked, and containerd fetches only what is missing, so the round
+/// pulls less (with the fresh images of labkit/fresh_images.rs, only when
+/// they could not be pushed and the lab's own are used).
+async fn in_use_elsewhere(rt: &mut RuntimeServiceClient<Channel>, seen: &HashSet<String>) -> bool {
+    let Ok(list) = rt
+        .list_containers(cri::ListContainersRequest { filter: None })
+        .await
+    else {
+        return false;
+    };
+    list.into_inner().containers.iter().any(|c| {
+        seen.contains(&c.image_ref)
+            || c.image
+                .as_ref()
+                .is_some_and(|i| seen.contains(&i.image) || ours(&i.image))
+    })
 }
 
 /// A shared or per-connection bandwidth cap: each chunk waits until the
@@ -244,22 +285,38 @@ async fn start_proxy(upstream: &str, shaping: Shaping) -> SocketAddr {
 struct Row {
     name: &'static str,
     describe: String,
+    /// Rounds where another pod on the node ran a big-N image.
+    shared_rounds: usize,
     kubelet: Vec<Duration>,
     podstart: Vec<Duration>,
+}
+
+/// The node's CRI services, and the ids of the big-N images seen on it.
+struct Node {
+    images: ImageServiceClient<Channel>,
+    rt: RuntimeServiceClient<Channel>,
+    seen: HashSet<String>,
 }
 
 async fn measure(
     row: &mut Row,
     registry: &str,
     rounds: usize,
-    images: &mut ImageServiceClient<Channel>,
+    node: &mut Node,
     kubelet: &PodStarterClient<Channel>,
     podstart: &PodStarterClient<Channel>,
 ) {
     for round in 0..rounds * 2 {
         let pre_pull = round % 2 == 1;
-        uncache(images).await;
-        let (uid, req) = request(registry, &format!("pull-{}-{round}", row.name), pre_pull);
+        uncache(&mut node.images, &mut node.seen).await;
+        if in_use_elsewhere(&mut node.rt, &node.seen).await {
+            row.shared_rounds += 1;
+        }
+        let (uid, req) = request(
+            registry,
+            &format!("pull-{}-{}-{round}", labkit::run_id(), row.name),
+            pre_pull,
+        );
         let client = if pre_pull { podstart } else { kubelet };
         let (took, _) = labkit::start_pod(client, req).await;
         labkit::stop_pod(client, &uid).await;
@@ -319,9 +376,12 @@ async fn main() {
     let bytes_per_sec = mib_per_sec * 1024.0 * 1024.0;
 
     let addr = Address::parse(&runtime, Peer::Runtime).expect("runtime endpoint");
-    let mut images = ImageServiceClient::new(
-        podstart::endpoint::channel(&addr, Peer::Runtime).expect("channel"),
-    );
+    let channel = podstart::endpoint::channel(&addr, Peer::Runtime).expect("channel");
+    let mut node = Node {
+        images: ImageServiceClient::new(channel.clone()),
+        rt: RuntimeServiceClient::new(channel),
+        seen: HashSet::new(),
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let sub = |name: &str| {
         let d = dir.path().join(name);
@@ -330,6 +390,21 @@ async fn main() {
     };
     let kubelet_dir = sub("kubelet-like");
     let podstart_dir = sub("podstart");
+    labkit::remove_leftovers(&runtime, "pull-").await;
+    let fresh = format!("bench-{}", labkit::run_id());
+    let mut pushed = Ok(());
+    for name in IMAGES {
+        pushed = fresh_images::push_fresh(&registry, name, &fresh).await;
+        if pushed.is_err() {
+            break;
+        }
+    }
+    match &pushed {
+        Ok(()) => {
+            let _ = TAG.set(fresh);
+        }
+        Err(e) => eprintln!("cannot push fresh images ({e}); pulling the lab's own big-N:1"),
+    }
     let kubelet_server = Server::start(
         &runtime,
         Path::new(&kubelet_dir),
@@ -350,6 +425,7 @@ async fn main() {
             Row {
                 name: "direct",
                 describe: format!("lab registry {registry} directly (loopback)"),
+                shared_rounds: 0,
                 kubelet: Vec::new(),
                 podstart: Vec::new(),
             },
@@ -362,6 +438,7 @@ async fn main() {
                     "proxy: +{} ms per request, {cap} shared by all connections",
                     latency.as_millis()
                 ),
+                shared_rounds: 0,
                 kubelet: Vec::new(),
                 podstart: Vec::new(),
             },
@@ -374,6 +451,7 @@ async fn main() {
                     "proxy: +{} ms per request, {cap} per connection",
                     latency.as_millis()
                 ),
+                shared_rounds: 0,
                 kubelet: Vec::new(),
                 podstart: Vec::new(),
             },
@@ -393,18 +471,24 @@ async fn main() {
             .await
             .to_string(),
         };
-        measure(row, &via, rounds, &mut images, &kubelet, &podstart).await;
+        measure(row, &via, rounds, &mut node, &kubelet, &podstart).await;
     }
-    uncache(&mut images).await;
+    uncache(&mut node.images, &mut node.seen).await;
     drop((kubelet_server, podstart_server));
 
     println!();
-    println!("## (f) pulls: kubelet-like serial against pre-pull + parallel");
+    println!("### (f) pulls: kubelet-like serial against pre-pull + parallel");
     println!();
     println!("{machine}");
     println!(
-        "pod: 1 init + 3 app, each its own absent ~21 MiB image (podstart-lab/big-1..4); rounds: {rounds} per side, alternating"
+        "pod: 1 init + 3 app, each its own absent ~21 MiB image (podstart-lab/big-1..4:{}); rounds: {rounds} per side, alternating",
+        tag()
     );
+    if let Err(e) = &pushed {
+        println!(
+            "warning: fresh images could not be pushed ({e}): the lab's own big-N:1 were pulled"
+        );
+    }
     println!();
     println!(
         "| network | kubelet-like median | p90 | pre-pull + parallel median | p90 | ratio of medians |"
@@ -422,5 +506,15 @@ async fn main() {
             labkit::cell(p90),
             pm / km
         );
+    }
+    for (_, row) in &rows {
+        if row.shared_rounds > 0 {
+            println!(
+                "warning: {}: in {} of {} rounds another pod on the node ran a big-N image, so its layers stayed unpacked and those pulls fetched less",
+                row.name,
+                row.shared_rounds,
+                rounds * 2
+            );
+        }
     }
 }

@@ -171,6 +171,53 @@ impl Steps {
     }
 }
 
+/// A short id for this run, in every pod name, so that a run never meets
+/// the pods of an interrupted one.
+pub(crate) fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..6].to_string())
+}
+
+/// Removes the sandboxes an interrupted run left in [`NAMESPACE`] whose
+/// names start with `prefix` (before any `podstart serve` would take them
+/// up again).
+pub(crate) async fn remove_leftovers(runtime: &str, prefix: &str) {
+    use k8s_cri::v1 as cri;
+    let Ok(addr) = Address::parse(runtime, Peer::Runtime) else {
+        return;
+    };
+    let Ok(channel) = podstart::endpoint::channel(&addr, Peer::Runtime) else {
+        return;
+    };
+    let mut rt = cri::runtime_service_client::RuntimeServiceClient::new(channel);
+    let Ok(list) = rt
+        .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+        .await
+    else {
+        return;
+    };
+    for s in list.into_inner().items {
+        let Some(m) = &s.metadata else { continue };
+        if m.namespace != NAMESPACE || !m.name.starts_with(prefix) {
+            continue;
+        }
+        eprintln!(
+            "removing a pod an earlier run left: {}/{}",
+            m.namespace, m.name
+        );
+        let _ = rt
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: s.id.clone(),
+            })
+            .await;
+        let _ = rt
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: s.id.clone(),
+            })
+            .await;
+    }
+}
+
 /// A `podstart serve` process on its own unix socket against `runtime`,
 /// with its pod directories under `dir`; SIGTERM when dropped.
 pub(crate) struct Server {
