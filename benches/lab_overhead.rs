@@ -7,7 +7,10 @@
 //!
 //! Settings: `CONTAINER_RUNTIME_ENDPOINT` (or `PODSTART_BENCH_RUNTIME`),
 //! `TEST_IMAGE` (or `PODSTART_BENCH_IMAGE`, present on the node),
-//! `PODSTART_BENCH_ROUNDS` (default 20, smoke 2).
+//! `PODSTART_BENCH_ROUNDS` (default 20, smoke 2),
+//! `PODSTART_BENCH_DIRECT_SANDBOX_SECCOMP=1` (the direct client gives its
+//! sandbox the RuntimeDefault seccomp profile, as the kubelet and podstart
+//! do: shows what that profile costs RunPodSandbox).
 //!
 //! The direct side makes only the calls a hand-written client needs, with
 //! only metadata, image, command, log directory/path and the default Linux
@@ -70,6 +73,12 @@ async fn direct(
                 namespace_options: Some(cri::NamespaceOption {
                     pid: cri::NamespaceMode::Container as i32,
                     ..Default::default()
+                }),
+                seccomp: std::env::var_os("PODSTART_BENCH_DIRECT_SANDBOX_SECCOMP").map(|_| {
+                    cri::SecurityProfile {
+                        profile_type: cri::security_profile::ProfileType::RuntimeDefault as i32,
+                        localhost_ref: String::new(),
+                    }
                 }),
                 ..Default::default()
             }),
