@@ -166,7 +166,16 @@ async fn cold_starts(
     }
 }
 
-async fn start_live(serve: &Serve, pods: usize) -> Duration {
+/// Whether `each` starts or stops the live pods.
+#[derive(Clone, Copy)]
+enum Verb {
+    Start,
+    Stop,
+}
+
+/// Starts or stops live pods `0..pods`, 64 at a time; returns how long it
+/// took.
+async fn each_live(serve: &Serve, pods: usize, verb: Verb) -> Duration {
     let client = api_client(serve);
     let next = Arc::new(AtomicUsize::new(0));
     let t = Instant::now();
@@ -179,35 +188,19 @@ async fn start_live(serve: &Serve, pods: usize) -> Duration {
                 if i >= pods {
                     return;
                 }
-                start_pod(&client, "live", i).await;
+                match verb {
+                    Verb::Start => {
+                        start_pod(&client, "live", i).await;
+                    }
+                    Verb::Stop => stop_pod(&client, "live", i).await,
+                }
             }
         });
     }
     while let Some(r) = workers.join_next().await {
-        r.expect("start worker");
+        r.expect("live pod worker");
     }
     t.elapsed()
-}
-
-async fn stop_live(serve: &Serve, pods: usize) {
-    let client = api_client(serve);
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = JoinSet::new();
-    for _ in 0..64 {
-        let (client, next) = (client.clone(), next.clone());
-        workers.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= pods {
-                    return;
-                }
-                stop_pod(&client, "live", i).await;
-            }
-        });
-    }
-    while let Some(r) = workers.join_next().await {
-        r.expect("stop worker");
-    }
 }
 
 fn med(v: &[Duration]) -> f64 {
@@ -267,7 +260,7 @@ async fn main() {
     tokio::time::sleep(SETTLE).await;
     note("after those streams closed".into(), proc.pid());
 
-    let took = start_live(&serve, live).await;
+    let took = each_live(&serve, live, Verb::Start).await;
     tokio::time::sleep(SETTLE).await;
     note(format!("{live} live pods (1 container each)"), proc.pid());
 
@@ -279,7 +272,7 @@ async fn main() {
         format!("{live} live pods, after a restart that recovered them"),
         proc.pid(),
     );
-    stop_live(&serve, live).await;
+    each_live(&serve, live, Verb::Stop).await;
     let left: usize = Direct::new(&runtime).sandboxes().await.values().sum();
     proc.stop();
 

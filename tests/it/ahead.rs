@@ -7,6 +7,18 @@ use podstart::proto::v1::{RestartPolicy, start_event::Payload};
 
 use crate::common::{Harness, container, exiting, pod, reasons, request, seq, terminal};
 
+/// Starts `spec` in a task that collects its events.
+fn spawn_start(
+    h: &Harness,
+    spec: podstart::proto::v1::PodSpec,
+) -> tokio::task::JoinHandle<Vec<podstart::proto::v1::StartEvent>> {
+    let mut client = h.client.clone();
+    tokio::spawn(async move {
+        let stream = client.start_pod(request(spec)).await.unwrap().into_inner();
+        crate::common::collect(stream).await
+    })
+}
+
 /// Waits until the runtime has seen `n` CreateContainer calls (at most 30 s).
 async fn until_created(h: &Harness, n: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -26,18 +38,7 @@ async fn app_containers_are_created_while_the_init_runs_and_reported_at_their_tu
     let mut spec = pod("ahead-1", "ahead-u1", vec![container("a"), container("b")]);
     // Runs long enough for the app containers to be made meanwhile.
     spec.init_containers = vec![exiting("init", 0, 1500)];
-    let start = {
-        let client = h.client.clone();
-        tokio::spawn(async move {
-            let stream = client
-                .clone()
-                .start_pod(request(spec))
-                .await
-                .unwrap()
-                .into_inner();
-            crate::common::collect(stream).await
-        })
-    };
+    let start = spawn_start(&h, spec);
     // The init's create and both app containers', before the init exits.
     until_created(&h, 3).await;
     assert_eq!(h.sim.calls("StartContainer"), 1, "only the init started");
@@ -75,18 +76,7 @@ async fn containers_made_for_a_turn_that_never_comes_are_removed() {
     let mut spec = pod("ahead-2", "ahead-u2", vec![container("a"), container("b")]);
     spec.set_restart_policy(RestartPolicy::Never);
     spec.init_containers = vec![exiting("init", 1, 1500)];
-    let start = {
-        let client = h.client.clone();
-        tokio::spawn(async move {
-            let stream = client
-                .clone()
-                .start_pod(request(spec))
-                .await
-                .unwrap()
-                .into_inner();
-            crate::common::collect(stream).await
-        })
-    };
+    let start = spawn_start(&h, spec);
     until_created(&h, 3).await;
     let events = start.await.unwrap();
     let Payload::PodFailed(failed) = terminal(&events) else {
