@@ -116,6 +116,7 @@ mod tests {
     #[test]
     fn a_new_sandbox_has_no_instances_until_a_create_is_tried() {
         let fresh = Instances::of_new_sandbox();
+        assert!(fresh.is_new_sandbox());
         assert!(fresh.none_yet("a"));
         fresh.creating("a");
         assert!(!fresh.none_yet("a"));
@@ -128,6 +129,7 @@ mod tests {
     #[test]
     fn elsewhere_every_container_is_looked_up() {
         let unknown = Instances::default();
+        assert!(!unknown.is_new_sandbox(), "nothing is made ahead there");
         assert!(!unknown.none_yet("a"));
         unknown.creating("a");
         assert!(!unknown.none_yet("a"));
