@@ -6,6 +6,13 @@ use clap::Parser;
 use podstart::config::{Cli, Command};
 use podstart::{cli::commands, server, sim, telemetry};
 
+/// mimalloc instead of glibc's malloc: a start allocates and frees many
+/// small buffers (protobuf messages, HTTP/2 frames, events) across worker
+/// threads, where glibc's arenas spent a fifth of the serve process's CPU
+/// under load (BENCHMARKS.md, "Allocator") and kept freed memory resident.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
