@@ -25,6 +25,17 @@ pub(super) fn uncertain(err: &CriError) -> bool {
     }
 }
 
+/// True when the runtime refused a create because the object's name is
+/// held: containerd says "failed to reserve sandbox name ...: name ... is
+/// reserved for ...", CRI-O "error reserving pod name ...: name is
+/// reserved".
+pub(super) fn name_taken(err: &CriError) -> bool {
+    match err {
+        CriError::Call { status, .. } => status.message().contains("is reserved"),
+        _ => false,
+    }
+}
+
 /// What a look-up after an uncertain create found.
 pub(super) enum Found {
     /// A usable object: carry on with it.

@@ -69,7 +69,9 @@ use crate::images::{PullBackoff, Puller, PullerConfig};
 use crate::node::Node;
 use crate::pleg::{Pleg, PlegConfig};
 use crate::proto::v1::StartEvent;
-use crate::state::{PodLocks, inflight::InFlight, ledger::Ledger, readiness::Readiness};
+use crate::state::{
+    PodLocks, inflight::InFlight, ledger::Ledger, readiness::Readiness, sandboxes::NodeSandboxes,
+};
 use crate::telemetry::Metrics;
 
 /// The start flow's own settings, with the kubelet's defaults. The puller
@@ -177,6 +179,8 @@ struct Inner {
     in_flight: InFlight<EventSink>,
     /// What the node's pods request, for admission.
     ledger: Ledger,
+    /// Which pods certainly have no sandbox on the node.
+    sandboxes: NodeSandboxes,
     bus: broadcast::Sender<StartEvent>,
     /// Crash-loop back-off, shared by every request.
     backoff: backoff::CrashLoopBackoff,
@@ -220,6 +224,7 @@ impl Starter {
                 locks: PodLocks::default(),
                 in_flight: InFlight::default(),
                 ledger: Ledger::default(),
+                sandboxes: NodeSandboxes::default(),
                 bus,
                 backoff: crash_loop,
                 pleg,

@@ -25,6 +25,16 @@ use crate::proto::v1::{
 use crate::spec::{resources, sandbox as sandbox_spec, stored};
 use crate::state::view;
 
+/// What a start knows of its pod's sandboxes before the sandbox step.
+pub(super) enum Known {
+    /// Nothing: the sandbox step lists them.
+    Unlisted,
+    /// As the runtime listed them, nothing having changed them since.
+    Listed(Vec<cri::PodSandbox>),
+    /// The node's index says there are none (`state::sandboxes`).
+    NoneOnNode,
+}
+
 struct Sandbox {
     id: String,
     config: cri::PodSandboxConfig,
@@ -123,19 +133,33 @@ impl Starter {
             .map_err(StartError::OutOfResource)?;
         // The uid's sandboxes, listed ahead of the lock: still what the
         // sandbox step needs unless another request held the lock since.
+        // Not listed at all when the node certainly has none of the uid
+        // and none of the name: nothing to conflict with or adopt.
         let ticket = self.inner.locks.ticket(&meta.uid);
-        let (conflict, listed) =
-            view::identity_conflict(&self.inner.cri, &meta.uid, &meta.namespace, &meta.name)
-                .await
-                .map_err(StartError::Runtime)?;
-        if let Some(conflict) = conflict {
-            return Err(StartError::PodIdentity(conflict));
-        }
+        let name = crate::state::pod_name(&meta.namespace, &meta.name);
+        let listed = if self.inner.sandboxes.certainly_none(&meta.uid, &name) {
+            None
+        } else {
+            let (conflict, listed) =
+                view::identity_conflict(&self.inner.cri, &meta.uid, &meta.namespace, &meta.name)
+                    .await
+                    .map_err(StartError::Runtime)?;
+            if let Some(conflict) = conflict {
+                return Err(StartError::PodIdentity(conflict));
+            }
+            Some(listed)
+        };
         admission.confirm();
         // This start takes over from the pod's supervisor, if it has one.
         self.stop_supervising(&meta.uid);
         let guard = self.inner.locks.enter(&meta.uid).await;
-        let listed = guard.undisturbed_since(&ticket).then_some(listed);
+        let listed = match listed {
+            // Asked again under the lock: a request that held it since may
+            // have changed the answer.
+            None if self.inner.sandboxes.certainly_none(&meta.uid, &name) => Known::NoneOnNode,
+            Some(listed) if guard.undisturbed_since(&ticket) => Known::Listed(listed),
+            _ => Known::Unlisted,
+        };
         drop(ticket);
         // This start supersedes a stop that never finished.
         stop::clear_stopping(&self.inner.config.pod_state_root, &meta.uid);
@@ -159,14 +183,13 @@ impl Starter {
 
     // Long: the kubelet's SyncPod order (sandbox, ephemeral, init, app,
     // then the SLI) is the point of this function; split, it hides.
-    /// `listed`: the pod's sandboxes as the runtime listed them under this
-    /// start's lock (or with nothing changing them since), if known.
+    /// `listed`: what the start knows of the pod's sandboxes.
     pub(super) async fn run_start_steps(
         &self,
         req: StartPodRequest,
         sink: &EventSink,
         guard: &crate::state::PodGuard,
-        listed: Option<Vec<cri::PodSandbox>>,
+        listed: Known,
     ) -> Result<PodStarted, StartError> {
         let started_at = Instant::now();
         // What recovery after a restart needs, without the credentials.
@@ -326,28 +349,63 @@ impl Starter {
     /// Adopts the pod's ready sandbox, or removes leftovers (a failed or
     /// stopped sandbox keeps its name reserved) and creates a new one,
     /// carrying `stored` (the request for recovery) among its annotations.
-    /// The pod's sandboxes are listed unless `listed` has them already.
+    /// The pod's sandboxes are listed unless `listed` knows them already;
+    /// when the node's index said there were none and the runtime says the
+    /// name is taken, they are listed after all (made by another process).
     async fn ensure_sandbox(
         &self,
         pod: &PodSpec,
         log_dir: PathBuf,
         stored: &HashMap<String, String>,
-        listed: Option<Vec<cri::PodSandbox>>,
+        mut listed: Known,
         sink: &EventSink,
         timings: &mut Vec<StepTiming>,
     ) -> Result<Sandbox, StartError> {
+        let started = Instant::now();
+        // Two rounds at most: only the index's "none" comes back empty.
+        loop {
+            let made = self
+                .sandbox_once(pod, &log_dir, stored, listed, sink, timings, started)
+                .await?;
+            if let Some(sandbox) = made {
+                return Ok(sandbox);
+            }
+            tracing::warn!(
+                pod_uid = %pod.metadata.as_ref().map(|m| m.uid.as_str()).unwrap_or_default(),
+                "the pod's sandbox name is taken by a sandbox this podstart did not know of; listing"
+            );
+            listed = Known::Unlisted;
+        }
+    }
+
+    /// One try of [`Self::ensure_sandbox`]: `None` when RunPodSandbox found
+    /// the name taken while `listed` was the index's "none".
+    // Long-argument: the sandbox step's inputs, passed through unchanged.
+    #[allow(clippy::too_many_arguments)]
+    async fn sandbox_once(
+        &self,
+        pod: &PodSpec,
+        log_dir: &std::path::Path,
+        stored: &HashMap<String, String>,
+        listed: Known,
+        sink: &EventSink,
+        timings: &mut Vec<StepTiming>,
+        started: Instant,
+    ) -> Result<Option<Sandbox>, StartError> {
         let cri = &self.inner.cri;
         let meta = pod.metadata.clone().unwrap_or_default();
+        let log_dir = log_dir.to_path_buf();
         let config = sandbox_spec::pod_sandbox_config(pod, &log_dir);
-        let started = Instant::now();
 
         let filter = view::PodFilter {
             uid: Some(meta.uid.clone()),
             ..Default::default()
         };
+        let from_index = matches!(listed, Known::NoneOnNode);
         let existing = match listed {
-            Some(listed) => listed,
-            None => view::sandboxes(cri, &filter)
+            Known::Listed(listed) => listed,
+            Known::NoneOnNode => Vec::new(),
+            Known::Unlisted => view::sandboxes(cri, &filter)
                 .await
                 .map_err(StartError::CreateSandbox)?,
         };
@@ -376,13 +434,13 @@ impl Starter {
                 })),
             )
             .await;
-            return Ok(Sandbox {
+            return Ok(Some(Sandbox {
                 id: ready.id.clone(),
                 config,
                 ips,
                 log_dir,
                 adopted: true,
-            });
+            }));
         }
         if !existing.is_empty() {
             sink.emit(StartEvent::at(
@@ -403,22 +461,26 @@ impl Starter {
         // stays small.
         let mut annotated = config;
         annotated.annotations.extend(stored.clone());
-        self.create_sandbox(pod, annotated, log_dir, sink, timings, started)
+        self.create_sandbox(pod, annotated, log_dir, from_index, sink, timings, started)
             .await
     }
 
     /// Creates the pod's sandbox (and its log directory), reporting
     /// SandboxCreated, or FailedCreatePodSandBox after cleaning up what the
-    /// failed RunPodSandbox left.
+    /// failed RunPodSandbox left. `None`, with nothing reported or cleaned:
+    /// `from_index` (nothing was listed) and the runtime has the name taken.
+    // Long-argument: the sandbox step's inputs, passed through unchanged.
+    #[allow(clippy::too_many_arguments)]
     async fn create_sandbox(
         &self,
         pod: &PodSpec,
         mut config: cri::PodSandboxConfig,
         log_dir: PathBuf,
+        from_index: bool,
         sink: &EventSink,
         timings: &mut Vec<StepTiming>,
         started: Instant,
-    ) -> Result<Sandbox, StartError> {
+    ) -> Result<Option<Sandbox>, StartError> {
         let cri = &self.inner.cri;
         let filter = view::PodFilter {
             uid: Some(
@@ -435,8 +497,14 @@ impl Starter {
             &[&sandbox_spec::log_directory_name(&meta)],
         )
         .map_err(StartError::LogDirectory)?;
-        let id = match self.run_sandbox(pod, &config).await {
-            Ok(id) => id,
+        // In the node's index before the runtime can have it.
+        self.inner.sandboxes.reserve(
+            &meta.uid,
+            &crate::state::pod_name(&meta.namespace, &meta.name),
+        );
+        let id = match self.run_sandbox(pod, &config, from_index).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 // A failed RunPodSandbox can leave a NOTREADY sandbox that
                 // keeps the name reserved: clean it so a later start works.
@@ -486,36 +554,39 @@ impl Starter {
             })),
         )
         .await;
-        Ok(Sandbox {
+        Ok(Some(Sandbox {
             id,
             config,
             ips,
             log_dir,
             adopted: false,
-        })
+        }))
     }
 
     /// RunPodSandbox; after an uncertain failure, adopts what it made or
-    /// cleans up and tries once more.
+    /// cleans up and tries once more. `None`: `from_index` and the name is
+    /// taken — by a sandbox nobody listed, which is not touched here.
     async fn run_sandbox(
         &self,
         pod: &PodSpec,
         config: &cri::PodSandboxConfig,
-    ) -> Result<String, crate::cri::CriError> {
+        from_index: bool,
+    ) -> Result<Option<String>, crate::cri::CriError> {
         let cri = &self.inner.cri;
         match cri
             .run_pod_sandbox(config.clone(), &pod.runtime_handler)
             .await
         {
+            Err(e) if from_index && adopt::name_taken(&e) => Ok(None),
             Err(e) if adopt::uncertain(&e) => match adopt::after_uncertain_sandbox(cri, pod).await?
             {
-                adopt::Found::Adopt(id) => Ok(id),
-                adopt::Found::Retry => {
-                    cri.run_pod_sandbox(config.clone(), &pod.runtime_handler)
-                        .await
-                }
+                adopt::Found::Adopt(id) => Ok(Some(id)),
+                adopt::Found::Retry => cri
+                    .run_pod_sandbox(config.clone(), &pod.runtime_handler)
+                    .await
+                    .map(Some),
             },
-            other => other,
+            other => other.map(Some),
         }
     }
 

@@ -83,6 +83,12 @@ impl Starter {
     pub async fn recover(&self) -> Result<Recovered, CriError> {
         let began = Instant::now();
         let all = view::sandboxes(&self.inner.cri, &view::PodFilter::default()).await?;
+        // Every podstart sandbox on the node, whoever's: from now on a start
+        // of a pod none of them carries needs no look-up.
+        self.inner.sandboxes.fill(all.iter().filter_map(|s| {
+            let m = s.metadata.as_ref()?;
+            Some((m.uid.clone(), crate::state::pod_name(&m.namespace, &m.name)))
+        }));
         let mut by_uid: HashMap<String, Vec<cri::PodSandbox>> = HashMap::new();
         for s in all {
             let uid = s
@@ -280,7 +286,9 @@ impl Starter {
         found: &str,
     ) -> Outcome {
         let began = Instant::now();
-        let result = self.run_start_steps(req, sink, guard, None).await;
+        let result = self
+            .run_start_steps(req, sink, guard, super::pod::Known::Unlisted)
+            .await;
         let outcome = match &result {
             Ok(_) => Outcome::Started(found.to_string()),
             Err(e) => Outcome::Failed(format!("{found}: the start failed: {e}")),

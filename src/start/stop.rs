@@ -177,6 +177,8 @@ impl Starter {
             stopped.sandbox_id.clone_from(&sandbox.id);
         }
 
+        // Every sandbox of the uid is gone (the pod's lock is held).
+        self.inner.sandboxes.forget(&pod.uid);
         // The pod's volumes, once nothing runs with them.
         self.tear_down_volumes(&pod.uid, sink).await;
         // Its sandboxes are gone: the pod no longer counts on the node.

@@ -9,11 +9,14 @@
 //!   a new pod against its allocatable amounts.
 //! - [`readiness`]: which containers are ready, as the probes said; kept in
 //!   memory (the runtime knows nothing of it).
+//! - [`sandboxes`]: which uids and names certainly have no sandbox on the
+//!   node, so a new pod's start skips the identity look-ups.
 //! - [`view`]: pods and containers as the runtime reports them, found through
 //!   the CRI labels podstart sets — so it holds after a podstart restart.
 pub mod inflight;
 pub mod ledger;
 pub mod readiness;
+pub mod sandboxes;
 pub mod view;
 
 use std::{

@@ -184,6 +184,9 @@ impl Harness {
             metrics: metrics.clone(),
             pleg: tuning.pleg,
         });
+        // As `serve` does once the runtime answers: the node's pods are
+        // looked for (none on a new sim) and its sandbox index filled.
+        starter.recover().await.unwrap();
         let service = PodStarterService::new(starter.clone(), TaskTracker::new())
             .max_concurrent_starts(max_concurrent_starts)
             .authorizer(authz);

@@ -45,7 +45,7 @@ async fn a_hung_call_fails_with_deadline_exceeded_naming_the_operation() {
 async fn unavailable_twice_then_ok_is_retried() {
     let h = Harness::new().await;
     h.sim.faults().set(
-        "ListPodSandbox",
+        "PodSandboxStatus",
         Fault {
             error: Some(Code::Unavailable),
             times: Some(2),
@@ -67,11 +67,11 @@ async fn unavailable_twice_then_ok_is_retried() {
     );
     let text = h.metrics.encode();
     assert!(
-        text.contains("podstart_runtime_retries_total{operation_type=\"list_podsandbox\"} 2"),
+        text.contains("podstart_runtime_retries_total{operation_type=\"podsandbox_status\"} 2"),
         "{text}"
     );
     assert!(text.contains(
-        "podstart_runtime_operations_errors_total{code=\"Unavailable\",operation_type=\"list_podsandbox\"} 2"
+        "podstart_runtime_operations_errors_total{code=\"Unavailable\",operation_type=\"podsandbox_status\"} 2"
     ));
 }
 

@@ -1,11 +1,13 @@
 //! The CRI calls one StartPod makes: what a hand-written client needs, and
-//! no look-up more when nothing of the pod exists yet.
+//! no look-up more when nothing of the pod exists yet (the node's sandbox
+//! index, filled by recovery, says so); look-ups again when it may.
 use std::{collections::BTreeMap, time::Duration};
 
 use podstart::pleg::PlegConfig;
 use podstart::proto::v1::start_event::Payload;
 
-use crate::common::{Harness, container, exiting, pod, request, terminal};
+use crate::common::{Harness, container, exiting, pod, reasons, request, terminal};
+use crate::direct;
 
 const METHODS: &[&str] = &[
     "ContainerStatus",
@@ -77,7 +79,6 @@ async fn a_new_one_container_pod_costs_its_calls_and_no_more() {
         BTreeMap::from([
             ("CreateContainer", 1),
             ("ImageStatus", 1),
-            ("ListPodSandbox", 2),
             ("PodSandboxStatus", 1),
             ("RunPodSandbox", 1),
             ("StartContainer", 1),
@@ -107,10 +108,83 @@ async fn an_init_and_two_app_containers_share_one_image_look_up() {
             ("ContainerStatus", 2),
             ("CreateContainer", 3),
             ("ImageStatus", 1),
-            ("ListPodSandbox", 2),
             ("PodSandboxStatus", 1),
             ("RunPodSandbox", 1),
             ("StartContainer", 3),
         ])
     );
+}
+
+#[tokio::test]
+async fn a_pod_the_node_has_seen_is_looked_up_again() {
+    let h = quiet().await;
+    let spec = pod("rt-3", "rt-u3", vec![container("app")]);
+    let events = h.start(request(spec.clone())).await.unwrap();
+    assert!(matches!(terminal(&events), Payload::PodStarted(_)));
+    // The same pod again: its sandbox is on the node, so the identity
+    // look-ups run and the sandbox is adopted.
+    let before = counts(&h);
+    let events = h.start(request(spec)).await.unwrap();
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(p) if p.already_running),
+        "{events:?}"
+    );
+    let made = delta(&before, &counts(&h));
+    assert_eq!(made.get("ListPodSandbox"), Some(&2), "{made:?}");
+    assert_eq!(made.get("RunPodSandbox"), None, "{made:?}");
+
+    // Stopped, it is gone from the node: a new start needs no look-up.
+    h.stop("rt-u3").await.unwrap();
+    let before = counts(&h);
+    let events = h
+        .start(request(pod("rt-3", "rt-u3", vec![container("app")])))
+        .await
+        .unwrap();
+    assert!(matches!(terminal(&events), Payload::PodStarted(_)));
+    let made = delta(&before, &counts(&h));
+    assert_eq!(made.get("ListPodSandbox"), None, "{made:?}");
+    assert_eq!(made.get("RunPodSandbox"), Some(&1), "{made:?}");
+}
+
+#[tokio::test]
+async fn a_sandbox_another_process_made_is_found_by_its_name_and_adopted() {
+    let h = quiet().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A second podstart on the same runtime, after this one filled its
+    // index: this one does not know the pod.
+    let other = direct::starter(&h, &dir.path().join("state"), &dir.path().join("pods"));
+    let spec = pod("rt-4", "rt-u4", vec![container("app")]);
+    let events = direct::start(&other, spec.clone()).await;
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(_)),
+        "{events:?}"
+    );
+    let runs = h.sim.calls("RunPodSandbox");
+
+    let events = h.start(request(spec)).await.unwrap();
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(p) if p.already_running),
+        "{events:?}"
+    );
+    let said = reasons(&events);
+    assert!(
+        said.contains(&("pod".to_string(), "SandboxReady".to_string())),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|(_, r)| r == "FailedCreatePodSandBox"),
+        "{said:?}"
+    );
+    // One RunPodSandbox refused for the name, then the listing adopted.
+    assert_eq!(h.sim.calls("RunPodSandbox"), runs + 1);
+    let left = podstart::state::view::sandboxes(
+        h.starter.cri(),
+        &podstart::state::view::PodFilter {
+            uid: Some("rt-u4".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
 }

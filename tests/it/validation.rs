@@ -22,6 +22,8 @@ fn mount(container_path: &str, host_path: &str) -> Mount {
 #[tokio::test]
 async fn each_bad_field_is_named_and_nothing_reaches_the_runtime() {
     let h = Harness::new().await;
+    // What the harness's recovery at start-up called.
+    let at_start = h.sim.calls("ListPodSandbox");
     let cases: Vec<(&str, StartPodRequest, &str)> = vec![
         (
             "name not DNS-1123",
@@ -100,6 +102,6 @@ async fn each_bad_field_is_named_and_nothing_reaches_the_runtime() {
         );
     }
     assert_eq!(h.sim.calls("RunPodSandbox"), 0);
-    assert_eq!(h.sim.calls("ListPodSandbox"), 0);
+    assert_eq!(h.sim.calls("ListPodSandbox"), at_start);
     assert_eq!(h.sim.calls("ImageStatus"), 0);
 }
