@@ -37,9 +37,9 @@ say "non-Rust clients: Python grpcio and grpcurl over the unix socket and mTLS T
 scripts/clients-test.sh target/debug/podstart
 
 # PODSTART_FUZZ_SECONDS=0 leaves the fuzzing step out.
-if [ "${PODSTART_FUZZ_SECONDS:-60}" != 0 ]; then
-  say "fuzzing: each target for ${PODSTART_FUZZ_SECONDS:-60}s from the seed corpus"
-  scripts/fuzz.sh "${PODSTART_FUZZ_SECONDS:-60}"
+if [ "${PODSTART_FUZZ_SECONDS:-30}" != 0 ]; then
+  say "fuzzing: each target for ${PODSTART_FUZZ_SECONDS:-30}s from the seed corpus"
+  scripts/fuzz.sh "${PODSTART_FUZZ_SECONDS:-30}"
 fi
 
 say "image, Helm chart, alerts and dashboard"
