@@ -509,10 +509,17 @@ impl Starter {
                 // A failed RunPodSandbox can leave a NOTREADY sandbox that
                 // keeps the name reserved: clean it so a later start works.
                 if let Ok(left) = view::sandboxes(cri, &filter).await {
+                    let mut cleaned = true;
                     for s in left {
                         if let Err(err) = remove_sandbox(cri, &s.id).await {
                             tracing::warn!(sandbox = %s.id, error = %err, "cleaning a failed sandbox");
+                            cleaned = false;
                         }
+                    }
+                    // Nothing of the uid is left (its lock is held): the
+                    // index need not keep it, however many such starts come.
+                    if cleaned {
+                        self.inner.sandboxes.forget(&meta.uid);
                     }
                 }
                 // The start ends without a sandbox: no volume stays.

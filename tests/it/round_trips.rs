@@ -188,3 +188,32 @@ async fn a_sandbox_another_process_made_is_found_by_its_name_and_adopted() {
     .unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+#[tokio::test]
+async fn a_pod_whose_sandbox_could_not_be_made_is_not_looked_up_again() {
+    let h = quiet().await;
+    h.sim.faults().set(
+        "RunPodSandbox",
+        podstart::sim::Fault {
+            error: Some(tonic::Code::InvalidArgument),
+            times: Some(1),
+            ..Default::default()
+        },
+    );
+    let spec = pod("rt-5", "rt-u5", vec![container("app")]);
+    let events = h.start(request(spec.clone())).await.unwrap();
+    assert!(
+        matches!(terminal(&events), Payload::PodFailed(_)),
+        "{events:?}"
+    );
+    // The failed start cleaned up and left nothing of the uid: the index
+    // forgot it, so the next start needs no look-up either.
+    let before = counts(&h);
+    let events = h.start(request(spec)).await.unwrap();
+    assert!(
+        matches!(terminal(&events), Payload::PodStarted(_)),
+        "{events:?}"
+    );
+    let made = delta(&before, &counts(&h));
+    assert_eq!(made.get("ListPodSandbox"), None, "{made:?}");
+}
