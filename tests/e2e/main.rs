@@ -27,6 +27,10 @@ use tonic::transport::Channel;
 #[path = "../it/certs.rs"]
 mod certs;
 mod fields;
+// Fresh random layers on the lab's big-N images, so that no other pod on
+// the lab holds what a pull test must fetch.
+#[path = "../../benches/labkit/fresh_images.rs"]
+mod fresh_images;
 #[path = "../it/net.rs"]
 mod net;
 mod probes;
@@ -1004,14 +1008,16 @@ async fn e2e_wrong_or_missing_credentials_fail_with_the_auth_reason_then_back_of
 async fn e2e_three_uncached_images_pull_concurrently_with_progress() {
     let Some(lab) = lab() else { return };
     let d = Daemon::start_with(&lab, &["--image-pull-progress-interval", "100ms"], None).await;
-    let images: Vec<String> = ["big-1", "big-2", "big-3"]
-        .iter()
-        .map(|n| format!("{}/podstart-lab/{n}:1", registry()))
-        .collect();
-    for image in &images {
-        uncache(&d.cri, image).await;
-    }
+    // New layers per run: `big-N:1` may be held by another pod on the lab
+    // (unpacked, nothing left to fetch, so no progress to measure).
     let (name, uid) = unique("progress");
+    let mut images = Vec::new();
+    for n in ["big-1", "big-2", "big-3"] {
+        fresh_images::push_fresh(&registry(), n, &uid)
+            .await
+            .unwrap_or_else(|e| panic!("pushing a fresh {n}: {e}"));
+        images.push(format!("{}/podstart-lab/{n}:{uid}", registry()));
+    }
     let containers = images
         .iter()
         .enumerate()
