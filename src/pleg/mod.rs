@@ -363,7 +363,7 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
             (Some(_), true) => config.events_relist_period,
             (None, true) => config.relist_period,
         };
-        let next_relist = Instant::now() + period;
+        let mut next_relist = Instant::now() + period;
         loop {
             let could_reopen = stream.is_none() && missing.len() < 2;
             let woke = {
@@ -383,14 +383,12 @@ async fn run(shared: Arc<Shared>, cri: Cri, config: PlegConfig, stop: Cancellati
             };
             match woke {
                 Woke::RelistDue => break,
-                Woke::RelistAsked => {
-                    let earliest = last_relist.map_or(Instant::now(), |t| t + MIN_ASKED_RELIST_GAP);
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep_until(earliest) => {}
-                    }
-                    break;
-                }
+                Woke::RelistAsked => match asked_relist(last_relist, Instant::now()) {
+                    None => break,
+                    // Meanwhile events are still read: an exit waited on
+                    // must not queue behind another container's news.
+                    Some(earliest) => next_relist = next_relist.min(earliest),
+                },
                 Woke::Events(Next::Changes(changes)) => {
                     delivered = true;
                     shared.apply(changes);
@@ -428,6 +426,14 @@ enum Woke {
     Events(Next),
 }
 
+/// When a relist an event asked for may run: `None` now, else no sooner
+/// than [`MIN_ASKED_RELIST_GAP`] after the last one — a time to relist at,
+/// never a pause in reading events.
+fn asked_relist(last_relist: Option<Instant>, now: Instant) -> Option<Instant> {
+    let earliest = last_relist? + MIN_ASKED_RELIST_GAP;
+    (earliest > now).then_some(earliest)
+}
+
 /// Milliseconds from `at` (nanoseconds since the epoch) to now.
 fn lag_ms(at: i64) -> f64 {
     let now = std::time::SystemTime::now()
@@ -438,4 +444,24 @@ fn lag_ms(at: i64) -> f64 {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_asked_relist_runs_at_once_after_the_gap_and_is_scheduled_within_it() {
+        let now = Instant::now();
+        // Never relisted, or long ago: now.
+        assert_eq!(asked_relist(None, now), None);
+        assert_eq!(asked_relist(Some(now - MIN_ASKED_RELIST_GAP), now), None);
+        // Within the gap: a time to relist at (the loop keeps reading
+        // events until then), exactly the gap after the last relist.
+        let last = now - Duration::from_millis(50);
+        assert_eq!(
+            asked_relist(Some(last), now),
+            Some(last + MIN_ASKED_RELIST_GAP)
+        );
+    }
 }
