@@ -10,7 +10,9 @@
 //! `PODSTART_BENCH_ROUNDS` (default 20, smoke 2),
 //! `PODSTART_BENCH_DIRECT_SANDBOX_SECCOMP=1` (the direct client gives its
 //! sandbox the RuntimeDefault seccomp profile, as the kubelet and podstart
-//! do: shows what that profile costs RunPodSandbox).
+//! do: shows what that profile costs RunPodSandbox),
+//! `PODSTART_BENCH_SERVE_LOG` (the `podstart serve` process's `--log-level`,
+//! default `warn`; its log goes to this bench's stderr).
 //!
 //! The direct side makes only the calls a hand-written client needs, with
 //! only metadata, image, command, log directory/path and the default Linux

@@ -234,7 +234,7 @@ impl Server {
                 "--runtime-endpoint",
                 runtime,
                 "--log-level",
-                "warn",
+                &std::env::var("PODSTART_BENCH_SERVE_LOG").unwrap_or_else(|_| "warn".into()),
             ])
             .arg(format!("--listen=unix://{}", socket.display()))
             .arg("--pod-log-root")
