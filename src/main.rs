@@ -9,7 +9,8 @@ use podstart::{cli::commands, server, sim, telemetry};
 /// mimalloc instead of glibc's malloc: a start allocates and frees many
 /// small buffers (protobuf messages, HTTP/2 frames, events) across worker
 /// threads, where glibc's arenas spent a fifth of the serve process's CPU
-/// under load (BENCHMARKS.md, "Allocator") and kept freed memory resident.
+/// under load (BENCHMARKS.md, scenario (d)). Built without transparent
+/// huge pages (`no_thp`), which doubled the idle RSS.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
